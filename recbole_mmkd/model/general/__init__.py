@@ -1,0 +1,7 @@
+"""ID-based and multimodal backbones."""
+
+from recbole_mmkd.model.general.bpr import BPR
+from recbole_mmkd.model.general.lightgcn import LightGCN
+from recbole_mmkd.model.general.vbpr import VBPR
+
+__all__ = ["BPR", "VBPR", "LightGCN"]

@@ -1,0 +1,26 @@
+"""User-item graph operators, built once per dataset."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+
+def normalized_adjacency(interactions: sp.coo_matrix) -> torch.Tensor:
+    """Symmetrically normalised bipartite adjacency ``D^-1/2 A D^-1/2`` as a sparse tensor.
+
+    ``interactions`` is the ``(n_users, n_items)`` training matrix; the result is square over
+    ``n_users + n_items`` nodes, users first. Isolated nodes keep zero rows.
+    """
+    n_users, n_items = interactions.shape
+    rows = np.concatenate([interactions.row, interactions.col + n_users])
+    cols = np.concatenate([interactions.col + n_users, interactions.row])
+    n = n_users + n_items
+    degree = np.bincount(rows, minlength=n).astype(np.float32)
+    inv_sqrt = np.zeros_like(degree)
+    np.divide(1.0, np.sqrt(degree), out=inv_sqrt, where=degree > 0)
+    values = inv_sqrt[rows] * inv_sqrt[cols]
+    index = torch.from_numpy(np.vstack([rows, cols]).astype(np.int64))
+    values_t = torch.from_numpy(values)
+    return torch.sparse_coo_tensor(index, values_t, (n, n), check_invariants=True).coalesce()

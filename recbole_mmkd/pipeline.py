@@ -1,0 +1,115 @@
+"""One run = (dataset, model, config, seed) -> RunResult on disk."""
+
+from __future__ import annotations
+
+import logging
+import platform
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import recbole
+import torch
+from recbole.data import data_preparation
+from recbole.utils import init_seed
+from recbole.utils.logger import RemoveColorFilter
+
+import recbole_mmkd
+from recbole_mmkd.config import build_config, config_hash, hashable_config
+from recbole_mmkd.data import MultimodalDataset
+from recbole_mmkd.model import get_model
+from recbole_mmkd.result import RunResult, run_dir_for
+from recbole_mmkd.trainer import MMKDTrainer
+
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def _log_to(path: Path):
+    """Send everything logged during the run (RecBole logs to the root logger) to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.addFilter(RemoveColorFilter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    previous = root.level
+    root.setLevel(min(previous, logging.INFO) if previous else logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+        handler.close()
+
+
+def run_one(
+    model: str,
+    dataset: str,
+    seed: int,
+    out_root: Path,
+    overrides: dict[str, Any] | None = None,
+    data_path: Path | None = None,
+    reuse: bool = True,
+) -> RunResult:
+    """Train ``model`` on ``dataset`` with ``seed``, select on validation, test once, save.
+
+    With ``reuse``, a RunResult already on disk for the same config hash and seed is loaded
+    instead of re-trained.
+    """
+    config = build_config(model, dataset, {**(overrides or {}), "seed": seed}, data_path)
+    digest = config_hash(config)
+    run_dir = run_dir_for(out_root, dataset, model, digest, seed)
+    if reuse and (run_dir / "result.json").is_file():
+        logger.info("reusing %s", run_dir)
+        return RunResult.load(run_dir)
+
+    log_file = Path(out_root) / "logs" / dataset / model / f"{digest}-seed-{seed}.log"
+    with _log_to(log_file):
+        init_seed(seed, config["reproducibility"])
+        data = MultimodalDataset(config)
+        train_data, valid_data, test_data = data_preparation(config, data)
+        init_seed(seed, config["reproducibility"])
+        net = get_model(model)(config, train_data.dataset).to(config["device"])
+        trainer = MMKDTrainer(config, net)
+        fit = trainer.fit(train_data, valid_data)
+        test = trainer.evaluate_full(test_data)
+
+    result = RunResult(
+        dataset=dataset,
+        model=model,
+        seed=seed,
+        config_hash=digest,
+        config=hashable_config(config),
+        valid_metric=config["valid_metric"].lower(),
+        best_epoch=fit.best_epoch,
+        epochs_run=fit.epochs_run,
+        valid_curve=fit.curve,
+        best_valid=fit.best_valid,
+        test=test.means,
+        n_params=sum(p.numel() for p in net.parameters() if p.requires_grad),
+        train_seconds=fit.train_seconds,
+        valid_seconds=fit.valid_seconds,
+        test_seconds=test.seconds,
+        n_test_users=len(test.user_ids),
+        data_summary=getattr(data, "data_summary", {}),
+        environment={
+            "recbole_mmkd": recbole_mmkd.__version__,
+            "recbole": recbole.__version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "device": str(config["device"]),
+        },
+        test_user_ids=data.id2token(data.uid_field, test.user_ids).astype("int64"),
+        test_per_user=test.per_user,
+    )
+    result.save(run_dir)
+    logger.info(
+        "%s %s seed %d: best epoch %d, test %s",
+        dataset,
+        model,
+        seed,
+        fit.best_epoch,
+        ", ".join(f"{k} {v:.4f}" for k, v in test.means.items() if k.endswith("@20")),
+    )
+    return result

@@ -1,0 +1,1 @@
+"""Reports over RunResults: leaderboards (significance tests and figures come later)."""

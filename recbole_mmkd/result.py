@@ -1,0 +1,89 @@
+"""RunResult: everything one (dataset, model, config, seed) run produced, on disk.
+
+A run directory holds ``result.json`` (config, curves, means, timings) and ``per_user.npz``
+(the raw user ids of the test users and one metric vector per metric, aligned with them). It is
+written to a temporary sibling and renamed into place, so a reader sees a whole run or none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULT_FILE = "result.json"
+PER_USER_FILE = "per_user.npz"
+
+
+@dataclass
+class RunResult:
+    dataset: str
+    model: str
+    seed: int
+    config_hash: str
+    config: dict[str, Any]
+    valid_metric: str
+    best_epoch: int
+    epochs_run: int
+    valid_curve: list[dict[str, float]]
+    best_valid: dict[str, float]
+    test: dict[str, float]
+    n_params: int
+    train_seconds: float
+    valid_seconds: float
+    test_seconds: float
+    n_test_users: int
+    data_summary: dict[str, Any]
+    environment: dict[str, str]
+    test_user_ids: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))
+    test_per_user: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+
+    @property
+    def test_seconds_per_1k_users(self) -> float:
+        return 1000.0 * self.test_seconds / max(self.n_test_users, 1)
+
+    def save(self, run_dir: Path) -> Path:
+        """Write atomically into ``run_dir`` (replacing an older result there)."""
+        run_dir = Path(run_dir)
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = run_dir.with_name(f".{run_dir.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        meta = asdict(self)
+        meta.pop("test_user_ids")
+        meta.pop("test_per_user")
+        (tmp / RESULT_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+        np.savez_compressed(tmp / PER_USER_FILE, user_ids=self.test_user_ids, **self.test_per_user)
+        if run_dir.exists():
+            old = run_dir.with_name(f".{run_dir.name}.old-{os.getpid()}")
+            run_dir.rename(old)
+            tmp.rename(run_dir)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(run_dir)
+        return run_dir
+
+    @classmethod
+    def load(cls, run_dir: Path) -> RunResult:
+        run_dir = Path(run_dir)
+        meta = json.loads((run_dir / RESULT_FILE).read_text())
+        with np.load(run_dir / PER_USER_FILE) as arrays:
+            meta["test_user_ids"] = arrays["user_ids"]
+            meta["test_per_user"] = {k: arrays[k] for k in arrays.files if k != "user_ids"}
+        return cls(**meta)
+
+
+def run_dir_for(root: Path, dataset: str, model: str, config_hash: str, seed: int) -> Path:
+    return Path(root) / dataset / model / config_hash / f"seed-{seed}"
+
+
+def find_results(root: Path) -> list[Path]:
+    """Every complete run directory under ``root`` (temporary ones are hidden, so skipped)."""
+    return sorted(
+        p.parent for p in Path(root).rglob(RESULT_FILE) if not p.parent.name.startswith(".")
+    )

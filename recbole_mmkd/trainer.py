@@ -1,0 +1,155 @@
+"""Trainer: validation-only model selection, best state in memory, per-user test metrics."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from time import perf_counter
+
+import numpy as np
+import torch
+from recbole.data.dataloader import FullSortEvalDataLoader
+from recbole.evaluator import Collector, Evaluator
+from recbole.trainer import Trainer
+from recbole.trainer.trainer import AbstractTrainer
+from recbole.utils import calculate_valid_score, early_stopping
+
+from recbole_mmkd.metrics import per_user_topk
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_valid: dict[str, float]
+    curve: list[dict[str, float]] = field(default_factory=list)
+    epochs_run: int = 0
+    train_seconds: float = 0.0
+    valid_seconds: float = 0.0
+
+
+@dataclass
+class Evaluation:
+    means: dict[str, float]
+    per_user: dict[str, np.ndarray]
+    user_ids: np.ndarray  # RecBole internal ids, one per evaluated user, aligned with per_user
+    seconds: float
+
+
+class MMKDTrainer(Trainer):
+    """RecBole Trainer without disk checkpoints, TensorBoard or test-set selection.
+
+    - Early stopping and best-epoch choice use only ``valid_metric`` on the validation split.
+    - The best state dict is kept in memory: no ``torch.load`` of pickled configs (which fails
+      under torch >= 2.6) and no checkpoint files for parallel runs to overwrite.
+    - :meth:`evaluate_full` returns the means and the per-user metric vectors.
+    - Nothing is written to the working directory (RecBole's Trainer creates ``saved/`` and
+      ``log_tensorboard/`` there).
+    """
+
+    def __init__(self, config, model) -> None:
+        AbstractTrainer.__init__(self, config, model)
+        self.logger = logging.getLogger()
+        self.learner = config["learner"]
+        self.learning_rate = config["learning_rate"]
+        self.weight_decay = config["weight_decay"]
+        self.epochs = config["epochs"]
+        self.eval_step = min(config["eval_step"], self.epochs)
+        self.stopping_step = config["stopping_step"]
+        self.clip_grad_norm = config["clip_grad_norm"]
+        self.valid_metric = config["valid_metric"].lower()
+        self.valid_metric_bigger = config["valid_metric_bigger"]
+        self.test_batch_size = config["eval_batch_size"]
+        self.device = config["device"]
+        self.gpu_available = self.device.type == "cuda"
+        self.enable_amp = config["enable_amp"]
+        self.enable_scaler = self.gpu_available and config["enable_scaler"]
+        self.optimizer = self._build_optimizer()
+        self.eval_collector = Collector(config)
+        self.evaluator = Evaluator(config)
+        self.item_tensor = None
+        self.tot_item_num = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def _save_checkpoint(self, epoch: int, verbose: bool = True, **kwargs) -> None:
+        self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def fit(self, train_data, valid_data, callback=None) -> FitResult:  # type: ignore[override]
+        """Train until ``epochs`` or early stop; the model ends holding its best-validation state.
+
+        ``callback(epoch, valid_score, valid_result)`` runs after every validation.
+        """
+        self.eval_collector.data_collect(train_data)
+        best_score = -np.inf if self.valid_metric_bigger else np.inf
+        bad_steps = 0
+        result = FitResult(best_epoch=-1, best_valid={})
+        for epoch in range(self.epochs):
+            start = perf_counter()
+            losses = self._train_epoch(train_data, epoch)
+            result.train_seconds += perf_counter() - start
+            result.epochs_run = epoch + 1
+            loss = float(sum(losses)) if isinstance(losses, tuple) else float(losses)
+            if (epoch + 1) % self.eval_step:
+                continue
+            start = perf_counter()
+            valid_result = self.evaluate(valid_data)
+            result.valid_seconds += perf_counter() - start
+            score = calculate_valid_score(valid_result, self.valid_metric)
+            best_score, bad_steps, stop, improved = early_stopping(
+                score, best_score, bad_steps, self.stopping_step, self.valid_metric_bigger
+            )
+            result.curve.append({"epoch": epoch, "loss": loss, **valid_result})
+            if improved:
+                self._save_checkpoint(epoch)
+                result.best_epoch, result.best_valid = epoch, dict(valid_result)
+            self.logger.info(
+                "epoch %d loss %.4f valid %s %.5f%s",
+                epoch,
+                loss,
+                self.valid_metric,
+                score,
+                " *" if improved else "",
+            )
+            if callback is not None:
+                callback(epoch, score, valid_result)
+            if stop:
+                break
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        return result
+
+    @torch.no_grad()
+    def evaluate(self, eval_data, load_best_model=False, model_file=None, show_progress=False):
+        """Mean metrics on ``eval_data`` for the model as it is now (RecBole's signature)."""
+        return self.evaluate_full(eval_data).means
+
+    @torch.no_grad()
+    def evaluate_full(self, eval_data) -> Evaluation:
+        """Full-sort evaluation: means (RecBole's evaluator) and per-user vectors."""
+        if not isinstance(eval_data, FullSortEvalDataLoader):
+            raise TypeError("only full-sort evaluation is supported (eval_args.mode: full)")
+        if max(self.config["topk"]) >= eval_data._dataset.item_num:
+            raise ValueError(
+                f"topk {self.config['topk']} needs more items than the dataset's "
+                f"{eval_data._dataset.item_num - 1}; lower `topk`"
+            )
+        start = perf_counter()
+        self.model.eval()  # drops any cached representations; the first batch recomputes them
+        self.tot_item_num = eval_data._dataset.item_num
+        if self.item_tensor is None:
+            self.item_tensor = eval_data._dataset.get_item_feature().to(self.device)
+        uid_field = eval_data._dataset.uid_field
+        user_ids = []
+        for batched_data in eval_data:
+            interaction, scores, positive_u, positive_i = self._full_sort_batch_eval(batched_data)
+            self.eval_collector.eval_batch_collect(scores, interaction, positive_u, positive_i)
+            user_ids.append(interaction[uid_field].cpu())
+        self.eval_collector.model_collect(self.model)
+        struct = self.eval_collector.get_data_struct()
+        means = self.evaluator.evaluate(struct)
+        seconds = perf_counter() - start
+        per_user = per_user_topk(
+            struct.get("rec.topk"), self.config["metrics"], self.config["topk"]
+        )
+        return Evaluation(dict(means), per_user, torch.cat(user_ids).numpy(), seconds)

@@ -1,0 +1,160 @@
+#!/usr/bin/env python
+"""recbole-mmkd command line.
+
+python run_benchmark.py run                        # default leaderboard on the shipped TikTok
+python run_benchmark.py run --dataset ml-100k-mm --models BPR LightGCN VBPR --seeds 1 2 3
+python run_benchmark.py leaderboard results/default
+python run_benchmark.py import --format mmrec SRC NAME
+python run_benchmark.py extract-text-features NAME --items FILE --text-columns title
+python run_benchmark.py build-ml100k-mm
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+import recbole_mmkd  # noqa: F401  (compat shims before recbole)
+from recbole_mmkd.config import DATASETS, ROOT
+from recbole_mmkd.data.files import DataError
+
+DEFAULT_MODELS = ["BPR", "LightGCN", "VBPR"]
+DEFAULT_SEEDS = [2020, 2021, 2022]
+
+
+def _parse_overrides(pairs: list[str]) -> dict:
+    """``key=value`` pairs, values parsed as YAML (numbers, lists, booleans)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects key=value, got {pair!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from recbole_mmkd.pipeline import run_one
+    from recbole_mmkd.report.leaderboard import leaderboard, load_results, to_markdown
+
+    out = Path(args.out)
+    overrides = _parse_overrides(args.set)
+    start = time.perf_counter()
+    for model in args.models:
+        for seed in args.seeds:
+            logging.info("== %s / %s / seed %d", args.dataset, model, seed)
+            run_one(model, args.dataset, seed, out, overrides, args.data_path, reuse=not args.force)
+    results = [r for r in load_results(out) if r.dataset == args.dataset and r.model in args.models]
+    table = leaderboard(results)
+    text = to_markdown(table)
+    (out / f"leaderboard-{args.dataset}.md").write_text(text + "\n")
+    table.to_csv(out / f"leaderboard-{args.dataset}.csv", index=False)
+    print(text)
+    print(f"\n{len(results)} runs in {out}; {time.perf_counter() - start:.0f} s")
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> None:
+    from recbole_mmkd.report.leaderboard import leaderboard, load_results, to_markdown
+
+    print(to_markdown(leaderboard(load_results(Path(args.results)))))
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    from recbole_mmkd.data.importers import import_dataset
+
+    dest = import_dataset(
+        args.format,
+        Path(args.src),
+        args.name,
+        Path(args.dest),
+        args.overwrite,
+        args.valid_ratio,
+        args.seed,
+    )
+    print(f"imported into {dest}")
+
+
+def cmd_extract_text(args: argparse.Namespace) -> None:
+    from recbole_mmkd.data.text import extract_text_features
+
+    data_dir = Path(args.data_path) / args.name
+    path = extract_text_features(
+        data_dir, args.name, Path(args.items), args.text_columns, args.modality
+    )
+    print(f"wrote {path}")
+
+
+def cmd_build_ml100k(args: argparse.Namespace) -> None:
+    from recbole_mmkd.data.movielens import build
+
+    print(f"built {build(Path(args.dest), args.overwrite)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every epoch")
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="train models on a dataset for several seeds, then rank them")
+    run.add_argument("--dataset", default="tiktok")
+    run.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
+    run.add_argument("--seeds", nargs="+", type=int, default=DEFAULT_SEEDS)
+    run.add_argument("--out", default=str(ROOT / "results" / "default"))
+    run.add_argument("--data-path", default=str(DATASETS))
+    run.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    run.add_argument("--force", action="store_true", help="re-train runs already on disk")
+    run.set_defaults(func=cmd_run)
+
+    board = sub.add_parser("leaderboard", help="print the leaderboard of a results folder")
+    board.add_argument("results")
+    board.set_defaults(func=cmd_leaderboard)
+
+    imp = sub.add_parser("import", help="convert a public layout into dataset/NAME")
+    imp.add_argument("--format", required=True, choices=["mmrec", "sgfd", "mmssl"])
+    imp.add_argument("src")
+    imp.add_argument("name")
+    imp.add_argument("--dest", default=str(DATASETS))
+    imp.add_argument("--overwrite", action="store_true")
+    imp.add_argument("--valid-ratio", type=float, default=0.1, help="sgfd: share of train -> valid")
+    imp.add_argument("--seed", type=int, default=0, help="sgfd: seed of the validation draw")
+    imp.set_defaults(func=cmd_import)
+
+    text = sub.add_parser("extract-text-features", help="embed item texts (needs the 'text' extra)")
+    text.add_argument("name")
+    text.add_argument("--items", required=True, help="TSV with itemID and text columns")
+    text.add_argument("--text-columns", nargs="+", required=True)
+    text.add_argument("--modality", default="text")
+    text.add_argument("--data-path", default=str(DATASETS))
+    text.set_defaults(func=cmd_extract_text)
+
+    ml = sub.add_parser(
+        "build-ml100k-mm", help="rebuild dataset/ml-100k-mm (needs the 'text' extra)"
+    )
+    ml.add_argument("--dest", default=str(DATASETS))
+    ml.add_argument("--overwrite", action="store_true")
+    ml.set_defaults(func=cmd_build_ml100k)
+
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["run", *(argv or [])])
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    logging.getLogger("recbole_mmkd").setLevel(logging.INFO)
+    try:
+        args.func(args)
+    except (DataError, FileExistsError, ImportError, KeyError) as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()

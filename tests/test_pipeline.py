@@ -1,0 +1,106 @@
+"""One run end to end: validation-only selection, RunResult on disk, reuse, clean cwd."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+from conftest import fast
+
+from recbole_mmkd.config import build_config
+from recbole_mmkd.pipeline import run_one
+from recbole_mmkd.report.leaderboard import leaderboard, load_results, to_markdown
+from recbole_mmkd.result import RunResult, find_results
+
+
+@pytest.fixture
+def in_tmp_cwd(tmp_path, monkeypatch):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    return cwd
+
+
+def test_run_one_writes_and_reuses(toy, tmp_path, in_tmp_cwd):
+    out = tmp_path / "results"
+    result = run_one("LightGCN", "toy", 7, out, fast(epochs=4, stopping_step=1), data_path=toy)
+    assert os.listdir(in_tmp_cwd) == []  # no log/, saved/, log_tensorboard/ in the working dir
+    [run_dir] = find_results(out)
+    loaded = RunResult.load(run_dir)
+    assert loaded.test == result.test and loaded.seed == 7 and loaded.model == "LightGCN"
+    for key, mean in loaded.test.items():
+        assert loaded.test_per_user[key].mean() == pytest.approx(mean, abs=1e-9)
+    assert sorted(loaded.test_user_ids.tolist()) == list(range(40))  # raw user ids
+    assert loaded.n_params == 2 * (41 + 31) * 64 // 2
+    assert loaded.train_seconds > 0 and loaded.test_seconds > 0
+
+    # selection uses validation only: the best epoch is the (last) argmax of the valid curve
+    scores = [row[loaded.valid_metric] for row in loaded.valid_curve]
+    assert (
+        loaded.best_epoch
+        == loaded.valid_curve[len(scores) - 1 - int(np.argmax(scores[::-1]))]["epoch"]
+    )
+    assert loaded.best_valid[loaded.valid_metric] == max(scores)
+
+    again = run_one("LightGCN", "toy", 7, out, fast(epochs=4, stopping_step=1), data_path=toy)
+    assert again.train_seconds == loaded.train_seconds  # loaded, not re-trained
+    assert len(find_results(out)) == 1
+
+
+def test_model_state_is_best_validation_state(toy, tmp_path):
+    from recbole.data import data_preparation
+    from recbole.utils import init_seed
+
+    from recbole_mmkd.data import MultimodalDataset
+    from recbole_mmkd.model import get_model
+    from recbole_mmkd.trainer import MMKDTrainer
+
+    config = build_config("BPR", "toy", fast(epochs=6, learning_rate=0.05), data_path=toy)
+    init_seed(0, True)
+    train, valid, _ = data_preparation(config, MultimodalDataset(config))
+    trainer = MMKDTrainer(config, get_model("BPR")(config, train.dataset))
+    fit = trainer.fit(train, valid)
+    assert trainer.evaluate(valid) == fit.best_valid
+
+
+def test_config_ignores_command_line(toy, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["pytest", "--epochs=999", "--learning_rate=9"])
+    config = build_config("BPR", "toy", fast(), data_path=toy)
+    assert config["epochs"] == 2 and config["learning_rate"] == 0.001
+
+
+def test_config_leaves_cuda_visible_devices(toy, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    build_config("BPR", "toy", {"gpu_id": "0"}, data_path=toy)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"
+
+
+def test_config_hash_tracks_settings_not_seed(toy):
+    from recbole_mmkd.config import config_hash
+
+    base = config_hash(build_config("BPR", "toy", fast(seed=1), data_path=toy))
+    assert base == config_hash(build_config("BPR", "toy", fast(seed=2), data_path=toy))
+    assert base != config_hash(build_config("BPR", "toy", fast(reg_weight=0.5), data_path=toy))
+
+
+def test_leaderboard_over_seeds(toy, tmp_path):
+    out = tmp_path / "results"
+    for model in ("BPR", "VBPR"):
+        for seed in (1, 2):
+            run_one(model, "toy", seed, out, fast(), data_path=toy)
+    table = leaderboard(load_results(out))
+    assert list(table["seeds"]) == [2, 2]
+    assert set(table["model"]) == {"BPR", "VBPR"}
+    text = to_markdown(table)
+    assert "recall@20" in text and "±" in text
+
+
+def test_result_save_is_atomic_replace(tmp_path, toy):
+    result = run_one("BPR", "toy", 1, tmp_path / "r", fast(epochs=1), data_path=toy)
+    [run_dir] = find_results(tmp_path / "r")
+    result.best_epoch = 123
+    result.save(run_dir)
+    assert RunResult.load(run_dir).best_epoch == 123
+    assert [p.name for p in run_dir.parent.iterdir()] == [run_dir.name]  # no temp leftovers
