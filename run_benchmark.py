@@ -15,9 +15,11 @@ import argparse
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import yaml
+from recbole.utils.logger import RemoveColorFilter
 
 import recbole_mmkd  # noqa: F401  (compat shims before recbole)
 from recbole_mmkd.config import DATASETS, ROOT
@@ -144,12 +146,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["run", *(argv or [])])
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    logging.getLogger("recbole_mmkd").setLevel(logging.INFO)
+    console = logging.StreamHandler()
+    console.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    console.addFilter(RemoveColorFilter())
+    if not args.verbose:  # progress lines of this package and warnings; not RecBole's chatter
+        console.addFilter(
+            lambda r: r.levelno >= logging.WARNING or r.name.startswith("recbole_mmkd")
+        )
+    logging.basicConfig(level=logging.INFO, handlers=[console])
+    # RecBole 1.2.1 deprecation noise (pandas inplace fillna, torch.cuda.amp); see compat.py
+    warnings.filterwarnings("ignore", category=FutureWarning, module="recbole")
     try:
         args.func(args)
     except (DataError, FileExistsError, ImportError, KeyError) as err:

@@ -116,8 +116,9 @@ def carve_validation(users: np.ndarray, ratio: float, seed: int) -> np.ndarray:
         raise ValueError(f"valid_ratio must lie in (0, 1), got {ratio}")
     rng = np.random.default_rng(seed)
     labels = np.zeros(len(users), dtype=np.int64)
-    order = np.argsort(users, kind="stable")
-    boundaries = np.flatnonzero(np.diff(users[order])) + 1
+    codes = pd.factorize(users)[0]
+    order = np.argsort(codes, kind="stable")
+    boundaries = np.flatnonzero(np.diff(codes[order])) + 1
     for rows in np.split(order, boundaries):
         if len(rows) < 2:
             continue
