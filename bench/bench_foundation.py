@@ -63,9 +63,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
 
-    config, (train, valid, test), t_data, t_prep, mem = load("LightGCN")
+    config, (train, _, test), t_data, t_prep, mem = load("LightGCN")
     print(f"torch threads {torch.get_num_threads()}, device {config['device']}")
     print(
         f"[load] MultimodalDataset(tiktok): {t_data:.3f} s; + data_preparation: {t_prep:.3f} s; "

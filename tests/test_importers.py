@@ -116,11 +116,10 @@ def test_carve_validation_is_seeded_and_keeps_training_rows():
 def test_cli_error_is_one_line(tmp_path):
     bad = _mmrec_source(tmp_path / "bad")
     np.save(bad / "image_feat.npy", np.ones((5, 4), np.float32))  # fewer rows than items
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "run_benchmark.py"), "import", "--format", "mmrec", str(bad), "x",
-         "--dest", str(tmp_path / "out")],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    script = str(ROOT / "run_benchmark.py")
+    cmd = [sys.executable, script, "import", "--format", "mmrec", str(bad), "x"]
+    cmd += ["--dest", str(tmp_path / "out")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "'image'" in last and "Fix:" in last
