@@ -10,12 +10,16 @@ import numpy as np
 import scipy.sparse as sp
 
 # numpy 2 removed these aliases. recbole.config.Configurator.compatibility_settings() reads
-# np.float_, np.complex_ and np.unicode_ at every Config(), and Ray < 2.7 used np.bool8.
+# np.float_, np.complex_ and np.unicode_ at every Config() and then sets np.float, np.bool, ...;
+# recbole.evaluator.metrics (MRR, MAP, NDCG, GAUC) uses np.float and np.bool, so code that
+# computes metrics before any Config exists needs those too. Ray < 2.7 used np.bool8.
 for _alias, _target in {
     "float_": np.float64,
     "complex_": np.complex128,
     "unicode_": np.str_,
     "bool8": np.bool_,
+    "float": np.float64,
+    "bool": np.bool_,
 }.items():
     if not hasattr(np, _alias):
         setattr(np, _alias, _target)

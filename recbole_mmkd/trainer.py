@@ -19,6 +19,32 @@ from recbole_mmkd.metrics import per_user_topk
 logger = logging.getLogger(__name__)
 
 
+class TopkCollector(Collector):
+    """RecBole's Collector with a faster ``rec.topk`` for full-sort evaluation.
+
+    RecBole scatters the positives into a dense ``users x items`` int matrix, gathers the top-k
+    columns and sums every row for the positive count. Here the top-k (user, item) keys are
+    looked up among the positive keys and the positives are counted per user; the resulting
+    ``rec.topk`` matrix is identical. Other data (``rec.items``, ``rec.score``, ...) fall back
+    to RecBole's implementation.
+    """
+
+    _OTHER = ("rec.items", "rec.meanrank", "rec.score", "data.label")
+
+    def eval_batch_collect(self, scores_tensor, interaction, positive_u, positive_i) -> None:
+        if any(self.register.need(key) for key in self._OTHER):
+            super().eval_batch_collect(scores_tensor, interaction, positive_u, positive_i)
+            return
+        n_users, n_items = scores_tensor.shape
+        _, topk_idx = torch.topk(scores_tensor, max(self.topk), dim=-1)
+        device = scores_tensor.device
+        positive_u, positive_i = positive_u.to(device), positive_i.to(device)
+        rows = torch.arange(n_users, device=device).unsqueeze(1)
+        hits = torch.isin(rows * n_items + topk_idx, positive_u * n_items + positive_i)
+        pos_len = torch.bincount(positive_u, minlength=n_users).unsqueeze(1)
+        self.data_struct.update_tensor("rec.topk", torch.cat([hits.long(), pos_len], dim=1))
+
+
 @dataclass
 class FitResult:
     best_epoch: int
@@ -66,11 +92,13 @@ class MMKDTrainer(Trainer):
         self.enable_amp = config["enable_amp"]
         self.enable_scaler = self.gpu_available and config["enable_scaler"]
         self.optimizer = self._build_optimizer()
-        self.eval_collector = Collector(config)
+        self.eval_collector = TopkCollector(config)
         self.evaluator = Evaluator(config)
         self.item_tensor = None
         self.tot_item_num = None
         self.best_state: dict[str, torch.Tensor] | None = None
+        # Batches of each evaluation loader, built once: RecBole re-collates them every pass.
+        self._eval_batches: list[tuple[FullSortEvalDataLoader, list]] = []
 
     def _save_checkpoint(self, epoch: int, verbose: bool = True, **kwargs) -> None:
         self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -119,14 +147,22 @@ class MMKDTrainer(Trainer):
             self.model.load_state_dict(self.best_state)
         return result
 
+    def _batches(self, eval_data: FullSortEvalDataLoader) -> list:
+        for loader, batches in self._eval_batches:
+            if loader is eval_data:
+                return batches
+        batches = list(eval_data)
+        self._eval_batches.append((eval_data, batches))
+        return batches
+
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=False, model_file=None, show_progress=False):
         """Mean metrics on ``eval_data`` for the model as it is now (RecBole's signature)."""
-        return self.evaluate_full(eval_data).means
+        return self.evaluate_full(eval_data, per_user=False).means
 
     @torch.no_grad()
-    def evaluate_full(self, eval_data) -> Evaluation:
-        """Full-sort evaluation: means (RecBole's evaluator) and per-user vectors."""
+    def evaluate_full(self, eval_data, per_user: bool = True) -> Evaluation:
+        """Full-sort evaluation: means (RecBole's evaluator) and, if asked, per-user vectors."""
         if not isinstance(eval_data, FullSortEvalDataLoader):
             raise TypeError("only full-sort evaluation is supported (eval_args.mode: full)")
         if max(self.config["topk"]) >= eval_data._dataset.item_num:
@@ -141,7 +177,7 @@ class MMKDTrainer(Trainer):
             self.item_tensor = eval_data._dataset.get_item_feature().to(self.device)
         uid_field = eval_data._dataset.uid_field
         user_ids = []
-        for batched_data in eval_data:
+        for batched_data in self._batches(eval_data):
             interaction, scores, positive_u, positive_i = self._full_sort_batch_eval(batched_data)
             self.eval_collector.eval_batch_collect(scores, interaction, positive_u, positive_i)
             user_ids.append(interaction[uid_field].cpu())
