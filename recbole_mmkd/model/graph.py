@@ -31,3 +31,25 @@ def normalized_adjacency(interactions: sp.coo_matrix) -> torch.Tensor:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         return coo.to_sparse_csr()
+
+
+class _SymmetricSpMM(torch.autograd.Function):
+    """``A @ x`` for a symmetric sparse ``A``, whose backward is ``A @ grad`` (no transpose)."""
+
+    @staticmethod
+    def forward(ctx, adjacency: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+        ctx.adjacency = adjacency
+        return torch.sparse.mm(adjacency, dense)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
+        return None, torch.sparse.mm(ctx.adjacency, grad)
+
+
+def propagate(adjacency: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+    """One propagation step over a *symmetric* sparse adjacency (e.g. :func:`normalized_adjacency`).
+
+    Same values and gradients as ``torch.sparse.mm``; about 2x faster forward + backward on CPU,
+    because torch's CSR backward transposes the matrix on every call.
+    """
+    return _SymmetricSpMM.apply(adjacency, dense)

@@ -11,7 +11,7 @@ from torch import nn
 
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MMKDRecommender
-from recbole_mmkd.model.graph import normalized_adjacency
+from recbole_mmkd.model.graph import normalized_adjacency, propagate
 from recbole_mmkd.model.losses import l2_reg
 
 
@@ -45,7 +45,7 @@ class LightGCN(MMKDRecommender):
         ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
         layers = [ego]
         for _ in range(self.n_layers):
-            layers.append(torch.sparse.mm(self.adjacency, layers[-1]))
+            layers.append(propagate(self.adjacency, layers[-1]))
         final = torch.stack(layers).mean(0)
         return final.split([self.n_users, self.n_items])
 
