@@ -8,12 +8,15 @@ A dataset ``NAME`` lives in ``<data_path>/NAME/``:
 - ``NAME.labels.npy`` (optional): one non-negative integer category per itemID.
 
 Every check raises :class:`DataError`, whose message names the file, the field and the fix.
-Nothing here writes to disk.
+Writers (:func:`staged_folder`, :func:`write_interactions`) never leave a half-written dataset.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -264,3 +267,27 @@ def check_item_count(
             "the interactions of items without features",
         )
     return n_items
+
+
+@contextmanager
+def staged_folder(dest: Path, overwrite: bool = False) -> Iterator[Path]:
+    """A temporary sibling of ``dest`` to write a dataset into; it replaces ``dest`` only when
+    the block finishes without an error, and is removed in every case."""
+    dest = Path(dest)
+    if dest.exists() and not overwrite:
+        raise FileExistsError(f"{dest} exists; pass --overwrite to replace it")
+    tmp = dest.with_name(f".{dest.name}.staging")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.rename(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_interactions(frame: pd.DataFrame, path: Path) -> None:
+    """Write the ``userID itemID x_label`` columns of ``frame`` as a project ``.inter`` file."""
+    frame[[USER, ITEM, SPLIT]].to_csv(path, sep="\t", index=False)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -163,17 +162,10 @@ def import_dataset(
         raise files.DataError(
             src, "-", "source folder not found", "pass the folder holding the data"
         )
-    if dest.exists() and not overwrite:
-        raise FileExistsError(f"{dest} exists; pass --overwrite to replace it")
     frame, feature_paths, labels = _READERS[fmt](src, valid_ratio=valid_ratio, seed=seed)
 
-    tmp = dest.with_name(f".{name}.importing")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        frame[[files.USER, files.ITEM, files.SPLIT]].to_csv(
-            files.inter_path(tmp, name), sep="\t", index=False
-        )
+    with files.staged_folder(dest, overwrite) as tmp:
+        files.write_interactions(frame, files.inter_path(tmp, name))
         interactions = files.read_interactions(files.inter_path(tmp, name))
         n_rows = interactions.max_item + 1
         arrays = {}
@@ -192,10 +184,5 @@ def import_dataset(
         if labels is not None:
             np.save(files.labels_path(tmp, name), labels[:n_items])
             files.read_labels(files.labels_path(tmp, name), n_items)
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     logger.info("imported %s (%s) into %s", src, fmt, dest)
     return dest

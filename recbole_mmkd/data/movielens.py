@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +42,6 @@ def chronological_split(frame: pd.DataFrame, valid: float = 0.1, test: float = 0
 
 def build(dest_root: Path, overwrite: bool = False) -> Path:
     dest = Path(dest_root) / NAME
-    if dest.exists() and not overwrite:
-        raise FileExistsError(f"{dest} exists; pass --overwrite to rebuild it")
     inter = pd.read_csv(SOURCE / "ml-100k.inter", sep="\t")
     inter.columns = [c.split(":")[0] for c in inter.columns]
     item = pd.read_csv(SOURCE / "ml-100k.item", sep="\t", dtype=str, keep_default_na=False)
@@ -74,13 +71,8 @@ def build(dest_root: Path, overwrite: bool = False) -> Path:
         }
     )
 
-    tmp = dest.with_name(f".{NAME}.building")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        frame[[files.USER, files.ITEM, files.SPLIT]].to_csv(
-            files.inter_path(tmp, NAME), sep="\t", index=False
-        )
+    with files.staged_folder(dest, overwrite) as tmp:
+        files.write_interactions(frame, files.inter_path(tmp, NAME))
         texts.to_csv(tmp / f"{NAME}.items.tsv", sep="\t", index=False)
         n_items = len(raw_items)
         np.save(files.labels_path(tmp, NAME), np.searchsorted(genre_names, genres).astype(np.int64))
@@ -89,9 +81,4 @@ def build(dest_root: Path, overwrite: bool = False) -> Path:
         np.save(files.feature_path(tmp, NAME, "text"), features)
         files.read_interactions(files.inter_path(tmp, NAME))
         files.read_labels(files.labels_path(tmp, NAME), n_items)
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return dest
