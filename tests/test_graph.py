@@ -33,3 +33,18 @@ def test_propagate_matches_sparse_mm_values_and_gradients():
     (grad_ref,) = torch.autograd.grad((reference * weights).sum(), x)
     assert torch.allclose(ours, reference, atol=1e-6)
     assert torch.allclose(grad_ours, grad_ref, atol=1e-6)
+
+
+def test_knn_graph_known_answer_and_chunking():
+    from recbole_mmkd.model.graph import cached_knn_graph, knn_graph
+
+    # padding row 0, items 1-2 point the same way, item 3 orthogonal, item 4 missing (zeros)
+    feats = torch.tensor([[0, 0], [1, 0], [2, 0.1], [0, 1], [0, 0]], dtype=torch.float32)
+    graph = knn_graph(feats, k=2).to_dense()
+    edges = {(int(r), int(c)) for r, c in graph.nonzero()}
+    assert edges == {(1, 1), (1, 2), (2, 2), (2, 1), (3, 3), (3, 2)}
+    assert torch.allclose(graph[graph > 0], torch.full((6,), 0.5))  # each row has degree k = 2
+    rng = torch.Generator().manual_seed(0)
+    big = torch.randn(50, 6, generator=rng)
+    assert torch.equal(knn_graph(big, 5, chunk=7).to_dense(), knn_graph(big, 5).to_dense())
+    assert cached_knn_graph(big, 5) is cached_knn_graph(big.clone(), 5)

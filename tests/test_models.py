@@ -1,4 +1,5 @@
-"""Model contract: shapes, finite loss, gradients, predict == full_sort_predict, caching."""
+"""Model contract, for every registered model: shapes, finite loss, gradients reach every
+parameter, predict == full_sort_predict, eval caching, and modality masks."""
 
 from __future__ import annotations
 
@@ -11,20 +12,22 @@ from recbole.data.interaction import Interaction
 from recbole_mmkd.config import build_config
 from recbole_mmkd.data import MultimodalDataset
 from recbole_mmkd.model import get_model, model_names
+from recbole_mmkd.model.base import MultimodalRecommender
 
-MODELS = ["BPR", "LightGCN", "VBPR"]
+MODELS = model_names()
+MULTIMODAL = [m for m in MODELS if issubclass(get_model(m), MultimodalRecommender)]
 
 
-def _build(root, name):
-    config = build_config(name, "toy", fast(), data_path=root)
+def _build(root, name, **overrides):
+    config = build_config(name, "toy", fast(**overrides), data_path=root)
     data = MultimodalDataset(config)
     train, _, _ = data_preparation(config, data)
     torch.manual_seed(0)
-    return config, get_model(name)(config, train.dataset), train
+    return get_model(name)(config, train.dataset), train
 
 
 def test_registry():
-    assert set(MODELS) <= set(model_names())
+    assert {"BPR", "LightGCN", "VBPR"} <= set(MODELS)
     assert get_model("recbole.LightGCN").__module__.startswith("recbole.")
     with pytest.raises(KeyError, match="Registered"):
         get_model("NoSuchModel")
@@ -32,25 +35,48 @@ def test_registry():
 
 @pytest.mark.parametrize("name", MODELS)
 def test_model_contract(toy, name):
-    _config, model, train = _build(toy, name)
+    model, train = _build(toy, name)
+    model.train()
     batch = next(iter(train))
     loss = model.calculate_loss(batch)
     assert loss.dim() == 0 and torch.isfinite(loss)
     loss.backward()
+    frozen = set(getattr(model, "frozen_parameters", ()))
     for pname, param in model.named_parameters():
+        if pname in frozen:
+            continue
         assert param.grad is not None and param.grad.abs().sum() > 0, pname
 
     model.eval()
     users = torch.tensor([1, 2, 3])
     full = model.full_sort_predict(Interaction({model.USER_ID: users}))
-    assert full.shape == (3, model.n_items)
+    assert full.shape == (3, model.n_items) and torch.isfinite(full).all()
     items = torch.tensor([4, 5, 30])
     pairs = model.predict(Interaction({model.USER_ID: users, model.ITEM_ID: items}))
-    assert torch.allclose(pairs, full[torch.arange(3), items], atol=1e-5)
+    assert torch.allclose(pairs, full[torch.arange(3), items], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", MULTIMODAL)
+def test_masked_items_ignore_their_features(toy, name):
+    model, _ = _build(toy, name)
+    model.eval()
+    users = Interaction({model.USER_ID: torch.tensor([1, 2, 3])})
+    present = torch.ones(model.n_items, dtype=torch.bool)
+    present[[3, 7, 11]] = False
+    for modality in model.modalities:
+        model.set_item_mask(modality, present)
+    before = model.full_sort_predict(users).clone()
+    for modality in model.modalities:  # scramble the masked items' features
+        getattr(model, f"_feat_{modality}")[[3, 7, 11]] += 100.0
+        model.on_mask_change()
+    model.eval()
+    after = model.full_sort_predict(users)
+    assert torch.allclose(before, after, atol=1e-5)
+    assert not model.item_present(model.modalities[0])[[0, 3, 7, 11]].any()
 
 
 def test_eval_cache_is_dropped_on_mode_change(toy):
-    _, model, _train = _build(toy, "LightGCN")
+    model, _ = _build(toy, "LightGCN")
     model.eval()
     first = model.representations()
     assert model.representations() is first  # cached during an evaluation pass

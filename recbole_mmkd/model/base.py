@@ -7,6 +7,7 @@ from recbole.data.interaction import Interaction
 from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType
 
+from recbole_mmkd.model.features import normalize_features
 from recbole_mmkd.model.losses import bpr_loss
 
 
@@ -57,3 +58,64 @@ class MMKDRecommender(GeneralRecommender):
     def full_sort_predict(self, interaction: Interaction) -> torch.Tensor:
         user_e, item_e = self.representations()
         return user_e[interaction[self.USER_ID]] @ item_e.T
+
+
+class MultimodalRecommender(MMKDRecommender):
+    """A recommender over every modality the dataset has, with a per-modality item mask.
+
+    Each modality's features (normalised by ``feature_norm``: none/l2/standard) are a buffer
+    that moves with the model. :meth:`set_item_mask` marks items whose feature of a modality
+    is missing: :meth:`modal_feature` then returns zeros for them, and :meth:`on_mask_change`
+    lets a model rebuild what it derived from features (kNN graphs). Missing-modality
+    robustness is evaluated through this mask.
+    """
+
+    def __init__(self, config, dataset) -> None:
+        super().__init__(config, dataset)
+        features = dataset.modal_features()
+        if not features:
+            raise ValueError(
+                f"{type(self).__name__} needs item features, but dataset "
+                f"'{config['dataset']}' has no <name>.<modality>.npy file"
+            )
+        self.modalities: list[str] = list(features)
+        norm = config["feature_norm"] or "none"
+        for modality, matrix in features.items():
+            if not modality.isidentifier():
+                raise ValueError(f"modality name {modality!r} must be a Python identifier")
+            self.register_buffer(
+                f"_feat_{modality}", normalize_features(matrix, norm), persistent=False
+            )
+            present = torch.ones(self.n_items, dtype=torch.bool)
+            present[0] = False  # padding item
+            self.register_buffer(f"_present_{modality}", present, persistent=False)
+
+    def modal_feature(self, modality: str, items: torch.Tensor | None = None) -> torch.Tensor:
+        """Features of ``modality`` for ``items`` (default: all ``n_items`` rows), zero rows
+        for items missing it."""
+        features, present = getattr(self, f"_feat_{modality}"), self.item_present(modality)
+        if items is not None:
+            features, present = features[items], present[items]
+        return features * present.unsqueeze(-1).to(features.dtype)
+
+    def item_present(self, modality: str) -> torch.Tensor:
+        """Boolean ``(n_items,)``: whether each item has ``modality`` (padding item: False)."""
+        return getattr(self, f"_present_{modality}")
+
+    def feature_dims(self) -> dict[str, int]:
+        return {m: getattr(self, f"_feat_{m}").shape[1] for m in self.modalities}
+
+    def set_item_mask(self, modality: str, present: torch.Tensor) -> None:
+        """Mark which items have ``modality`` (True = present); drops cached representations."""
+        if modality not in self.modalities:
+            raise KeyError(f"unknown modality {modality!r}; the model has {self.modalities}")
+        present = present.to(dtype=torch.bool, device=self.item_present(modality).device).clone()
+        if present.shape != (self.n_items,):
+            raise ValueError(f"mask needs shape ({self.n_items},), got {tuple(present.shape)}")
+        present[0] = False
+        getattr(self, f"_present_{modality}").copy_(present)
+        self._tables = None
+        self.on_mask_change()
+
+    def on_mask_change(self) -> None:
+        """Hook for models that derive structure from features; nothing to do by default."""

@@ -27,10 +27,3 @@ def normalize_features(features: torch.Tensor, mode: str) -> torch.Tensor:
         raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {mode!r}")
     out[0] = 0.0
     return out
-
-
-def concat_modalities(features: dict[str, torch.Tensor], mode: str) -> torch.Tensor:
-    """Normalise each modality separately, then concatenate them column-wise."""
-    if not features:
-        raise ValueError("this model needs at least one modality; the dataset has none")
-    return torch.cat([normalize_features(f, mode) for f in features.values()], dim=1)

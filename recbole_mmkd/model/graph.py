@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 
 import numpy as np
@@ -53,3 +54,47 @@ def propagate(adjacency: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
     because torch's CSR backward transposes the matrix on every call.
     """
     return _SymmetricSpMM.apply(adjacency, dense)
+
+
+def knn_graph(features: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:
+    """Item-item kNN graph by cosine similarity, normalised ``D^-1/2 A D^-1/2`` (LATTICE/FREEDOM).
+
+    Each row keeps its ``k`` most similar items (itself included, as in LATTICE and FREEDOM);
+    ``D`` holds the row sums of the 0/1 kNN matrix. Rows of all-zero features (padding, missing
+    modality) get no edges. Similarities are computed ``chunk`` rows at a time, so memory stays
+    ``chunk x n_items`` instead of ``n_items^2``. Returns a sparse COO tensor.
+    """
+    n = features.shape[0]
+    norms = features.norm(dim=1, keepdim=True)
+    valid = norms.squeeze(1) > 0
+    unit = features / norms.clamp_min(1e-12)
+    k = min(k, int(valid.sum()))
+    rows, cols = [], []
+    for start in range(0, n, chunk):
+        block = unit[start : start + chunk] @ unit.T
+        block[:, ~valid] = -2.0  # never a neighbour
+        top = torch.topk(block, k, dim=1).indices
+        block_rows = torch.arange(start, start + block.shape[0]).unsqueeze(1).expand(-1, k)
+        keep = valid[start : start + block.shape[0]]
+        rows.append(block_rows[keep].reshape(-1))
+        cols.append(top[keep].reshape(-1))
+    index = torch.stack([torch.cat(rows), torch.cat(cols)])
+    degree = torch.bincount(index[0], minlength=n).to(features.dtype)
+    inv_sqrt = torch.where(degree > 0, degree.clamp_min(1).pow(-0.5), torch.zeros_like(degree))
+    values = inv_sqrt[index[0]] * inv_sqrt[index[1]]
+    return torch.sparse_coo_tensor(index, values, (n, n)).coalesce()
+
+
+_KNN_CACHE: dict[tuple[str, int], torch.Tensor] = {}
+
+
+def cached_knn_graph(features: torch.Tensor, k: int) -> torch.Tensor:
+    """:func:`knn_graph`, memoised in this process by a digest of the features and ``k``.
+
+    Every seed and every model of a benchmark on the same features shares one construction.
+    """
+    cpu = features.detach().to("cpu", torch.float32).contiguous()
+    key = (hashlib.sha1(cpu.numpy().tobytes()).hexdigest(), k)
+    if key not in _KNN_CACHE:
+        _KNN_CACHE[key] = knn_graph(cpu, k)
+    return _KNN_CACHE[key].to(features.device)

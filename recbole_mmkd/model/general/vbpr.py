@@ -9,13 +9,12 @@ import torch
 from torch import nn
 
 from recbole_mmkd.model import register_model
-from recbole_mmkd.model.base import MMKDRecommender
-from recbole_mmkd.model.features import concat_modalities
+from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.losses import bpr_loss, l2_reg
 
 
 @register_model()
-class VBPR(MMKDRecommender):
+class VBPR(MultimodalRecommender):
     r"""VBPR over every modality the dataset has, concatenated into one content vector f_i.
 
     :math:`s(u, i) = \gamma_u^\top \gamma_i + \theta_u^\top (E f_i) + \beta_i + \beta'^\top f_i`
@@ -35,18 +34,17 @@ class VBPR(MMKDRecommender):
         self.embedding_size: int = config["embedding_size"]
         self.reg_weight: float = config["reg_weight"]
         self.item_bias: bool = config["item_bias"]
-        features = concat_modalities(dataset.modal_features(), config["feature_norm"])
-        self.register_buffer("features", features, persistent=False)
         d = self.embedding_size
+        n_features = sum(self.feature_dims().values())
         self.user_embedding = nn.Embedding(self.n_users, 2 * d)
         self.item_embedding = nn.Embedding(self.n_items, d)
-        self.projection = nn.Linear(features.shape[1], d, bias=False)
+        self.projection = nn.Linear(n_features, d, bias=False)
         nn.init.xavier_uniform_(self.user_embedding.weight)
         nn.init.xavier_uniform_(self.item_embedding.weight)
         nn.init.xavier_uniform_(self.projection.weight)
         if self.item_bias:
             self.bias = nn.Embedding(self.n_items, 1)
-            self.feature_bias = nn.Linear(features.shape[1], 1, bias=False)
+            self.feature_bias = nn.Linear(n_features, 1, bias=False)
             nn.init.zeros_(self.bias.weight)
             nn.init.zeros_(self.feature_bias.weight)
 
@@ -56,9 +54,12 @@ class VBPR(MMKDRecommender):
             rows = torch.cat([rows, rows.new_ones(rows.shape[0], 1)], dim=1)
         return rows
 
+    def _content(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.cat([self.modal_feature(m, items) for m in self.modalities], dim=-1)
+
     def _items(self, items: torch.Tensor | None = None) -> torch.Tensor:
         ids = self.item_embedding.weight if items is None else self.item_embedding(items)
-        features = self.features if items is None else self.features[items]
+        features = self._content(items)
         parts = [ids, self.projection(features)]
         if self.item_bias:
             bias = self.bias.weight if items is None else self.bias(items)
