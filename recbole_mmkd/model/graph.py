@@ -82,7 +82,7 @@ def knn_graph(features: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor
     degree = torch.bincount(index[0], minlength=n).to(features.dtype)
     inv_sqrt = torch.where(degree > 0, degree.clamp_min(1).pow(-0.5), torch.zeros_like(degree))
     values = inv_sqrt[index[0]] * inv_sqrt[index[1]]
-    return torch.sparse_coo_tensor(index, values, (n, n)).coalesce()
+    return torch.sparse_coo_tensor(index, values, (n, n), check_invariants=True).coalesce()
 
 
 _KNN_CACHE: dict[tuple[str, int], torch.Tensor] = {}
