@@ -100,6 +100,7 @@ def run_one(
             "python": platform.python_version(),
             "device": str(config["device"]),
         },
+        model_info=net.run_info() if hasattr(net, "run_info") else {},
         test_user_ids=data.id2token(data.uid_field, test.user_ids).astype("int64"),
         test_per_user=test.per_user,
     )

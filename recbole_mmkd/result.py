@@ -40,6 +40,7 @@ class RunResult:
     n_test_users: int
     data_summary: dict[str, Any]
     environment: dict[str, str]
+    model_info: dict[str, Any] = field(default_factory=dict)
     test_user_ids: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))
     test_per_user: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
 

@@ -114,6 +114,8 @@ class MMKDTrainer(Trainer):
         result = FitResult(best_epoch=-1, best_valid={})
         for epoch in range(self.epochs):
             start = perf_counter()
+            if hasattr(self.model, "on_epoch_start"):  # RecBole's own models lack the hook
+                self.model.on_epoch_start(epoch)
             losses = self._train_epoch(train_data, epoch)
             result.train_seconds += perf_counter() - start
             result.epochs_run = epoch + 1

@@ -50,4 +50,4 @@ def model_names() -> list[str]:
 
 
 def _load_builtin_models() -> None:
-    from recbole_mmkd.model import general  # noqa: F401  (registers on import)
+    from recbole_mmkd.model import general, teacher  # noqa: F401  (register on import)

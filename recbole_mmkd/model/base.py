@@ -29,6 +29,13 @@ class MMKDRecommender(GeneralRecommender):
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
+    def on_epoch_start(self, epoch: int) -> None:
+        """Called by the trainer before each training epoch (e.g. to resample a graph)."""
+
+    def run_info(self) -> dict:
+        """Facts about this run that belong in its RunResult (e.g. which label source)."""
+        return {}
+
     def train(self, mode: bool = True) -> MMKDRecommender:
         self._tables = None
         return super().train(mode)

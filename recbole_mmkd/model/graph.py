@@ -98,3 +98,19 @@ def cached_knn_graph(features: torch.Tensor, k: int) -> torch.Tensor:
     if key not in _KNN_CACHE:
         _KNN_CACHE[key] = knn_graph(cpu, k)
     return _KNN_CACHE[key].to(features.device)
+
+
+def bipartite_edges(interactions: sp.coo_matrix) -> tuple[torch.Tensor, torch.Tensor]:
+    """Edge list ``(2, E)`` of the user-item matrix and each edge's ``1/sqrt(d_u d_i)``."""
+    rows = torch.from_numpy(interactions.row.astype(np.int64))
+    cols = torch.from_numpy(interactions.col.astype(np.int64))
+    user_deg = torch.bincount(rows, minlength=interactions.shape[0]).float()
+    item_deg = torch.bincount(cols, minlength=interactions.shape[1]).float()
+    return torch.stack([rows, cols]), (user_deg[rows] * item_deg[cols]).rsqrt()
+
+
+def adjacency_from_edges(edges: torch.Tensor, n_users: int, n_items: int) -> torch.Tensor:
+    """Normalised symmetric adjacency (as :func:`normalized_adjacency`) of a user-item edge list."""
+    values = np.ones(edges.shape[1], dtype=np.float32)
+    matrix = sp.coo_matrix((values, edges.cpu().numpy()), shape=(n_users, n_items))
+    return normalized_adjacency(matrix).to(edges.device)
