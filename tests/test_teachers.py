@@ -66,7 +66,7 @@ def test_label_sources(toy, tmp_path):
         and set(labels[1:].tolist()) == {0, 1, 2}
     )
     config["label_source"] = "dataset"
-    with pytest.raises(ValueError, match="no nolabels.labels.npy"):
+    with pytest.raises(ValueError, match=r"no nolabels\.labels\.npy"):
         item_labels(data, config)
 
 

@@ -5,6 +5,8 @@ Liu et al., "Semantic-Guided Feature Distillation for Multimodal Recommendation"
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,7 +28,7 @@ def tower_widths(in_dim: int, out_dim: int) -> list[int]:
 
 def mlp_tower(widths: list[int], activation: bool) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+    for i, (a, b) in enumerate(itertools.pairwise(widths)):
         layers.append(nn.Linear(a, b))
         if activation and i < len(widths) - 2:
             layers.append(nn.LeakyReLU())
