@@ -1,8 +1,12 @@
 """ID-based and multimodal backbones."""
 
+from recbole_mmkd.model.general.bm3 import BM3
 from recbole_mmkd.model.general.bpr import BPR
 from recbole_mmkd.model.general.freedom import FREEDOM
+from recbole_mmkd.model.general.grcn import GRCN
+from recbole_mmkd.model.general.lattice import LATTICE
 from recbole_mmkd.model.general.lightgcn import LightGCN
+from recbole_mmkd.model.general.mmgcn import MMGCN
 from recbole_mmkd.model.general.vbpr import VBPR
 
-__all__ = ["BPR", "FREEDOM", "VBPR", "LightGCN"]
+__all__ = ["BM3", "BPR", "FREEDOM", "GRCN", "LATTICE", "MMGCN", "VBPR", "LightGCN"]
