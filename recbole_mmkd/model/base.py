@@ -6,9 +6,10 @@ import torch
 from recbole.data.interaction import Interaction
 from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType
+from torch import nn
 
 from recbole_mmkd.model.features import normalize_features
-from recbole_mmkd.model.losses import bpr_loss
+from recbole_mmkd.model.losses import bpr_loss, l2_reg
 
 
 class MMKDRecommender(GeneralRecommender):
@@ -28,6 +29,21 @@ class MMKDRecommender(GeneralRecommender):
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
+
+    def init_id_embeddings(self, dim: int) -> None:
+        """``user_embedding`` and ``item_embedding`` tables of width ``dim``, Xavier-uniform."""
+        self.user_embedding = nn.Embedding(self.n_users, dim)
+        self.item_embedding = nn.Embedding(self.n_items, dim)
+        nn.init.xavier_uniform_(self.user_embedding.weight)
+        nn.init.xavier_uniform_(self.item_embedding.weight)
+
+    def id_reg(self, interaction: Interaction) -> torch.Tensor:
+        """LightGCN's regulariser on the batch's layer-0 ID embeddings (user, pos, neg)."""
+        return l2_reg(
+            self.user_embedding(interaction[self.USER_ID]),
+            self.item_embedding(interaction[self.ITEM_ID]),
+            self.item_embedding(interaction[self.NEG_ITEM_ID]),
+        )
 
     def on_epoch_start(self, epoch: int) -> None:
         """Called by the trainer before each training epoch (e.g. to resample a graph)."""

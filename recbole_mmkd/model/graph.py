@@ -114,3 +114,11 @@ def adjacency_from_edges(edges: torch.Tensor, n_users: int, n_items: int) -> tor
     values = np.ones(edges.shape[1], dtype=np.float32)
     matrix = sp.coo_matrix((values, edges.cpu().numpy()), shape=(n_users, n_items))
     return normalized_adjacency(matrix).to(edges.device)
+
+
+def lightgcn_layers(adjacency: torch.Tensor, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
+    """Mean of ``[E, A E, ..., A^K E]`` over a symmetric adjacency (LightGCN's readout)."""
+    layers = [ego]
+    for _ in range(n_layers):
+        layers.append(propagate(adjacency, layers[-1]))
+    return torch.stack(layers).mean(0)

@@ -13,7 +13,7 @@ from torch import nn
 
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
-from recbole_mmkd.model.graph import normalized_adjacency, propagate
+from recbole_mmkd.model.graph import lightgcn_layers, normalized_adjacency
 
 
 def _negative_cosine(
@@ -71,10 +71,7 @@ class BM3(MultimodalRecommender):
         self.reg_weight: float = config["reg_weight"]
         self.cl_weight: float = config["cl_weight"]
         d = self.embedding_size
-        self.user_embedding = nn.Embedding(self.n_users, d)
-        self.item_embedding = nn.Embedding(self.n_items, d)
-        nn.init.xavier_uniform_(self.user_embedding.weight)
-        nn.init.xavier_uniform_(self.item_embedding.weight)
+        self.init_id_embeddings(d)
         self.predictor = nn.Linear(d, d)
         nn.init.xavier_normal_(self.predictor.weight)
         self.projections = nn.ModuleDict(
@@ -88,10 +85,9 @@ class BM3(MultimodalRecommender):
     def _encode(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder tables before the predictor: LightGCN layer means, item ID residual added."""
         ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
-        layers = [ego]
-        for _ in range(self.n_layers):
-            layers.append(propagate(self.adjacency, layers[-1]))
-        users, items = torch.stack(layers).mean(0).split([self.n_users, self.n_items])
+        users, items = lightgcn_layers(self.adjacency, ego, self.n_layers).split(
+            [self.n_users, self.n_items]
+        )
         return users, items + self.item_embedding.weight
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:

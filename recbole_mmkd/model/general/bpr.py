@@ -6,7 +6,6 @@ Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit Feedback", UAI 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MMKDRecommender
@@ -27,10 +26,7 @@ class BPR(MMKDRecommender):
         super().__init__(config, dataset)
         self.embedding_size: int = config["embedding_size"]
         self.reg_weight: float = config["reg_weight"]
-        self.user_embedding = nn.Embedding(self.n_users, self.embedding_size)
-        self.item_embedding = nn.Embedding(self.n_items, self.embedding_size)
-        nn.init.xavier_uniform_(self.user_embedding.weight)
-        nn.init.xavier_uniform_(self.item_embedding.weight)
+        self.init_id_embeddings(self.embedding_size)
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.user_embedding.weight, self.item_embedding.weight

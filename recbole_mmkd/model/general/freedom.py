@@ -15,8 +15,8 @@ from recbole_mmkd.model.graph import (
     adjacency_from_edges,
     bipartite_edges,
     cached_knn_graph,
+    lightgcn_layers,
     normalized_adjacency,
-    propagate,
 )
 from recbole_mmkd.model.losses import bpr_loss
 
@@ -60,10 +60,7 @@ class FREEDOM(MultimodalRecommender):
         self.modality_weights = {m: weights[m] / total for m in self.modalities}
 
         d = self.embedding_size
-        self.user_embedding = nn.Embedding(self.n_users, d)
-        self.item_embedding = nn.Embedding(self.n_items, d)
-        nn.init.xavier_uniform_(self.user_embedding.weight)
-        nn.init.xavier_uniform_(self.item_embedding.weight)
+        self.init_id_embeddings(d)
         self.projections = nn.ModuleDict(
             {m: nn.Linear(dim, d, bias=False) for m, dim in self.feature_dims().items()}
         )
@@ -97,10 +94,9 @@ class FREEDOM(MultimodalRecommender):
         for _ in range(self.n_mm_layers):
             smoothed = torch.sparse.mm(self.item_graph, smoothed)
         ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
-        layers = [ego]
-        for _ in range(self.n_ui_layers):
-            layers.append(propagate(adjacency, layers[-1]))
-        users, items = torch.stack(layers).mean(0).split([self.n_users, self.n_items])
+        users, items = lightgcn_layers(adjacency, ego, self.n_ui_layers).split(
+            [self.n_users, self.n_items]
+        )
         return users, items + smoothed
 
     def calculate_loss(self, interaction) -> torch.Tensor:

@@ -11,7 +11,12 @@ from torch import nn
 
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
-from recbole_mmkd.model.graph import cached_knn_graph, knn_graph, normalized_adjacency, propagate
+from recbole_mmkd.model.graph import (
+    cached_knn_graph,
+    knn_graph,
+    lightgcn_layers,
+    normalized_adjacency,
+)
 from recbole_mmkd.model.losses import l2_reg
 
 
@@ -70,10 +75,7 @@ class LATTICE(MultimodalRecommender):
         self.n_mm_layers: int = config["n_mm_layers"]
         self.n_ui_layers: int = config["n_ui_layers"]
         self.reg_weight: float = config["reg_weight"]
-        self.user_embedding = nn.Embedding(self.n_users, self.embedding_size)
-        self.item_embedding = nn.Embedding(self.n_items, self.embedding_size)
-        nn.init.xavier_uniform_(self.user_embedding.weight)
-        nn.init.xavier_uniform_(self.item_embedding.weight)
+        self.init_id_embeddings(self.embedding_size)
         self.projections = nn.ModuleDict(
             {m: nn.Linear(dim, self.feat_embed_dim) for m, dim in self.feature_dims().items()}
         )
@@ -152,10 +154,9 @@ class LATTICE(MultimodalRecommender):
         for _ in range(self.n_mm_layers):
             h = torch.sparse.mm(item_graph, h)
         ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
-        layers = [ego]
-        for _ in range(self.n_ui_layers):
-            layers.append(propagate(self.adjacency, layers[-1]))
-        users, items = torch.stack(layers).mean(0).split([self.n_users, self.n_items])
+        users, items = lightgcn_layers(self.adjacency, ego, self.n_ui_layers).split(
+            [self.n_users, self.n_items]
+        )
         return users, items + F.normalize(h, dim=1)
 
     def calculate_loss(self, interaction) -> torch.Tensor:

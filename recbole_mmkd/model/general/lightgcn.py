@@ -7,12 +7,10 @@ SIGIR 2020.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MMKDRecommender
-from recbole_mmkd.model.graph import normalized_adjacency, propagate
-from recbole_mmkd.model.losses import l2_reg
+from recbole_mmkd.model.graph import lightgcn_layers, normalized_adjacency
 
 
 @register_model()
@@ -34,26 +32,15 @@ class LightGCN(MMKDRecommender):
         self.embedding_size: int = config["embedding_size"]
         self.n_layers: int = config["n_layers"]
         self.reg_weight: float = config["reg_weight"]
-        self.user_embedding = nn.Embedding(self.n_users, self.embedding_size)
-        self.item_embedding = nn.Embedding(self.n_items, self.embedding_size)
-        nn.init.xavier_uniform_(self.user_embedding.weight)
-        nn.init.xavier_uniform_(self.item_embedding.weight)
+        self.init_id_embeddings(self.embedding_size)
         adjacency = normalized_adjacency(dataset.inter_matrix(form="coo"))
         self.register_buffer("adjacency", adjacency, persistent=False)
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
-        layers = [ego]
-        for _ in range(self.n_layers):
-            layers.append(propagate(self.adjacency, layers[-1]))
-        final = torch.stack(layers).mean(0)
+        final = lightgcn_layers(self.adjacency, ego, self.n_layers)
         return final.split([self.n_users, self.n_items])
 
     def calculate_loss(self, interaction) -> torch.Tensor:
         loss, *_ = self.bpr_batch(interaction)
-        ego = (
-            self.user_embedding(interaction[self.USER_ID]),
-            self.item_embedding(interaction[self.ITEM_ID]),
-            self.item_embedding(interaction[self.NEG_ITEM_ID]),
-        )
-        return loss + self.reg_weight * l2_reg(*ego)
+        return loss + self.reg_weight * self.id_reg(interaction)

@@ -14,8 +14,7 @@ from torch import nn
 
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
-from recbole_mmkd.model.graph import normalized_adjacency, propagate
-from recbole_mmkd.model.losses import l2_reg
+from recbole_mmkd.model.graph import lightgcn_layers, normalized_adjacency
 
 
 def masked_mean(tokens: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
@@ -61,10 +60,7 @@ class CMATeacher(MultimodalRecommender):
             d, config["n_heads"], dropout=config["attention_dropout"], batch_first=True
         )
         self.norm = nn.LayerNorm(d)
-        self.user_embedding = nn.Embedding(self.n_users, d)
-        self.item_embedding = nn.Embedding(self.n_items, d)
-        nn.init.xavier_uniform_(self.user_embedding.weight)
-        nn.init.xavier_uniform_(self.item_embedding.weight)
+        self.init_id_embeddings(d)
         adjacency = normalized_adjacency(dataset.inter_matrix(form="coo"))
         self.register_buffer("adjacency", adjacency, persistent=False)
 
@@ -84,16 +80,10 @@ class CMATeacher(MultimodalRecommender):
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         items = self.item_embedding.weight + self.fused_content()
-        layers = [torch.cat([self.user_embedding.weight, items])]
-        for _ in range(self.n_layers):
-            layers.append(propagate(self.adjacency, layers[-1]))
-        return torch.stack(layers).mean(0).split([self.n_users, self.n_items])
+        return lightgcn_layers(
+            self.adjacency, torch.cat([self.user_embedding.weight, items]), self.n_layers
+        ).split([self.n_users, self.n_items])
 
     def calculate_loss(self, interaction) -> torch.Tensor:
         loss, *_ = self.bpr_batch(interaction)
-        ego = (
-            self.user_embedding(interaction[self.USER_ID]),
-            self.item_embedding(interaction[self.ITEM_ID]),
-            self.item_embedding(interaction[self.NEG_ITEM_ID]),
-        )
-        return loss + self.reg_weight * l2_reg(*ego)
+        return loss + self.reg_weight * self.id_reg(interaction)

@@ -108,10 +108,7 @@ class SGFDTeacher(MultimodalRecommender):
         self.teacher = SemanticTeacher(
             self.feature_dims(), self.embedding_size, n_labels, config["teacher_activation"]
         )
-        self.user_embedding = nn.Embedding(self.n_users, self.embedding_size)
-        self.item_embedding = nn.Embedding(self.n_items, self.embedding_size)
-        nn.init.xavier_uniform_(self.user_embedding.weight)
-        nn.init.xavier_uniform_(self.item_embedding.weight)
+        self.init_id_embeddings(self.embedding_size)
 
     def run_info(self) -> dict:
         return {"label_source": self.label_source, "n_labels": int(self.labels.max()) + 1}
