@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -112,5 +114,12 @@ def hashable_config(config: Config) -> dict[str, Any]:
 
 
 def config_hash(config: Config) -> str:
-    payload = json.dumps(hashable_config(config), sort_keys=True)
+    """Digest of :func:`hashable_config` and of the model's source file, so a RunResult on disk
+    is reused only for the same settings *and* the same model code."""
+    from recbole_mmkd.model import get_model
+
+    source = inspect.getsource(sys.modules[get_model(config["model"]).__module__])
+    payload = json.dumps(
+        {"config": hashable_config(config), "model_source": source}, sort_keys=True
+    )
     return hashlib.sha1(payload.encode()).hexdigest()[:10]
