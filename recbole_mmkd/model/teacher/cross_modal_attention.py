@@ -31,8 +31,7 @@ class CMATeacher(MultimodalRecommender):
       modality-type embedding :math:`\tau_m`).
     - Fusion: :math:`\tilde t_i = \mathrm{LayerNorm}(t_i + \mathrm{MHA}(t_i, t_i, t_i))` with
       missing modalities masked out of the keys; :math:`c_i` = mean of the present tokens
-      (0 for an item with no modality). The LayerNorm gain starts at the standard deviation of
-      the ID embeddings, so content and IDs enter the graph at the same scale.
+      (0 for an item with no modality).
     - Graph network: :math:`E^{(0)} = [\gamma_u; \gamma_i + c_i]`, K LightGCN layers over the
       normalised user-item graph, layer mean; :math:`s(u, i) = e_u^\top e_i`.
 
@@ -62,9 +61,6 @@ class CMATeacher(MultimodalRecommender):
         )
         self.norm = nn.LayerNorm(d)
         self.init_id_embeddings(d)
-        # Start the fused content at the ID embeddings' scale: LayerNorm's unit-variance output
-        # would otherwise be ~50x larger than the ID rows and swamp the collaborative signal.
-        nn.init.constant_(self.norm.weight, self.item_embedding.weight.std().item())
         adjacency = normalized_adjacency(dataset.inter_matrix(form="coo"))
         self.register_buffer("adjacency", adjacency, persistent=False)
 
