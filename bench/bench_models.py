@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import resource
 import statistics
 import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from time import perf_counter
 
 import numpy as np
 import pandas as pd
+import psutil
 import scipy.sparse as sp
 import torch
 from recbole.data import data_preparation
@@ -55,8 +57,27 @@ def model_costs(name: str, epochs: int) -> tuple[float, float]:
     return statistics.median(times), statistics.median(evals)
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _rss_mb() -> float:
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def _peak_during(build) -> tuple[object, float, float]:
+    """Run ``build()``; return its result, seconds, and peak RSS growth (MB) sampled every ms."""
+    base, peak, done = _rss_mb(), [0.0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_mb() - base)
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    start = perf_counter()
+    result = build()
+    seconds = perf_counter() - start
+    done.set()
+    sampler.join()
+    return result, seconds, max(peak[0], _rss_mb() - base)
 
 
 def _construct(kind: str, dim: int) -> tuple[float, float, int]:
@@ -74,9 +95,8 @@ def _construct(kind: str, dim: int) -> tuple[float, float, int]:
         rng = np.random.default_rng(0)
         features = torch.from_numpy(rng.standard_normal((n_items, dim), dtype=np.float32))
         build = lambda: knn_graph(features, k=10)  # noqa: E731
-    before, start = _peak_rss_mb(), perf_counter()
-    graph = build()
-    return perf_counter() - start, _peak_rss_mb() - before, int(graph._nnz())
+    graph, seconds, peak = _peak_during(build)
+    return seconds, peak, int(graph._nnz())
 
 
 def graph_construction() -> None:
