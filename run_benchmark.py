@@ -42,17 +42,19 @@ def _parse_overrides(pairs: list[str]) -> dict:
 
 def cmd_run(args: argparse.Namespace) -> None:
     from recbole_mmkd.pipeline import run_one
-    from recbole_mmkd.report.leaderboard import leaderboard, load_results, to_markdown
+    from recbole_mmkd.report.leaderboard import leaderboard, to_markdown
 
     out = Path(args.out)
     overrides = _parse_overrides(args.set)
     start = time.perf_counter()
+    results = []
     for model in args.models:
         for seed in args.seeds:
             logging.info("== %s / %s / seed %d", args.dataset, model, seed)
-            run_one(model, args.dataset, seed, out, overrides, args.data_path, reuse=not args.force)
-    results = [r for r in load_results(out) if r.dataset == args.dataset and r.model in args.models]
-    table = leaderboard(results)
+            results.append(
+                run_one(model, args.dataset, seed, out, overrides, args.data_path, not args.force)
+            )
+    table = leaderboard(results)  # this configuration only, not older runs in the same folder
     text = to_markdown(table)
     (out / f"leaderboard-{args.dataset}.md").write_text(text + "\n")
     table.to_csv(out / f"leaderboard-{args.dataset}.csv", index=False)

@@ -55,7 +55,9 @@ def leaderboard(
 def to_markdown(table: pd.DataFrame, metrics: Iterable[str] = DEFAULT_METRICS) -> str:
     """Markdown table with ``mean ± std`` cells."""
     metrics = list(metrics)
-    shown = pd.DataFrame({"dataset": table["dataset"], "model": table["model"]})
+    shown = pd.DataFrame(
+        {"dataset": table["dataset"], "model": table["model"], "config": table["config"]}
+    )
     for m in metrics:
         std = table[f"{m} std"].fillna(0.0)
         shown[m] = [f"{a:.4f} ± {s:.4f}" for a, s in zip(table[m], std, strict=True)]
