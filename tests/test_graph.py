@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recbole_mmkd.model.graph import normalized_adjacency, propagate
+from recbole_mmkd.model.graph import BipartiteGraph, normalized_adjacency, propagate
 
 
 def test_normalized_adjacency_by_hand():
@@ -48,3 +48,35 @@ def test_knn_graph_known_answer_and_chunking():
     big = torch.randn(50, 6, generator=rng)
     assert torch.equal(knn_graph(big, 5, chunk=7).to_dense(), knn_graph(big, 5).to_dense())
     assert cached_knn_graph(big, 5) is cached_knn_graph(big.clone(), 5)
+
+
+def test_bipartite_graph_weighted_sums_and_edge_dots_match_dense_autograd():
+    torch.manual_seed(0)
+    users = torch.tensor([2, 0, 1, 0, 2, 3, 1])  # unsorted, user 4 and item 3 isolated
+    items = torch.tensor([0, 1, 2, 0, 1, 2, 1])
+    graph = BipartiteGraph(users, items, 5, 4)
+    weights = torch.randn(7, requires_grad=True)
+    user_x = torch.randn(5, 3, requires_grad=True)
+    item_x = torch.randn(4, 3, requires_grad=True)
+
+    def dense_weights(w: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(5, 4).index_put((users, items), w, accumulate=True)
+
+    def ours():
+        scores = graph.edge_dot(user_x, item_x)
+        return graph.to_users(weights * scores, item_x), graph.to_items(weights, user_x)
+
+    def reference():
+        scores = (user_x[users] * item_x[items]).sum(1)
+        return dense_weights(weights * scores) @ item_x, dense_weights(weights).T @ user_x
+
+    results = []
+    for run in (ours, reference):
+        to_users, to_items = run()
+        (to_users.pow(2).sum() + to_items.sin().sum()).backward()
+        results.append([to_users, to_items] + [t.grad.clone() for t in (weights, user_x, item_x)])
+        for t in (weights, user_x, item_x):
+            t.grad = None
+    for got, expected in zip(*results, strict=True):
+        assert torch.allclose(got, expected, atol=1e-5)
+    assert torch.equal(results[0][0][4], torch.zeros(3))  # isolated user: empty sum
