@@ -154,7 +154,10 @@ class BipartiteGraph:
                     (self.n_users, self.n_items),
                 )
             return torch.sparse_csr_tensor(
-                self._item_crow, self._item_cols, weights[self._by_item], (self.n_items, self.n_users)
+                self._item_crow,
+                self._item_cols,
+                weights[self._by_item],
+                (self.n_items, self.n_users),
             )
 
     def to_users(self, weights: torch.Tensor, item_x: torch.Tensor) -> torch.Tensor:
@@ -169,9 +172,6 @@ class BipartiteGraph:
     def edge_dot(self, user_x: torch.Tensor, item_x: torch.Tensor) -> torch.Tensor:
         """``<user_x[users[e]], item_x[items[e]]>`` for every edge ``e``; differentiable."""
         return _EdgeDot.apply(user_x, item_x, self)
-
-    def to(self, device: torch.device | str) -> BipartiteGraph:
-        return BipartiteGraph(self.users.to(device), self.items.to(device), self.n_users, self.n_items)
 
 
 def _crow(rows: torch.Tensor, n: int) -> torch.Tensor:
@@ -208,7 +208,9 @@ class _EdgeDot(torch.autograd.Function):
     def forward(ctx, user_x, item_x, graph: BipartiteGraph):
         ctx.save_for_backward(user_x, item_x)
         ctx.graph = graph
-        return _rowwise_dot(user_x.index_select(0, graph.users), item_x.index_select(0, graph.items))
+        return _rowwise_dot(
+            user_x.index_select(0, graph.users), item_x.index_select(0, graph.items)
+        )
 
     @staticmethod
     def backward(ctx, grad):

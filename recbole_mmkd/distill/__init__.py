@@ -1,0 +1,1 @@
+"""Distillation: loss functions and temperature schedules."""

@@ -1,0 +1,143 @@
+"""Distillation losses as pure functions of tensors.
+
+Nothing here detaches: gradients flow into every argument that requires them, and the caller
+decides what the teacher side is (a frozen teacher's scores, or an online teacher that learns
+with the student, as in SGFD). Row-wise losses average over the batch's rows. Each function
+names the paper whose equation it implements.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def softened(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``softmax(logits / T)`` over the last dimension."""
+    return F.softmax(logits / temperature, dim=-1)
+
+
+def kl_rows(target_logits: torch.Tensor, logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``KL(softmax(target/T) || softmax(logits/T))`` per row (summed over the last dimension)."""
+    target_log = F.log_softmax(target_logits / temperature, dim=-1)
+    log = F.log_softmax(logits / temperature, dim=-1)
+    return (target_log.exp() * (target_log - log)).sum(-1)
+
+
+def logit_kd(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    r"""Hinton et al., "Distilling the Knowledge in a Neural Network" (2015):
+    :math:`T^2\, \mathrm{KL}(\mathrm{softmax}(z_t/T) \,\|\, \mathrm{softmax}(z_s/T))`, mean over
+    rows. Rows are e.g. a user's scores on sampled items; the :math:`T^2` factor keeps gradient
+    magnitudes comparable across temperatures."""
+    return temperature**2 * kl_rows(teacher, student, temperature).mean()
+
+
+def sgfd_response_kd(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    r"""SGFD's response distillation (Liu et al., ACM MM 2023): the L1 distance between the
+    temperature-softened class distributions of teacher and student,
+    :math:`\mathrm{mean}\, |\mathrm{softmax}(z_t/T) - \mathrm{softmax}(z_s/T)|` over all
+    entries (rows x classes), no :math:`T^2` factor, as in the released code."""
+    gap = softened(teacher_logits, temperature) - softened(student_logits, temperature)
+    return gap.abs().mean()
+
+
+def feature_kd(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """SGFD's feature distillation: mean squared error over all entries."""
+    return F.mse_loss(student, teacher)
+
+
+def rd_position_weights(k: int, lam: float) -> torch.Tensor:
+    r"""Ranking Distillation's position importance (Tang and Wang, KDD 2018):
+    :math:`w_r \propto e^{-r/\lambda}` for ranks :math:`r = 1..k`, normalised to sum 1."""
+    if lam <= 0:
+        raise ValueError(f"rd_lambda must be positive, got {lam}")
+    weights = torch.exp(-torch.arange(1, k + 1, dtype=torch.float32) / lam)
+    return weights / weights.sum()
+
+
+def ranking_distillation(student_scores: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    r"""Ranking Distillation (Tang and Wang, KDD 2018): the teacher's top-K items of a user are
+    weighted pseudo-positives, :math:`-\sum_r w_r \log \sigma(\hat{y}_{u,\pi_r})`, mean over users.
+
+    ``student_scores`` ``(B, K)``: the student's scores of each user's teacher top-K items, in
+    the teacher's rank order; ``weights`` ``(K,)`` from :func:`rd_position_weights`.
+    """
+    return -(F.logsigmoid(student_scores) * weights.to(student_scores)).sum(1).mean()
+
+
+def rrd_sampling_weights(n: int, temperature: float) -> torch.Tensor:
+    r"""DE-RRD's sampling distribution over the teacher's top-``n`` ranks (Kang et al., CIKM
+    2020): :math:`p_r \propto e^{-r/T}`, :math:`r = 1..n`."""
+    if temperature <= 0:
+        raise ValueError(f"rrd temperature must be positive, got {temperature}")
+    weights = torch.exp(-torch.arange(1, n + 1, dtype=torch.float32) / temperature)
+    return weights / weights.sum()
+
+
+def relaxed_ranking_distillation(
+    interesting: torch.Tensor, uninteresting: torch.Tensor
+) -> torch.Tensor:
+    r"""RRD (Kang et al., "DE-RRD", CIKM 2020): negative log-likelihood of the permutation that
+    ranks the sampled interesting items in the teacher's order above all uninteresting ones,
+    which stay unordered:
+
+    .. math:: -\sum_{k=1}^{K} \Big(s_k - \log\big(\textstyle\sum_{j=k}^{K} e^{s_j}
+              + \sum_{l} e^{s_l}\big)\Big)
+
+    ``interesting`` ``(B, K)``: student scores of the interesting items sorted by teacher rank;
+    ``uninteresting`` ``(B, L)``. Mean over rows.
+    """
+    tail = interesting.flip(1).logcumsumexp(1).flip(1)  # log sum_{j >= k} e^{s_j}
+    below = uninteresting.logsumexp(1, keepdim=True)
+    return -(interesting - torch.logaddexp(tail, below)).sum(1).mean()
+
+
+def decoupled_kd(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    target: torch.Tensor,
+    temperature: float,
+    alpha: float = 1.0,
+    beta: float = 8.0,
+) -> torch.Tensor:
+    r"""Decoupled KD (Zhao et al., CVPR 2022), used list-wise by PromptMM: :math:`\alpha\,`TCKD
+    :math:`+ \beta\,`NCKD, both :math:`T^2`-scaled and averaged over rows. TCKD is the KL of
+    the binary (target, rest) probabilities, NCKD the KL of the distributions over the
+    non-target entries only. ``target`` ``(B,)`` holds each row's target column (PromptMM: the
+    positive item of a [positive, negatives] list)."""
+    mask = F.one_hot(target, student.shape[-1]).bool()
+    p_t, p_s = softened(teacher, temperature), softened(student, temperature)
+    binary_t = torch.stack([p_t[mask], 1 - p_t[mask]], 1).clamp_min(1e-12)
+    binary_s = torch.stack([p_s[mask], 1 - p_s[mask]], 1).clamp_min(1e-12)
+    tckd = (binary_t * (binary_t.log() - binary_s.log())).sum(1)
+    hide = -1e9 * mask.to(student.dtype)  # the target leaves the non-target softmax
+    nckd = kl_rows(teacher + hide, student + hide, temperature)
+    return temperature**2 * (alpha * tckd + beta * nckd).mean()
+
+
+def scaled_cosine_error(
+    student: torch.Tensor, teacher: torch.Tensor, alpha: float = 2.0
+) -> torch.Tensor:
+    r"""Scaled cosine error (GraphMAE, Hou et al., KDD 2022), PromptMM's embedding KD:
+    :math:`\mathrm{mean}_i (1 - \cos(s_i, t_i))^\alpha`, :math:`\alpha \ge 1` down-weights
+    rows that already agree."""
+    return (1 - F.cosine_similarity(student, teacher, dim=-1)).pow(alpha).mean()
+
+
+def bidirectional_info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
+    r"""Pull the rows of ``a`` and ``b`` with the same index together against the batch's other
+    rows, in both directions: :math:`\frac12(\mathrm{CE}(S/\tau, I) + \mathrm{CE}(S^\top/\tau,
+    I))` with :math:`S_{ij} = \cos(a_i, b_j)`. CFDTBD's common-part distillation: each
+    modality's common representation teaches the other's."""
+    sim = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / temperature
+    labels = torch.arange(sim.shape[0], device=sim.device)
+    return 0.5 * (F.cross_entropy(sim, labels) + F.cross_entropy(sim.T, labels))
+
+
+def orthogonality(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    r""":math:`\mathrm{mean}_i \cos(a_i, b_i)^2`: zero when each pair of rows is orthogonal.
+    CFDTBD's push-apart term between modality-specific (differential) parts, and between a
+    modality's common and differential parts."""
+    return F.cosine_similarity(a, b, dim=-1).pow(2).mean()

@@ -1,0 +1,40 @@
+"""Temperature schedules for distillation losses, as functions of the epoch.
+
+``t_decay`` is SGFD's name for its softmax temperature: the released code keeps it constant
+for the whole run (:func:`constant_temperature`). :func:`decayed_temperature` is the
+extension its name suggests: the temperature starts at ``t_decay`` and shrinks geometrically
+per epoch towards ``floor``, so early epochs transfer soft (dark-knowledge) targets and later
+ones sharper ones.
+"""
+
+from __future__ import annotations
+
+SCHEDULES = ("constant", "exponential")
+
+
+def constant_temperature(t_decay: float, epoch: int) -> float:
+    """SGFD's released behaviour: ``T = t_decay`` at every epoch."""
+    _check(t_decay)
+    return t_decay
+
+
+def decayed_temperature(t_decay: float, epoch: int, rate: float, floor: float = 1.0) -> float:
+    """``T(epoch) = max(floor, t_decay * rate ** epoch)`` with ``0 < rate <= 1``."""
+    _check(t_decay)
+    if not 0 < rate <= 1:
+        raise ValueError(f"temperature decay rate must be in (0, 1], got {rate}")
+    return max(floor, t_decay * rate**epoch)
+
+
+def temperature(schedule: str, t_decay: float, epoch: int, rate: float, floor: float) -> float:
+    """The temperature of ``schedule`` (one of :data:`SCHEDULES`) at ``epoch``."""
+    if schedule == "constant":
+        return constant_temperature(t_decay, epoch)
+    if schedule == "exponential":
+        return decayed_temperature(t_decay, epoch, rate, floor)
+    raise ValueError(f"temperature schedule must be one of {SCHEDULES}, got {schedule!r}")
+
+
+def _check(t_decay: float) -> None:
+    if t_decay <= 0:
+        raise ValueError(f"t_decay (the softmax temperature) must be positive, got {t_decay}")
