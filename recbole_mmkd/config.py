@@ -69,11 +69,18 @@ class MMKDConfig(Config):
 
 
 def config_files(model_name: str, dataset: str) -> list[str]:
-    """The YAML files a run reads, lowest precedence first: overall, dataset, model."""
+    """The YAML files a run reads, lowest precedence first: overall, dataset, then the model's.
+
+    A model reads ``properties/model/<name>.yaml`` for each name in its class attribute
+    ``config_names`` (a wrapper such as SGFD-BM3: BM3, SGFD, SGFD-BM3), else its own name's.
+    """
+    from recbole_mmkd.model import get_model
+
+    names = getattr(get_model(model_name), "config_names", (model_name,))
     candidates = [
         PROPERTIES / "overall.yaml",
         PROPERTIES / "dataset" / f"{dataset}.yaml",
-        PROPERTIES / "model" / f"{model_name}.yaml",
+        *(PROPERTIES / "model" / f"{name}.yaml" for name in names),
     ]
     return [str(path) for path in candidates if path.is_file()]
 
@@ -114,12 +121,19 @@ def hashable_config(config: Config) -> dict[str, Any]:
 
 
 def config_hash(config: Config) -> str:
-    """Digest of :func:`hashable_config` and of the model's source file, so a RunResult on disk
-    is reused only for the same settings *and* the same model code."""
+    """Digest of :func:`hashable_config` and of the source of every project module the model
+    class is built from (its own file and those of its base classes, e.g. SGFD-BM3: sgfd.py,
+    bm3.py, base.py), so a RunResult on disk is reused only for the same settings *and* the
+    same model code."""
     from recbole_mmkd.model import get_model
 
-    source = inspect.getsource(sys.modules[get_model(config["model"]).__module__])
+    modules = {
+        cls.__module__
+        for cls in get_model(config["model"]).__mro__
+        if cls.__module__.startswith("recbole_mmkd.") or cls.__module__ == "recbole_mmkd"
+    }
+    sources = {name: inspect.getsource(sys.modules[name]) for name in sorted(modules)}
     payload = json.dumps(
-        {"config": hashable_config(config), "model_source": source}, sort_keys=True
+        {"config": hashable_config(config), "model_source": sources}, sort_keys=True
     )
     return hashlib.sha1(payload.encode()).hexdigest()[:10]

@@ -50,4 +50,4 @@ def model_names() -> list[str]:
 
 
 def _load_builtin_models() -> None:
-    from recbole_mmkd.model import general, teacher  # noqa: F401  (register on import)
+    from recbole_mmkd.model import general, student, teacher  # noqa: F401  (register on import)

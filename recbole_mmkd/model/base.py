@@ -114,8 +114,14 @@ class MultimodalRecommender(MMKDRecommender):
             self.register_buffer(f"_present_{modality}", present, persistent=False)
 
     def modal_feature(self, modality: str, items: torch.Tensor | None = None) -> torch.Tensor:
-        """Features of ``modality`` for ``items`` (default: all ``n_items`` rows), zero rows
-        for items missing it."""
+        """The features of ``modality`` the model consumes for ``items`` (default: all
+        ``n_items`` rows), zero rows for items missing it: the raw features here; feature
+        extractors such as SGFD's students override this."""
+        return self.raw_feature(modality, items)
+
+    def raw_feature(self, modality: str, items: torch.Tensor | None = None) -> torch.Tensor:
+        """The dataset's (normalised) features of ``modality``, zero rows for items missing it.
+        Fixed structures built from features (kNN graphs) read these."""
         features, present = getattr(self, f"_feat_{modality}"), self.item_present(modality)
         if items is not None:
             features, present = features[items], present[items]
@@ -126,6 +132,10 @@ class MultimodalRecommender(MMKDRecommender):
         return getattr(self, f"_present_{modality}")
 
     def feature_dims(self) -> dict[str, int]:
+        """Width of what :meth:`modal_feature` returns, per modality."""
+        return self.raw_feature_dims()
+
+    def raw_feature_dims(self) -> dict[str, int]:
         return {m: getattr(self, f"_feat_{m}").shape[1] for m in self.modalities}
 
     def set_item_mask(self, modality: str, present: torch.Tensor) -> None:

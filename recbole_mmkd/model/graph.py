@@ -152,12 +152,14 @@ class BipartiteGraph:
                     self._user_cols,
                     weights[self._by_user],
                     (self.n_users, self.n_items),
+                    check_invariants=False,
                 )
             return torch.sparse_csr_tensor(
                 self._item_crow,
                 self._item_cols,
                 weights[self._by_item],
                 (self.n_items, self.n_users),
+                check_invariants=False,
             )
 
     def to_users(self, weights: torch.Tensor, item_x: torch.Tensor) -> torch.Tensor:

@@ -74,7 +74,7 @@ class FREEDOM(MultimodalRecommender):
         self.register_buffer("item_graph", self._item_graph(), persistent=False)
 
     def _item_graph(self) -> torch.Tensor:
-        graphs = [w * cached_knn_graph(self.modal_feature(m), self.knn_k)
+        graphs = [w * cached_knn_graph(self.raw_feature(m), self.knn_k)
                   for m, w in self.modality_weights.items()]  # fmt: skip
         return sum(graphs[1:], graphs[0]).coalesce()
 

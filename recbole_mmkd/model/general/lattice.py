@@ -95,7 +95,7 @@ class LATTICE(MultimodalRecommender):
     def _build_original_graphs(self) -> None:
         """Cosine-weighted, normalised kNN graph of each modality's raw features."""
         for m in self.modalities:
-            features = self.modal_feature(m)
+            features = self.raw_feature(m)
             index = cached_knn_graph(features, self.knn_k).indices()
             values = _sym_normalize(index, _cosine_edges(features, index), self.n_items)
             graph = torch.sparse_coo_tensor(

@@ -1,0 +1,95 @@
+"""SGFD over backbones: reduction to the backbone, its loss terms, temperature and labels."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import fast, write_dataset
+from recbole.data import data_preparation
+from recbole.utils import init_seed
+
+from recbole_mmkd.config import build_config
+from recbole_mmkd.data import MultimodalDataset
+from recbole_mmkd.model import get_model
+
+BACKBONES = ["VBPR", "BM3", "GRCN", "LATTICE", "FREEDOM", "MMGCN"]
+
+
+def _setup(model: str, root, **overrides):
+    config = build_config(model, "toy", fast(**overrides), data_path=root)
+    init_seed(0, True)
+    train, _, _ = data_preparation(config, MultimodalDataset(config))
+    return config, train
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_sgfd_with_zero_weights_reduces_to_its_backbone(tmp_path, backbone):
+    # identity students over L2-normalised features of width d: the backbone sees its raw input
+    write_dataset(tmp_path, modalities={"image": 6, "text": 6})
+    same = dict(feature_norm="l2", sgfd_dim=6, student_activation=False, ce_weight=0, kd_weight=0)
+    _, train = _setup(backbone, tmp_path, **same)
+    plain = get_model(backbone)(*_setup(backbone, tmp_path, **same)[:1], train.dataset)
+    config, _ = _setup(f"SGFD-{backbone}", tmp_path, **same)
+    wrapped = get_model(f"SGFD-{backbone}")(config, train.dataset)
+    missing, unexpected = wrapped.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith(("students.", "teacher.")) for k in missing)
+    with torch.no_grad():
+        for student in wrapped.students.values():
+            student.weight.copy_(torch.eye(6))
+            student.bias.zero_()
+    batch = next(iter(train))
+    losses = []
+    for model in (plain, wrapped):
+        torch.manual_seed(1)  # same dropout masks and pruned edges
+        model.on_epoch_start(0)
+        losses.append(model.calculate_loss(batch))
+    assert torch.allclose(losses[0], losses[1], atol=1e-6)
+    losses[1].backward()
+    assert all(p.grad is None for p in wrapped.teacher.parameters())  # teacher untouched
+    plain.eval(), wrapped.eval()
+    assert torch.allclose(
+        plain.full_sort_predict(batch), wrapped.full_sort_predict(batch), atol=1e-5
+    )
+
+
+def test_sgfd_loss_adds_weighted_teacher_and_distillation_terms(toy):
+    weights = dict(ce_weight=0.3, kd_weight=0.7)
+    config, train = _setup("SGFD-VBPR", toy, **weights)
+    model = get_model("SGFD-VBPR")(config, train.dataset)
+    batch = next(iter(train))
+    items = torch.cat([batch[model.ITEM_ID], batch[model.NEG_ITEM_ID]])
+    parts = model.distillation_losses(items)
+    assert set(parts) == {"class", "fusion", "response", "feature"}
+    assert all(torch.isfinite(v) and v > 0 for v in parts.values())
+    zero = get_model("SGFD-VBPR")(
+        _setup("SGFD-VBPR", toy, ce_weight=0, kd_weight=0)[0], train.dataset
+    )
+    zero.load_state_dict(model.state_dict())
+    expected = zero.calculate_loss(batch) + 0.3 * (parts["class"] + parts["fusion"])
+    expected = expected + 0.7 * (parts["response"] + parts["feature"])
+    assert torch.allclose(model.calculate_loss(batch), expected)
+    model.calculate_loss(batch).backward()
+    assert all(p.grad is not None for p in model.teacher.parameters())
+    assert all(p.grad is not None for p in model.students.parameters())
+
+
+def test_sgfd_temperature_schedule_and_label_source(toy, tmp_path):
+    config, train = _setup("SGFD-BM3", toy, t_decay=8.0, t_schedule="exponential", t_decay_rate=0.5)
+    model = get_model("SGFD-BM3")(config, train.dataset)
+    assert model.temperature == 8.0
+    model.on_epoch_start(2)
+    assert model.temperature == 2.0
+    assert model.run_info()["label_source"] == "dataset (toy.labels.npy)"
+    write_dataset(tmp_path / "nolabels", labels=None)
+    config, train = _setup("SGFD-BM3", tmp_path / "nolabels", label_clusters=3)
+    model = get_model("SGFD-BM3")(config, train.dataset)
+    assert model.run_info()["label_source"].startswith("kmeans (k=3, seed=0")
+    assert model.run_info()["n_labels"] == 3
+
+
+def test_sgfd_reads_backbone_then_sgfd_then_own_yaml(toy):
+    config = build_config("SGFD-GRCN", "toy", data_path=toy)
+    assert config["n_routing"] == 3  # GRCN.yaml
+    assert config["ce_weight"] == 1.0 and config["t_decay"] == 100  # SGFD-GRCN.yaml over SGFD.yaml
+    assert config["student_activation"] is False
+    assert build_config("SGFD-LATTICE", "toy", data_path=toy)["kd_weight"] == 0.2  # SGFD.yaml
