@@ -43,6 +43,7 @@ _NOT_HASHED = frozenset(
         "dataloaders_save_path",
         "verbose",
         "eval_batch_size",
+        "teacher_tables",  # a path; the teacher's identity is hashed as teacher_hash
     }
 )
 

@@ -18,6 +18,8 @@ import recbole_mmkd
 from recbole_mmkd.config import build_config, config_hash, hashable_config
 from recbole_mmkd.data import MultimodalDataset
 from recbole_mmkd.model import get_model
+from recbole_mmkd.model.base import MMKDRecommender
+from recbole_mmkd.model.student.kd import TABLES_FILE
 from recbole_mmkd.result import RunResult, run_dir_for
 from recbole_mmkd.trainer import MMKDTrainer
 
@@ -51,16 +53,29 @@ def run_one(
     overrides: dict[str, Any] | None = None,
     data_path: Path | None = None,
     reuse: bool = True,
+    keep_tables: bool = False,
 ) -> RunResult:
     """Train ``model`` on ``dataset`` with ``seed``, select on validation, test once, save.
 
     With ``reuse``, a RunResult already on disk for the same config hash and seed is loaded
-    instead of re-trained.
+    instead of re-trained. ``keep_tables`` also stores the best state's user and item tables
+    (``representations.npz``), which is what a teacher leaves for its students. A model that
+    ``needs_teacher`` (the KD students) first gets its teacher from this function, with the
+    same dataset, seed and output root: trained once, then reused by every student.
     """
-    config = build_config(model, dataset, {**(overrides or {}), "seed": seed}, data_path)
+    if keep_tables and not issubclass(get_model(model), MMKDRecommender):
+        raise TypeError(
+            f"{model} cannot be a teacher: teachers must be project models whose forward() "
+            f"returns user and item tables (RecBole's own models do not)"
+        )
+    overrides = {**(overrides or {}), "seed": seed}
+    if getattr(get_model(model), "needs_teacher", False):
+        overrides.update(_teacher_for(model, dataset, seed, out_root, overrides, data_path, reuse))
+    config = build_config(model, dataset, overrides, data_path)
     digest = config_hash(config)
     run_dir = run_dir_for(out_root, dataset, model, digest, seed)
-    if reuse and (run_dir / "result.json").is_file():
+    complete = (run_dir / "result.json").is_file()
+    if reuse and complete and (not keep_tables or (run_dir / TABLES_FILE).is_file()):
         logger.info("reusing %s", run_dir)
         return RunResult.load(run_dir)
 
@@ -74,6 +89,7 @@ def run_one(
         trainer = MMKDTrainer(config, net)
         fit = trainer.fit(train_data, valid_data)
         test = trainer.evaluate_full(test_data)
+        arrays = {TABLES_FILE: _tables(net)} if keep_tables else None
 
     result = RunResult(
         dataset=dataset,
@@ -104,7 +120,7 @@ def run_one(
         test_user_ids=data.id2token(data.uid_field, test.user_ids).astype("int64"),
         test_per_user=test.per_user,
     )
-    result.save(run_dir)
+    result.save(run_dir, arrays)
     logger.info(
         "%s %s seed %d: best epoch %d, test %s",
         dataset,
@@ -114,3 +130,31 @@ def run_one(
         ", ".join(f"{k} {v:.4f}" for k, v in test.means.items() if k.endswith("@20")),
     )
     return result
+
+
+def _teacher_for(
+    student: str,
+    dataset: str,
+    seed: int,
+    out_root: Path,
+    overrides: dict[str, Any],
+    data_path: Path | None,
+    reuse: bool,
+) -> dict[str, Any]:
+    """Train or reuse the teacher a student's config names; the keys that point the student
+    at it (``teacher_tables``, a path, and ``teacher_hash``, which enters the student's hash)."""
+    probe = build_config(student, dataset, overrides, data_path)
+    teacher = probe["teacher"]
+    result = run_one(
+        teacher, dataset, seed, out_root, probe["teacher_config"] or {}, data_path, reuse, True
+    )
+    tables = run_dir_for(out_root, dataset, teacher, result.config_hash, seed) / TABLES_FILE
+    return {"teacher_tables": str(tables), "teacher_hash": result.config_hash}
+
+
+def _tables(net: MMKDRecommender) -> dict[str, Any]:
+    """The best state's user and item tables of a model used as a teacher."""
+    net.eval()
+    with torch.no_grad():
+        users, items = net.representations()
+    return {"user": users.cpu().numpy(), "item": items.cpu().numpy()}

@@ -48,8 +48,9 @@ class RunResult:
     def test_seconds_per_1k_users(self) -> float:
         return 1000.0 * self.test_seconds / max(self.n_test_users, 1)
 
-    def save(self, run_dir: Path) -> Path:
-        """Write atomically into ``run_dir`` (replacing an older result there)."""
+    def save(self, run_dir: Path, arrays: dict[str, dict[str, np.ndarray]] | None = None) -> Path:
+        """Write atomically into ``run_dir`` (replacing an older result there), with extra
+        ``arrays`` files (``{file name: {key: array}}``, e.g. a teacher's representations)."""
         run_dir = Path(run_dir)
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = run_dir.with_name(f".{run_dir.name}.tmp-{os.getpid()}")
@@ -60,6 +61,8 @@ class RunResult:
         meta.pop("test_per_user")
         (tmp / RESULT_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
         np.savez_compressed(tmp / PER_USER_FILE, user_ids=self.test_user_ids, **self.test_per_user)
+        for name, content in (arrays or {}).items():
+            np.savez(tmp / name, **content)
         if run_dir.exists():
             old = run_dir.with_name(f".{run_dir.name}.old-{os.getpid()}")
             run_dir.rename(old)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from recbole.data.interaction import Interaction
 from recbole.model.abstract_recommender import GeneralRecommender
@@ -26,6 +29,7 @@ class MMKDRecommender(GeneralRecommender):
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
         self._tables: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._pinned = False
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -58,11 +62,22 @@ class MMKDRecommender(GeneralRecommender):
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
         """User and item tables: recomputed in training, cached in eval mode."""
+        if self._pinned or (not self.training and self._tables is not None):
+            return self._tables
         if self.training:
             return self.forward()
-        if self._tables is None:
-            self._tables = self.forward()
+        self._tables = self.forward()
         return self._tables
+
+    @contextmanager
+    def one_forward(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Inside the block every :meth:`representations` call shares one ``forward()`` pass
+        (a loss made of several terms over the same tables, e.g. a backbone loss plus KD)."""
+        self._tables, self._pinned = self.forward(), True
+        try:
+            yield self._tables
+        finally:
+            self._tables, self._pinned = None, False
 
     def bpr_batch(
         self, interaction: Interaction

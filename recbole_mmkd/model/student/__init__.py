@@ -1,3 +1,3 @@
 """Distilled students and distillation wrappers over backbones."""
 
-from recbole_mmkd.model.student import sgfd  # noqa: F401  (registers SGFD-<backbone>)
+from recbole_mmkd.model.student import kd, sgfd  # noqa: F401  (registers KD-*, SGFD-*)
