@@ -18,9 +18,10 @@ import recbole_mmkd
 from recbole_mmkd.config import build_config, config_hash, hashable_config
 from recbole_mmkd.data import MultimodalDataset
 from recbole_mmkd.model import get_model
-from recbole_mmkd.model.base import MMKDRecommender
+from recbole_mmkd.model.base import MMKDRecommender, MultimodalRecommender
 from recbole_mmkd.model.student.kd import TABLES_FILE
 from recbole_mmkd.result import RunResult, run_dir_for
+from recbole_mmkd.robustness import robustness_curve
 from recbole_mmkd.trainer import MMKDTrainer
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,10 @@ def run_one(
         fit = trainer.fit(train_data, valid_data)
         test = trainer.evaluate_full(test_data)
         arrays = {TABLES_FILE: _tables(net)} if keep_tables else None
+        robustness = []
+        if isinstance(net, MultimodalRecommender) and config["robustness_shares"]:
+            shares = list(config["robustness_shares"])
+            robustness = robustness_curve(trainer, net, test_data, shares, seed)
 
     result = RunResult(
         dataset=dataset,
@@ -117,6 +122,7 @@ def run_one(
             "device": str(config["device"]),
         },
         model_info=net.run_info() if hasattr(net, "run_info") else {},
+        robustness=robustness,
         test_user_ids=data.id2token(data.uid_field, test.user_ids).astype("int64"),
         test_per_user=test.per_user,
     )

@@ -41,6 +41,8 @@ class RunResult:
     data_summary: dict[str, Any]
     environment: dict[str, str]
     model_info: dict[str, Any] = field(default_factory=dict)
+    # multimodal models: test means per (modality, share of items missing it)
+    robustness: list[dict[str, Any]] = field(default_factory=list)
     test_user_ids: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))
     test_per_user: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
 

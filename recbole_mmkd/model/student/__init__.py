@@ -1,3 +1,5 @@
 """Distilled students and distillation wrappers over backbones."""
 
+# modality_dropout first: kd wraps its MDLightGCN
+from recbole_mmkd.model.student import modality_dropout  # noqa: F401, I001
 from recbole_mmkd.model.student import kd, sgfd  # noqa: F401  (registers KD-*, SGFD-*)

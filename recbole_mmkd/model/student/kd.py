@@ -22,7 +22,7 @@ from recbole_mmkd.distill.losses import (
 from recbole_mmkd.model import get_model, register_model
 from recbole_mmkd.model.base import MMKDRecommender
 
-STUDENTS = ("LightGCN", "BPR")
+STUDENTS = ("LightGCN", "BPR", "MDLightGCN")
 KD_METHODS = ("logit", "rd", "rrd")
 TABLES_FILE = "representations.npz"
 
