@@ -43,7 +43,8 @@ _NOT_HASHED = frozenset(
         "dataloaders_save_path",
         "verbose",
         "eval_batch_size",
-        "teacher_tables",  # a path; the teacher's identity is hashed as teacher_hash
+        "teacher_tables",  # paths; the teacher's identity is hashed as teacher_hash
+        "teacher_state",
     }
 )
 

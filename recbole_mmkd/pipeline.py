@@ -19,7 +19,7 @@ from recbole_mmkd.config import build_config, config_hash, hashable_config
 from recbole_mmkd.data import MultimodalDataset
 from recbole_mmkd.model import get_model
 from recbole_mmkd.model.base import MMKDRecommender, MultimodalRecommender
-from recbole_mmkd.model.student.kd import TABLES_FILE
+from recbole_mmkd.model.student.kd import STATE_FILE, TABLES_FILE
 from recbole_mmkd.result import RunResult, run_dir_for
 from recbole_mmkd.robustness import robustness_curve
 from recbole_mmkd.trainer import MMKDTrainer
@@ -60,9 +60,10 @@ def run_one(
 
     With ``reuse``, a RunResult already on disk for the same config hash and seed is loaded
     instead of re-trained. ``keep_tables`` also stores the best state's user and item tables
-    (``representations.npz``), which is what a teacher leaves for its students. A model that
-    ``needs_teacher`` (the KD students) first gets its teacher from this function, with the
-    same dataset, seed and output root: trained once, then reused by every student.
+    (``representations.npz``) and parameters (``state.npz``): what a teacher leaves for its
+    students. A model that ``needs_teacher`` (the KD students) first gets its teacher from
+    this function, with the same dataset, seed and output root: trained once, then reused by
+    every student.
     """
     if keep_tables and not issubclass(get_model(model), MMKDRecommender):
         raise TypeError(
@@ -71,12 +72,13 @@ def run_one(
         )
     overrides = {**(overrides or {}), "seed": seed}
     if getattr(get_model(model), "needs_teacher", False):
-        overrides.update(_teacher_for(model, dataset, seed, out_root, overrides, data_path, reuse))
+        overrides.update(teacher_for(model, dataset, seed, out_root, overrides, data_path, reuse))
     config = build_config(model, dataset, overrides, data_path)
     digest = config_hash(config)
     run_dir = run_dir_for(out_root, dataset, model, digest, seed)
     complete = (run_dir / "result.json").is_file()
-    if reuse and complete and (not keep_tables or (run_dir / TABLES_FILE).is_file()):
+    stored = all((run_dir / name).is_file() for name in (TABLES_FILE, STATE_FILE))
+    if reuse and complete and (not keep_tables or stored):
         logger.info("reusing %s", run_dir)
         return RunResult.load(run_dir)
 
@@ -90,7 +92,7 @@ def run_one(
         trainer = MMKDTrainer(config, net)
         fit = trainer.fit(train_data, valid_data)
         test = trainer.evaluate_full(test_data)
-        arrays = {TABLES_FILE: _tables(net)} if keep_tables else None
+        arrays = {TABLES_FILE: _tables(net), STATE_FILE: _state(net)} if keep_tables else None
         robustness = []
         if isinstance(net, MultimodalRecommender) and config["robustness_shares"]:
             shares = list(config["robustness_shares"])
@@ -138,7 +140,7 @@ def run_one(
     return result
 
 
-def _teacher_for(
+def teacher_for(
     student: str,
     dataset: str,
     seed: int,
@@ -148,14 +150,19 @@ def _teacher_for(
     reuse: bool,
 ) -> dict[str, Any]:
     """Train or reuse the teacher a student's config names; the keys that point the student
-    at it (``teacher_tables``, a path, and ``teacher_hash``, which enters the student's hash)."""
+    at it (``teacher_tables`` and ``teacher_state``, paths, and ``teacher_hash``, which enters
+    the student's config hash)."""
     probe = build_config(student, dataset, overrides, data_path)
     teacher = probe["teacher"]
     result = run_one(
         teacher, dataset, seed, out_root, probe["teacher_config"] or {}, data_path, reuse, True
     )
-    tables = run_dir_for(out_root, dataset, teacher, result.config_hash, seed) / TABLES_FILE
-    return {"teacher_tables": str(tables), "teacher_hash": result.config_hash}
+    run_dir = run_dir_for(out_root, dataset, teacher, result.config_hash, seed)
+    return {
+        "teacher_tables": str(run_dir / TABLES_FILE),
+        "teacher_state": str(run_dir / STATE_FILE),
+        "teacher_hash": result.config_hash,
+    }
 
 
 def _tables(net: MMKDRecommender) -> dict[str, Any]:
@@ -164,3 +171,9 @@ def _tables(net: MMKDRecommender) -> dict[str, Any]:
     with torch.no_grad():
         users, items = net.representations()
     return {"user": users.cpu().numpy(), "item": items.cpu().numpy()}
+
+
+def _state(net: MMKDRecommender) -> dict[str, Any]:
+    """The best state's parameters and persistent buffers, for students that run the teacher
+    (PromptMM)."""
+    return {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}

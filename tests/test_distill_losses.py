@@ -109,3 +109,16 @@ def test_temperature_schedules():
         temperature("constant", 0.0, 0, 0.5, 1.0)
     with pytest.raises(ValueError, match="schedule"):
         temperature("cosine", 5.0, 0, 0.5, 1.0)
+
+
+def test_pairwise_kd_is_bernoulli_kl_of_ranking_probabilities():
+    # teacher margin 0 -> p = 1/2; student margin ln 3 -> q = 3/4
+    expected = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
+    assert close(L.pairwise_kd(t(LN3), t(0.0)), expected)
+    assert close(L.pairwise_kd(t(2 * LN3), t(0.0), temperature=2.0), expected)
+    assert close(L.pairwise_kd(t(1.0, -2.0), t(1.0, -2.0)), 0.0)
+
+
+def test_raw_kl_div_matches_the_released_formula():
+    # mean of t * (log t - y): (1 * (0 - 1) + e * (1 - 2)) / 2
+    assert close(L.raw_kl_div(t(1.0, 2.0), t(1.0, math.e)), (-1 - math.e) / 2)

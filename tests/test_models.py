@@ -13,30 +13,21 @@ from recbole_mmkd.config import build_config
 from recbole_mmkd.data import MultimodalDataset
 from recbole_mmkd.model import get_model, model_names
 from recbole_mmkd.model.base import MultimodalRecommender
-from recbole_mmkd.model.student.kd import TABLES_FILE
-from recbole_mmkd.pipeline import run_one
+from recbole_mmkd.pipeline import teacher_for
 
 MODELS = model_names()
 MULTIMODAL = [m for m in MODELS if issubclass(get_model(m), MultimodalRecommender)]
 
 
-def _teacher_tables(root) -> dict:
-    """A stored LightGCN teacher for the KD students (trained once per test directory)."""
-    result = run_one("LightGCN", "toy", 0, root / "teachers", fast(), root, keep_tables=True)
-    path = root / "teachers" / "toy" / "LightGCN" / result.config_hash / "seed-0" / TABLES_FILE
-    return {
-        "teacher": "LightGCN",
-        "teacher_tables": str(path),
-        "rd_topk": 3,
-        "rrd_top_n": 5,
-        "rrd_k": 2,
-        "rrd_l": 3,
-    }
+def _teacher(root, name: str) -> dict:
+    """Train (once per test directory) the teacher ``name``'s YAML names; point at it."""
+    quick = fast(teacher_config=fast(), rd_topk=3, rrd_top_n=5, rrd_k=2, rrd_l=3)
+    return {**quick, **teacher_for(name, "toy", 0, root / "teachers", quick, root, True)}
 
 
 def _build(root, name, **overrides):
     if getattr(get_model(name), "needs_teacher", False):
-        overrides = {**_teacher_tables(root), **overrides}
+        overrides = {**_teacher(root, name), **overrides}
     config = build_config(name, "toy", fast(**overrides), data_path=root)
     data = MultimodalDataset(config)
     train, _, _ = data_preparation(config, data)

@@ -141,3 +141,29 @@ def orthogonality(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     CFDTBD's push-apart term between modality-specific (differential) parts, and between a
     modality's common and differential parts."""
     return F.cosine_similarity(a, b, dim=-1).pow(2).mean()
+
+
+def pairwise_kd(
+    student_margin: torch.Tensor, teacher_margin: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    r"""PromptMM's pairwise ranking KD (Wei et al., WWW 2024), as the paper states it: for each
+    triple (u, i+, i-) the KL divergence between the teacher's and the student's probability
+    that i+ ranks above i-, :math:`p = \sigma((s_{ui^+} - s_{ui^-})/T)`, mean over triples.
+    ``*_margin``: :math:`s_{ui^+} - s_{ui^-}` per triple."""
+    log_p_t, log_q_t = (
+        F.logsigmoid(teacher_margin / temperature),
+        F.logsigmoid(-teacher_margin / temperature),
+    )
+    log_p_s, log_q_s = (
+        F.logsigmoid(student_margin / temperature),
+        F.logsigmoid(-student_margin / temperature),
+    )
+    return (log_p_t.exp() * (log_p_t - log_p_s) + log_q_t.exp() * (log_q_t - log_q_s)).mean()
+
+
+def raw_kl_div(student_values: torch.Tensor, teacher_values: torch.Tensor) -> torch.Tensor:
+    r"""PromptMM's released-code KD: ``nn.KLDivLoss()`` applied to unnormalised values,
+    :math:`\mathrm{mean}\, t\,(\log t - y)` over all entries, with the student's values ``y``
+    used as if they were log-probabilities and the teacher's ``t`` as probabilities (the
+    released code passes per-sample BPR losses, and negative log list probabilities)."""
+    return F.kl_div(student_values, teacher_values, reduction="mean")

@@ -24,7 +24,8 @@ from recbole_mmkd.model.base import MMKDRecommender
 
 STUDENTS = ("LightGCN", "BPR", "MDLightGCN")
 KD_METHODS = ("logit", "rd", "rrd")
-TABLES_FILE = "representations.npz"
+TABLES_FILE = "representations.npz"  # a teacher run's best-state (user, item) tables
+STATE_FILE = "state.npz"  # a teacher run's best-state parameters
 
 
 def load_teacher_tables(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
