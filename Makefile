@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml scripts/setup.sh
 setup: $(STAMP)
 
 benchmark: $(STAMP)
-	$(PY) run_benchmark.py run
+	$(PY) run_benchmark.py run default
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """recbole-mmkd command line.
 
-python run_benchmark.py run                        # default leaderboard on the shipped TikTok
+python run_benchmark.py run default                # the default benchmark on the shipped TikTok
+python run_benchmark.py run kd                     # properties/benchmark/kd.yaml
 python run_benchmark.py run --dataset ml-100k-mm --models BPR LightGCN VBPR --seeds 1 2 3
 python run_benchmark.py leaderboard results/default
 python run_benchmark.py import --format mmrec SRC NAME
@@ -25,7 +26,7 @@ import recbole_mmkd  # noqa: F401  (compat shims before recbole)
 from recbole_mmkd.config import DATASETS, ROOT
 from recbole_mmkd.data.files import DataError
 
-DEFAULT_MODELS = ["BPR", "LightGCN", "VBPR"]
+DEFAULT_MODELS = ["BPR", "LightGCN", "VBPR"]  # ad hoc runs (no benchmark name)
 DEFAULT_SEEDS = [2020, 2021, 2022]
 
 
@@ -41,25 +42,27 @@ def _parse_overrides(pairs: list[str]) -> dict:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from recbole_mmkd.pipeline import run_one
-    from recbole_mmkd.report.leaderboard import leaderboard, to_markdown
+    from recbole_mmkd.benchmark import Benchmark, Entry, load_benchmark, report, run_benchmark
 
-    out = Path(args.out)
     overrides = _parse_overrides(args.set)
-    start = time.perf_counter()
-    results = []
-    for model in args.models:
-        for seed in args.seeds:
-            logging.info("== %s / %s / seed %d", args.dataset, model, seed)
-            results.append(
-                run_one(model, args.dataset, seed, out, overrides, args.data_path, not args.force)
+    if args.benchmark:
+        bench = load_benchmark(args.benchmark)
+        if overrides:
+            entries = [Entry(e.model, {**e.overrides, **overrides}) for e in bench.entries]
+            bench = Benchmark(
+                bench.name, bench.datasets, bench.seeds, bench.metrics, entries, bench.comparisons
             )
-    table = leaderboard(results)  # this configuration only, not older runs in the same folder
-    text = to_markdown(table)
-    (out / f"leaderboard-{args.dataset}.md").write_text(text + "\n")
-    table.to_csv(out / f"leaderboard-{args.dataset}.csv", index=False)
-    print(text)
-    print(f"\n{len(results)} runs in {out}; {time.perf_counter() - start:.0f} s")
+    else:
+        entries = [Entry(model, overrides) for model in args.models]
+        bench = Benchmark(
+            "adhoc", [args.dataset], args.seeds, ["recall@20", "ndcg@20"], entries, []
+        )
+    out = Path(args.out or ROOT / "results" / (args.benchmark or "default"))
+    start = time.perf_counter()
+    runs = run_benchmark(bench, out, args.data_path, args.force)
+    print(report(bench, runs, out))  # this configuration only, not older runs in the same folder
+    n_runs = sum(len(r) for r in runs.values())
+    print(f"\n{n_runs} runs in {out}; {time.perf_counter() - start:.0f} s")
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
@@ -106,11 +109,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="log every epoch")
     sub = parser.add_subparsers(dest="command")
 
-    run = sub.add_parser("run", help="train models on a dataset for several seeds, then rank them")
+    run = sub.add_parser("run", help="run a benchmark (or ad hoc models), then report")
+    run.add_argument(
+        "benchmark", nargs="?", help="properties/benchmark/NAME.yaml (else --dataset/--models)"
+    )
     run.add_argument("--dataset", default="tiktok")
     run.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
     run.add_argument("--seeds", nargs="+", type=int, default=DEFAULT_SEEDS)
-    run.add_argument("--out", default=str(ROOT / "results" / "default"))
+    run.add_argument("--out", help="results folder (default: results/<benchmark or default>)")
     run.add_argument("--data-path", default=str(DATASETS))
     run.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     run.add_argument("--force", action="store_true", help="re-train runs already on disk")

@@ -1,0 +1,159 @@
+"""Benchmarks as data: ``properties/benchmark/<name>.yaml`` names datasets, models, seeds,
+metrics and the (model, reference) pairs to test; running one trains what is missing and
+reports.
+
+.. code-block:: yaml
+
+    datasets: [tiktok]
+    seeds: [2020, 2021, 2022]
+    metrics: [recall@20, ndcg@20]
+    models:
+      - LightGCN
+      - {model: KD-LightGCN, set: {teacher: FREEDOM}}   # per-model config overrides
+    comparisons:                                         # paired t-test, per-user metrics
+      - [KD-LightGCN, LightGCN]
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from recbole_mmkd.config import PROPERTIES
+from recbole_mmkd.data.files import DataError
+from recbole_mmkd.result import RunResult
+
+logger = logging.getLogger(__name__)
+BENCHMARKS = PROPERTIES / "benchmark"
+
+
+@dataclass(frozen=True)
+class Entry:
+    model: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    datasets: list[str]
+    seeds: list[int]
+    metrics: list[str]
+    entries: list[Entry]
+    comparisons: list[tuple[str, str]]
+
+
+def load_benchmark(name: str, folder: Path = BENCHMARKS) -> Benchmark:
+    """Read and validate ``<folder>/<name>.yaml``; errors name the file, the field and the fix."""
+    path = Path(folder) / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in Path(folder).glob("*.yaml"))
+        raise DataError(
+            path, "benchmark", "no such file", f"name one of: {', '.join(known) or 'none'}"
+        )
+    spec = yaml.safe_load(path.read_text()) or {}
+
+    def need(key: str, kind: type) -> Any:
+        value = spec.get(key)
+        if not isinstance(value, kind) or not value:
+            raise DataError(path, key, "missing or empty", f"give a non-empty {kind.__name__}")
+        return value
+
+    entries = []
+    for item in need("models", list):
+        if isinstance(item, str):
+            entries.append(Entry(item))
+        elif isinstance(item, dict) and isinstance(item.get("model"), str):
+            entries.append(Entry(item["model"], dict(item.get("set") or {})))
+        else:
+            raise DataError(
+                path, "models", f"bad entry {item!r}", "use NAME or {model: NAME, set: {...}}"
+            )
+    names = [e.model for e in entries]
+    comparisons = []
+    for pair in spec.get("comparisons") or []:
+        if not (isinstance(pair, list) and len(pair) == 2 and set(pair) <= set(names)):
+            raise DataError(
+                path,
+                "comparisons",
+                f"bad entry {pair!r}",
+                "use [MODEL, REFERENCE] pairs of listed models",
+            )
+        comparisons.append((pair[0], pair[1]))
+    if len(set(names)) != len(names):
+        raise DataError(path, "models", "a model is listed twice", "list each model once")
+    metrics = [m.lower() for m in spec.get("metrics") or ["recall@20", "ndcg@20"]]
+    return Benchmark(
+        name, need("datasets", list), need("seeds", list), metrics, entries, comparisons
+    )
+
+
+def run_benchmark(
+    bench: Benchmark, out: Path, data_path: Path | None = None, force: bool = False
+) -> dict[str, list[RunResult]]:
+    """Run every (dataset, model, seed) that is not on disk yet; return the runs per dataset."""
+    from recbole_mmkd.pipeline import run_one
+
+    runs: dict[str, list[RunResult]] = {}
+    for dataset in bench.datasets:
+        for entry in bench.entries:
+            for seed in bench.seeds:
+                logger.info("== %s / %s / seed %d", dataset, entry.model, seed)
+                result = run_one(
+                    entry.model, dataset, seed, out, entry.overrides, data_path, not force
+                )
+                runs.setdefault(dataset, []).append(result)
+    return runs
+
+
+def comparison_table(bench: Benchmark, results: list[RunResult]) -> pd.DataFrame:
+    """One row per (comparison, metric): means, relative change, paired t-test p-value."""
+    from recbole_mmkd.report.stats import paired_ttest
+
+    by_model: dict[str, list[RunResult]] = {}
+    for r in results:
+        by_model.setdefault(r.model, []).append(r)
+    rows = []
+    for model, reference in bench.comparisons:
+        for metric in bench.metrics:
+            c = paired_ttest(by_model[model], by_model[reference], metric)
+            rows.append(
+                {
+                    "model": model,
+                    "reference": reference,
+                    "metric": metric,
+                    "model mean": round(c.mean, 4),
+                    "reference mean": round(c.reference_mean, 4),
+                    "relative": f"{100 * c.relative:+.1f}%",
+                    "p (paired t)": f"{c.p_value:.2g}",
+                    "users": c.n_users,
+                    "seeds": f"{len(by_model[model])}/{len(by_model[reference])}",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def report(bench: Benchmark, runs: dict[str, list[RunResult]], out: Path) -> str:
+    """Write each dataset's leaderboard (md, csv) and comparisons (md, csv); return the text."""
+    from recbole_mmkd.report.leaderboard import leaderboard, to_markdown
+
+    out.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for dataset, results in runs.items():
+        table = leaderboard(results, bench.metrics)
+        text = to_markdown(table, bench.metrics)
+        (out / f"leaderboard-{dataset}.md").write_text(text + "\n")
+        table.to_csv(out / f"leaderboard-{dataset}.csv", index=False)
+        parts.append(f"## {dataset}\n\n{text}")
+        if bench.comparisons:
+            comparisons = comparison_table(bench, results)
+            md = comparisons.to_markdown(index=False)
+            (out / f"comparisons-{dataset}.md").write_text(md + "\n")
+            comparisons.to_csv(out / f"comparisons-{dataset}.csv", index=False)
+            parts.append(f"Paired t-test over seed-averaged per-user test metrics:\n\n{md}")
+    return "\n\n".join(parts)
