@@ -4,6 +4,7 @@
 python run_benchmark.py run default                # the default benchmark on the shipped TikTok
 python run_benchmark.py run kd                     # properties/benchmark/kd.yaml
 python run_benchmark.py run --dataset ml-100k-mm --models BPR LightGCN VBPR --seeds 1 2 3
+python run_benchmark.py sweep sgfd-bm3 [--resume] [--address auto]
 python run_benchmark.py leaderboard results/default
 python run_benchmark.py import --format mmrec SRC NAME
 python run_benchmark.py extract-text-features NAME --items FILE --text-columns title
@@ -65,6 +66,27 @@ def cmd_run(args: argparse.Namespace) -> None:
     print(f"\n{n_runs} runs in {out}; {time.perf_counter() - start:.0f} s")
 
 
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from recbole_mmkd.benchmark import Benchmark, Entry, report
+    from recbole_mmkd.tune import Sweep, final_runs, load_sweep, run_sweep, select_best
+
+    sweep = load_sweep(args.name)
+    if args.set:
+        fields = {**sweep.__dict__, "overrides": {**sweep.overrides, **_parse_overrides(args.set)}}
+        sweep = Sweep(**fields)
+    out = Path(args.out or ROOT / "results" / "sweeps" / args.name)
+    table = run_sweep(sweep, out, args.data_path, args.resume, args.address)
+    best = select_best(table)
+    print(table.to_markdown(index=False))
+    print(f"\nbest on validation: trial {best['trial_id']} ({best['best_valid']:.5f})")
+    if args.no_final:
+        return
+    runs = final_runs(sweep, best, out, args.data_path)
+    bench = Benchmark(sweep.name, [sweep.dataset], sweep.final_seeds, ["recall@20", "ndcg@20"],
+                      [Entry(sweep.model)], [])  # fmt: skip
+    print(report(bench, {sweep.dataset: runs}, out))
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> None:
     from recbole_mmkd.report.leaderboard import leaderboard, load_results, to_markdown
 
@@ -121,6 +143,18 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     run.add_argument("--force", action="store_true", help="re-train runs already on disk")
     run.set_defaults(func=cmd_run)
+
+    sweep = sub.add_parser("sweep", help="Ray Tune sweep of properties/sweep/NAME.yaml")
+    sweep.add_argument("name")
+    sweep.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    sweep.add_argument(
+        "--address", help="join an existing Ray cluster (e.g. auto, ray://host:10001)"
+    )
+    sweep.add_argument("--out", help="folder (default: results/sweeps/NAME)")
+    sweep.add_argument("--data-path", default=str(DATASETS))
+    sweep.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="fixed overrides")
+    sweep.add_argument("--no-final", action="store_true", help="skip the re-run on final_seeds")
+    sweep.set_defaults(func=cmd_sweep)
 
     board = sub.add_parser("leaderboard", help="print the leaderboard of a results folder")
     board.add_argument("results")

@@ -1,0 +1,344 @@
+"""Ray Tune sweeps over any config keys (for KD methods: ``ce_weight``, ``kd_weight``,
+``t_decay``), selected on the validation metric only, then re-run on several seeds and tested.
+
+A sweep is declared in ``properties/sweep/<name>.yaml``:
+
+.. code-block:: yaml
+
+    model: SGFD-BM3
+    dataset: tiktok
+    search: grid              # grid | random | tpe (Optuna's TPE through Ray Tune)
+    num_samples: 16           # random / tpe: trials; grid: repeats of the grid (1)
+    scheduler: asha           # none | asha (early stopping on the per-epoch validation metric)
+    space:
+      ce_weight: [0.01, 0.1, 1.0]            # a list: grid values (choice for random / tpe)
+      kd_weight: {loguniform: [0.001, 1.0]}  # or {uniform: [a, b]}, {choice: [...]}
+    set: {epochs: 200}        # fixed overrides for every trial
+    seed: 2020                # the seed of every trial
+    final_seeds: [2020, 2021, 2022, 2023, 2024]
+
+Resources: ``cpus_per_trial``, ``gpus_per_trial`` (fractions share a GPU). Each trial runs
+on the device Ray gives it (``MMKDConfig`` never rewrites ``CUDA_VISIBLE_DEVICES``). A sweep
+killed at any point continues with ``resume=True`` from Ray's experiment state: finished
+trials are kept and not re-run, unfinished ones restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from recbole_mmkd.config import PROPERTIES
+from recbole_mmkd.data.files import DataError
+
+logger = logging.getLogger(__name__)
+SWEEPS = PROPERTIES / "sweep"
+SEARCHES = ("grid", "random", "tpe")
+SCHEDULERS = ("none", "asha")
+DISTRIBUTIONS = ("loguniform", "uniform", "choice")
+BEST = "best_valid"  # the metric every trial reports: best validation value so far
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    model: str
+    dataset: str
+    space: dict[str, Any]
+    search: str = "grid"
+    num_samples: int = 1
+    scheduler: str = "none"
+    grace_period: int = 10
+    reduction_factor: int = 3
+    overrides: dict[str, Any] = field(default_factory=dict)
+    seed: int = 2020
+    final_seeds: list[int] = field(default_factory=lambda: [2020, 2021, 2022, 2023, 2024])
+    cpus_per_trial: float = 1
+    gpus_per_trial: float = 0
+    max_concurrent: int = 0  # 0: as many as the resources allow
+
+
+def load_sweep(name: str, folder: Path = SWEEPS) -> Sweep:
+    """Read and validate ``<folder>/<name>.yaml``; errors name the file, the field and the fix."""
+    path = Path(folder) / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in Path(folder).glob("*.yaml"))
+        raise DataError(path, "sweep", "no such file", f"name one of: {', '.join(known) or 'none'}")
+    spec = yaml.safe_load(path.read_text()) or {}
+    for key in ("model", "dataset", "space"):
+        if not spec.get(key):
+            raise DataError(path, key, "missing", f"add '{key}:' (see recbole_mmkd/tune.py)")
+    known_keys = set(Sweep.__dataclass_fields__) - {"name", "overrides"} | {"set"}
+    unknown = set(spec) - known_keys
+    if unknown:
+        raise DataError(path, sorted(unknown)[0], "unknown key", f"use one of {sorted(known_keys)}")
+    sweep = Sweep(name=name, overrides=dict(spec.pop("set", None) or {}), **spec)
+    if sweep.search not in SEARCHES:
+        raise DataError(path, "search", f"unknown {sweep.search!r}", f"use one of {SEARCHES}")
+    if sweep.scheduler not in SCHEDULERS:
+        raise DataError(
+            path, "scheduler", f"unknown {sweep.scheduler!r}", f"use one of {SCHEDULERS}"
+        )
+    for key, value in sweep.space.items():
+        _check_dimension(path, sweep.search, key, value)
+    return sweep
+
+
+def _check_dimension(path: Path, search: str, key: str, value: Any) -> None:
+    if isinstance(value, list) and value:
+        return
+    if not (isinstance(value, dict) and len(value) == 1 and next(iter(value)) in DISTRIBUTIONS):
+        raise DataError(
+            path, f"space.{key}", f"bad value {value!r}", f"use a list or one of {DISTRIBUTIONS}"
+        )
+    ((kind, args),) = value.items()
+    if kind != "choice" and search == "grid":
+        raise DataError(path, f"space.{key}", f"{kind} in a grid search", "list the grid values")
+    if kind != "choice" and not (isinstance(args, list) and len(args) == 2 and args[0] < args[1]):
+        raise DataError(path, f"space.{key}", f"bad {kind} bounds {args!r}", "use [low, high]")
+    if kind == "loguniform" and args[0] <= 0:
+        raise DataError(path, f"space.{key}", "loguniform bound <= 0", "use positive bounds")
+
+
+def param_space(sweep: Sweep) -> dict[str, Any]:
+    """Ray Tune's search space for ``sweep.space``."""
+    from ray import tune
+
+    space = {}
+    for key, value in sweep.space.items():
+        if isinstance(value, list):
+            space[key] = tune.grid_search(value) if sweep.search == "grid" else tune.choice(value)
+        else:
+            ((kind, args),) = value.items()
+            space[key] = {"loguniform": tune.loguniform, "uniform": tune.uniform}[kind](*args) \
+                if kind != "choice" else tune.choice(args)  # fmt: skip
+    return space
+
+
+def planned_trials(sweep: Sweep) -> int:
+    """How many trials the sweep runs in all."""
+    if sweep.search == "grid":
+        return sweep.num_samples * math.prod(len(v) for v in sweep.space.values())
+    return sweep.num_samples
+
+
+def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
+    """One Ray Tune trial: train with ``params`` on top of the sweep's overrides and report the
+    validation metric after every evaluation. The test split is never evaluated here."""
+    import torch
+    from ray import tune
+    from recbole.data import data_preparation
+    from recbole.utils import init_seed
+
+    import recbole_mmkd  # noqa: F401  (compat shims first, in the worker process)
+    from recbole_mmkd.config import build_config
+    from recbole_mmkd.data import MultimodalDataset
+    from recbole_mmkd.model import get_model
+    from recbole_mmkd.trainer import MMKDTrainer
+
+    torch.set_num_threads(max(1, int(static["cpus"])))
+    overrides = {**static["overrides"], **params, "seed": static["seed"]}
+    overrides["use_gpu"] = static["gpus"] > 0
+    config = build_config(static["model"], static["dataset"], overrides, static["data_path"])
+    init_seed(static["seed"], config["reproducibility"])
+    train, valid, _ = data_preparation(config, MultimodalDataset(config))
+    init_seed(static["seed"], config["reproducibility"])
+    net = get_model(static["model"])(config, train.dataset).to(config["device"])
+    best = [-math.inf]
+
+    def report(epoch: int, score: float, _result: dict) -> None:
+        best[0] = max(best[0], score)
+        tune.report(
+            {"valid": score, BEST: best[0], "epoch": epoch, "device": str(config["device"])}
+        )
+
+    MMKDTrainer(config, net).fit(train, valid, callback=report)
+
+
+def select_best(table: pd.DataFrame) -> pd.Series:
+    """The finished trial with the highest best validation value (ties: the earlier trial)."""
+    done = table[table[BEST].notna()]
+    if done.empty:
+        raise RuntimeError("no trial reported a validation value")
+    return done.loc[done[BEST].idxmax()]
+
+
+def sweep_table(results, sweep: Sweep) -> pd.DataFrame:
+    """Every trial's parameters, best validation value, epochs run, status and seconds."""
+    rows = []
+    for result in results:
+        metrics = result.metrics or {}
+        rows.append(
+            {
+                "trial_id": metrics.get("trial_id", Path(result.path).name),
+                **{k: result.config.get(k) for k in sweep.space},
+                BEST: metrics.get(BEST),
+                "epochs": (metrics.get("epoch", -1) or 0) + 1 if metrics else 0,
+                "seconds": metrics.get("time_total_s"),
+                "status": "error" if result.error else "done",
+                "device": metrics.get("device"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _progress_callback(planned: int, log: Path):
+    from ray import tune
+
+    class Progress(tune.Callback):
+        """One line per trial state change, with the best validation value so far, to the
+        logger and appended to ``log`` (``<out>/progress.log``)."""
+
+        def __init__(self) -> None:
+            self.best, self.done = -math.inf, 0
+
+        def _say(self, line: str) -> None:
+            logger.info(line)
+            with open(log, "a") as handle:
+                handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+
+        def on_trial_start(self, iteration, trials, trial, **info) -> None:
+            self._say(f"started {trial.trial_id}: {_short(trial.config)}")
+
+        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+            self.done += 1
+            value = (trial.last_result or {}).get(BEST, float("nan"))
+            self.best = max(self.best, value) if value == value else self.best
+            self._say(
+                f"done {trial.trial_id} ({self.done}/{planned} this session): best valid "
+                f"{value:.5f}; best so far {self.best:.5f}"
+            )
+
+        def on_trial_error(self, iteration, trials, trial, **info) -> None:
+            self._say(f"failed {trial.trial_id}: {_short(trial.config)}")
+
+    return Progress()
+
+
+def _short(config: dict) -> str:
+    return ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in config.items()
+    )
+
+
+def run_sweep(
+    sweep: Sweep,
+    out: Path,
+    data_path: Path | None = None,
+    resume: bool = False,
+    address: str | None = None,
+) -> pd.DataFrame:
+    """Run (or, with ``resume``, continue) the sweep; write and return its trial table."""
+    import ray
+    from ray import tune
+
+    from recbole_mmkd.model import get_model
+    from recbole_mmkd.pipeline import teacher_for
+
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    storage = out / "ray"
+    # save the experiment state at every step of the loop, so a sweep killed at any point
+    # resumes with every finished trial recorded (cheap next to a trial)
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    overrides = dict(sweep.overrides)
+    if getattr(get_model(sweep.model), "needs_teacher", False):  # trained once, before any trial
+        probe = {**overrides, "seed": sweep.seed}
+        overrides.update(
+            teacher_for(
+                sweep.model, sweep.dataset, sweep.seed, out / "runs", probe, data_path, True
+            )
+        )
+    static = {
+        "model": sweep.model,
+        "dataset": sweep.dataset,
+        "data_path": str(data_path) if data_path else None,
+        "overrides": overrides,
+        "seed": sweep.seed,
+        "cpus": sweep.cpus_per_trial,
+        "gpus": sweep.gpus_per_trial,
+    }
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    resources = {"cpu": sweep.cpus_per_trial, "gpu": sweep.gpus_per_trial}
+    trainable = tune.with_resources(tune.with_parameters(trial, static=static), resources)
+    experiment = storage / sweep.name
+    if resume and tune.Tuner.can_restore(str(experiment)):
+        logger.info("resuming %s", experiment)
+        tuner = tune.Tuner.restore(str(experiment), trainable, resume_errored=True)
+    else:
+        if resume:
+            logger.info("nothing to resume at %s: starting the sweep", experiment)
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space(sweep),
+            tune_config=tune.TuneConfig(
+                metric=BEST,
+                mode="max",
+                num_samples=sweep.num_samples,
+                search_alg=_search(sweep),
+                scheduler=_scheduler(sweep),
+                max_concurrent_trials=sweep.max_concurrent or None,
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=sweep.name,
+                storage_path=str(storage),
+                verbose=0,
+                callbacks=[_progress_callback(planned_trials(sweep), out / "progress.log")],
+            ),
+        )
+    start = time.perf_counter()
+    grid = tuner.fit()
+    table = sweep_table(grid, sweep)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / f"sweep-{sweep.name}.csv", index=False)
+    logger.info(
+        "sweep %s: %d trials in %.0f s", sweep.name, len(table), time.perf_counter() - start
+    )
+    return table
+
+
+def _search(sweep: Sweep):
+    if sweep.search != "tpe":
+        return None
+    from ray.tune.search.optuna import OptunaSearch
+
+    return OptunaSearch(seed=sweep.seed)
+
+
+def _scheduler(sweep: Sweep):
+    if sweep.scheduler == "none":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        grace_period=sweep.grace_period,
+        reduction_factor=sweep.reduction_factor,
+    )
+
+
+def final_runs(sweep: Sweep, best: pd.Series, out: Path, data_path: Path | None = None) -> list:
+    """Re-run the best configuration on ``final_seeds``; test once each; ordinary RunResults."""
+    from recbole_mmkd.pipeline import run_one
+
+    params = {k: _plain(best[k]) for k in sweep.space}
+    logger.info("best configuration on validation: %s", _short(params))
+    overrides = {**sweep.overrides, **params}
+    return [
+        run_one(sweep.model, sweep.dataset, seed, Path(out) / "runs", overrides, data_path)
+        for seed in sweep.final_seeds
+    ]
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
