@@ -322,6 +322,7 @@ def _scheduler(sweep: Sweep):
 
     return ASHAScheduler(
         time_attr="training_iteration",
+        max_t=int(sweep.overrides.get("epochs", 1000)),
         grace_period=sweep.grace_period,
         reduction_factor=sweep.reduction_factor,
     )

@@ -1,0 +1,92 @@
+#!/usr/bin/env python
+"""Ray Tune overhead and sweep throughput on the shipped TikTok data.
+
+Prints, in one process:
+1. Ray's overhead per trial: the wall time of one BPR run (``--epochs`` epochs) inside a
+   1-trial Ray sweep, against the same run outside Ray (same process, same data), as a ratio;
+   Ray's own start is timed separately.
+2. Throughput of a ``--trials``-trial grid sweep with ``cpus_per_trial`` 1 on the machine's
+   CPUs: trials per minute and the wall time per trial against the outside-Ray run.
+
+  .venv/bin/python bench/bench_tune.py [--epochs 3] [--trials 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+from pathlib import Path
+from time import perf_counter
+
+import ray
+import torch
+from recbole.data import data_preparation
+from recbole.utils import init_seed
+
+import recbole_mmkd  # noqa: F401
+from recbole_mmkd.config import build_config
+from recbole_mmkd.data import MultimodalDataset
+from recbole_mmkd.model import get_model
+from recbole_mmkd.trainer import MMKDTrainer
+from recbole_mmkd.tune import Sweep, run_sweep
+
+
+def outside_ray(epochs: int) -> float:
+    """The trial's work in this process: data, model, ``epochs`` epochs with validation."""
+    start = perf_counter()
+    torch.set_num_threads(1)
+    config = build_config("BPR", "tiktok", _fixed(epochs) | {"seed": 0, "use_gpu": False})
+    init_seed(0, True)
+    train, valid, _ = data_preparation(config, MultimodalDataset(config))
+    net = get_model("BPR")(config, train.dataset)
+    MMKDTrainer(config, net).fit(train, valid)
+    return perf_counter() - start
+
+
+def _fixed(epochs: int) -> dict:
+    return {"epochs": epochs, "stopping_step": 1000, "robustness_shares": []}
+
+
+def sweep_seconds(trials: int, epochs: int, out: Path) -> float:
+    values = [10.0 ** -(4 + i / max(trials - 1, 1)) for i in range(trials)]
+    sweep = Sweep(
+        name=f"bench{trials}",
+        model="BPR",
+        dataset="tiktok",
+        space={"reg_weight": values},
+        overrides=_fixed(epochs),
+        seed=0,
+        cpus_per_trial=1,
+    )
+    start = perf_counter()
+    table = run_sweep(sweep, out)
+    assert len(table) == trials and set(table["status"]) == {"done"}
+    return perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=16)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    base = outside_ray(args.epochs)
+    print(f"one BPR run outside Ray ({args.epochs} epochs, 1 thread): {base:.1f} s")
+    start = perf_counter()
+    ray.init(include_dashboard=False, log_to_driver=False)
+    print(f"ray.init: {perf_counter() - start:.1f} s, {ray.available_resources().get('CPU')} CPUs")
+    with tempfile.TemporaryDirectory() as tmp:
+        one = sweep_seconds(1, args.epochs, Path(tmp) / "one")
+        print(f"1-trial sweep: {one:.1f} s = {one / base:.2f}x the run outside Ray")
+        many = sweep_seconds(args.trials, args.epochs, Path(tmp) / "many")
+    print(
+        f"{args.trials}-trial sweep, cpus_per_trial 1: {many:.1f} s, "
+        f"{60 * args.trials / many:.1f} trials/min, {many / args.trials:.1f} s per trial "
+        f"= {many / args.trials / base:.2f}x one run outside Ray"
+    )
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
