@@ -142,3 +142,20 @@ def test_fractional_gpu_trials_run_on_cuda(toy, tmp_path):
     _write(tmp_path / "sweeps", "gpus_per_trial: 0.5")
     table = run_sweep(load_sweep("tiny", tmp_path / "sweeps"), tmp_path / "out", toy)
     assert len(table) == 4 and set(table["device"]) == {"cuda"}
+
+
+def test_tpe_search_with_asha_runs_the_planned_trials(toy, tmp_path):
+    import ray
+
+    from recbole_mmkd.tune import run_sweep
+
+    _write(tmp_path / "sweeps", "num_samples: 3\nscheduler: asha\ngrace_period: 1")
+    text = (tmp_path / "sweeps" / "tiny.yaml").read_text().replace("search: grid", "search: tpe")
+    text = text.replace("[0.0001, 0.001]", "{loguniform: [0.0001, 0.01]}")
+    (tmp_path / "sweeps" / "tiny.yaml").write_text(text)
+    try:
+        table = run_sweep(load_sweep("tiny", tmp_path / "sweeps"), tmp_path / "out", toy)
+    finally:
+        ray.shutdown()
+    assert len(table) == 3 and table[BEST].notna().all()
+    assert table["reg_weight"].between(0.0001, 0.01).all()
