@@ -10,8 +10,10 @@ reports.
     models:
       - LightGCN
       - {model: KD-LightGCN, set: {teacher: FREEDOM}}   # per-model config overrides
-    comparisons:                                         # paired t-test, per-user metrics
+    comparisons:                                         # [model, reference] pairs
       - [KD-LightGCN, LightGCN]
+    test: t                   # paired test over per-user metrics: t | randomisation | wilcoxon
+    correction: holm          # across each metric's comparisons: holm | bh | none
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import yaml
 
 from recbole_mmkd.config import PROPERTIES
 from recbole_mmkd.data.files import DataError
+from recbole_mmkd.report.stats import CORRECTIONS, TESTS
 from recbole_mmkd.result import RunResult
 
 logger = logging.getLogger(__name__)
@@ -46,6 +49,8 @@ class Benchmark:
     metrics: list[str]
     entries: list[Entry]
     comparisons: list[tuple[str, str]]
+    test: str = "t"  # paired test: t | randomisation | wilcoxon
+    correction: str = "holm"  # across a metric's comparisons: holm | bh | none
 
 
 def load_benchmark(name: str, folder: Path = BENCHMARKS) -> Benchmark:
@@ -88,9 +93,17 @@ def load_benchmark(name: str, folder: Path = BENCHMARKS) -> Benchmark:
     if len(set(names)) != len(names):
         raise DataError(path, "models", "a model is listed twice", "list each model once")
     metrics = [m.lower() for m in spec.get("metrics") or ["recall@20", "ndcg@20"]]
+    test, correction = spec.get("test", "t"), spec.get("correction", "holm")
+    if test not in TESTS:
+        raise DataError(path, "test", f"unknown {test!r}", f"use one of {TESTS}")
+    if correction not in CORRECTIONS:
+        raise DataError(
+            path, "correction", f"unknown {correction!r}", f"use one of {tuple(CORRECTIONS)}"
+        )
     return Benchmark(
-        name, need("datasets", list), need("seeds", list), metrics, entries, comparisons
-    )
+        name, need("datasets", list), need("seeds", list), metrics, entries, comparisons,
+        test, correction,
+    )  # fmt: skip
 
 
 def run_benchmark(
@@ -112,27 +125,36 @@ def run_benchmark(
 
 
 def comparison_table(bench: Benchmark, results: list[RunResult]) -> pd.DataFrame:
-    """One row per (comparison, metric): means, relative change, paired t-test p-value."""
-    from recbole_mmkd.report.stats import paired_ttest
+    """One row per (comparison, metric): means, relative change with its bootstrap 95% CI,
+    Cohen's d, the paired test's p-value and the p-value corrected across the comparisons of
+    the same metric (``test``, ``correction`` of the benchmark)."""
+    from recbole_mmkd.report.stats import adjust, compare
 
     by_model: dict[str, list[RunResult]] = {}
     for r in results:
         by_model.setdefault(r.model, []).append(r)
     rows = []
-    for model, reference in bench.comparisons:
-        for metric in bench.metrics:
-            c = paired_ttest(by_model[model], by_model[reference], metric)
+    for metric in bench.metrics:
+        found = [
+            compare(by_model[model], by_model[reference], metric, bench.test)
+            for model, reference in bench.comparisons
+        ]
+        corrected = adjust([c.p_value for c in found], bench.correction)
+        for c, p_adj in zip(found, corrected, strict=True):
             rows.append(
                 {
-                    "model": model,
-                    "reference": reference,
+                    "model": c.model,
+                    "reference": c.reference,
                     "metric": metric,
                     "model mean": round(c.mean, 4),
                     "reference mean": round(c.reference_mean, 4),
                     "relative": f"{100 * c.relative:+.1f}%",
-                    "p (paired t)": f"{c.p_value:.2g}",
+                    "95% CI": f"[{100 * c.relative_low:+.1f}%, {100 * c.relative_high:+.1f}%]",
+                    "Cohen's d": round(c.cohens_d, 3),
+                    f"p ({c.test})": f"{c.p_value:.2g}",
+                    f"p ({bench.correction})": f"{p_adj:.2g}",
                     "users": c.n_users,
-                    "seeds": f"{len(by_model[model])}/{len(by_model[reference])}",
+                    "seeds": f"{len(by_model[c.model])}/{len(by_model[c.reference])}",
                 }
             )
     return pd.DataFrame(rows)
@@ -155,5 +177,8 @@ def report(bench: Benchmark, runs: dict[str, list[RunResult]], out: Path) -> str
             md = comparisons.to_markdown(index=False)
             (out / f"comparisons-{dataset}.md").write_text(md + "\n")
             comparisons.to_csv(out / f"comparisons-{dataset}.csv", index=False)
-            parts.append(f"Paired t-test over seed-averaged per-user test metrics:\n\n{md}")
+            parts.append(
+                f"Paired {bench.test} test over seed-averaged per-user test metrics, "
+                f"{bench.correction}-corrected per metric:\n\n{md}"
+            )
     return "\n\n".join(parts)

@@ -33,7 +33,7 @@ def test_benchmark_runs_reports_and_reuses(toy, tmp_path):
     assert len(runs["toy"]) == 4 and len(find_results(out)) == 4
     text = report(bench, runs, out)
     assert (out / "leaderboard-toy.md").is_file() and (out / "comparisons-toy.csv").is_file()
-    assert "LightGCN" in text and "p (paired t)" in text
+    assert "LightGCN" in text and "p (t)" in text and "p (holm)" in text
     stamps = {p: (p / "result.json").stat().st_mtime_ns for p in find_results(out)}
     run_benchmark(bench, out, toy)  # everything on disk: nothing re-trained
     assert {p: (p / "result.json").stat().st_mtime_ns for p in find_results(out)} == stamps
@@ -46,6 +46,8 @@ def test_benchmark_runs_reports_and_reuses(toy, tmp_path):
         ("datasets: [toy]\nseeds: [1]\nmodels: [{set: {}}]\n", "field 'models': bad entry"),
         ("datasets: [toy]\nseeds: [1]\nmodels: [BPR]\ncomparisons: [[VBPR, BPR]]\n", "pairs"),
         ("datasets: [toy]\nseeds: [1]\nmodels: [BPR, BPR]\n", "listed twice"),
+        ("datasets: [toy]\nseeds: [1]\nmodels: [BPR]\ntest: sign\n", "field 'test'"),
+        ("datasets: [toy]\nseeds: [1]\nmodels: [BPR]\ncorrection: x\n", "field 'correction'"),
     ],
 )
 def test_bad_benchmark_files_name_file_field_and_fix(tmp_path, body, message):

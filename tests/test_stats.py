@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from recbole_mmkd.report.stats import paired_ttest, per_user_means
+from recbole_mmkd.report.stats import compare, per_user_means
 from recbole_mmkd.result import RunResult
 
 
@@ -33,15 +33,72 @@ def test_per_user_means_align_users_across_seeds():
         per_user_means([runs[0], _result("A", 3, np.array([1, 2, 4]), np.zeros(3))], "recall@20")
 
 
-def test_paired_ttest_equals_scipy_and_detects_planted_effects():
+def test_compare_equals_scipy_and_detects_planted_effects():
     rng = np.random.default_rng(0)
     users = np.arange(2000)
     base = rng.random(2000)
     shifted = base + 0.05 + rng.normal(0, 0.1, 2000)
     null = base + rng.normal(0, 0.1, 2000)
     ref = [_result("R", 1, users, base)]
-    effect = paired_ttest([_result("M", 1, users, shifted)], ref, "recall@20")
+    effect = compare([_result("M", 1, users, shifted)], ref, "recall@20")
     assert effect.p_value == pytest.approx(stats.ttest_rel(shifted, base).pvalue)
-    assert effect.p_value < 1e-6 and effect.relative > 0
-    assert paired_ttest([_result("N", 1, users, null)], ref, "recall@20").p_value > 0.05
-    assert paired_ttest(ref, ref, "recall@20").p_value == 1.0
+    assert effect.p_value < 1e-6 and effect.relative_low > 0 and effect.cohens_d > 0
+    assert compare([_result("N", 1, users, null)], ref, "recall@20").p_value > 0.05
+    assert compare(ref, ref, "recall@20").p_value == 1.0
+
+
+def _planted(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    base = rng.random(3000)
+    return base, base + 0.03 + rng.normal(0, 0.2, 3000), base + rng.normal(0, 0.2, 3000)
+
+
+@pytest.mark.parametrize("test", ["t", "randomisation", "wilcoxon"])
+def test_paired_p_values_equal_scipy_and_separate_effect_from_null(test):
+    from recbole_mmkd.report.stats import paired_p_value
+
+    base, effect, null = _planted()
+    p_effect = paired_p_value(effect, base, test, n_resamples=2000)
+    expected = {
+        "t": stats.ttest_rel(effect, base).pvalue,
+        "wilcoxon": stats.wilcoxon(effect, base).pvalue,
+        "randomisation": stats.permutation_test(
+            (effect, base),
+            lambda x, y, axis: np.mean(x - y, axis=axis),
+            permutation_type="samples",
+            vectorized=True,
+            n_resamples=2000,
+            rng=np.random.default_rng(0),
+        ).pvalue,
+    }[test]
+    assert p_effect == pytest.approx(expected)
+    assert p_effect < 0.01
+    assert paired_p_value(null, base, test, n_resamples=2000) > 0.05
+    assert paired_p_value(base, base, test) == 1.0
+
+
+def test_corrections_equal_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    from recbole_mmkd.report.stats import adjust
+
+    p = [0.01, 0.04, 0.03, 0.5]
+    assert np.allclose(adjust(p, "holm"), multipletests(p, method="holm")[1])
+    assert np.allclose(adjust(p, "bh"), multipletests(p, method="fdr_bh")[1])
+    assert np.allclose(adjust(p, "none"), p)
+    with pytest.raises(ValueError, match="correction"):
+        adjust(p, "bonferroni-ish")
+
+
+def test_effect_sizes():
+    from recbole_mmkd.report.stats import cohens_d_paired, relative_improvement_ci
+
+    base, effect, null = _planted()
+    point, low, high = relative_improvement_ci(effect, base, n_resamples=500)
+    assert point == pytest.approx(effect.mean() / base.mean() - 1)
+    assert 0 < low < point < high
+    point, low, high = relative_improvement_ci(null, base, n_resamples=500)
+    assert low < 0 < high
+    diff = np.array([1.0, 2.0, 3.0])
+    assert cohens_d_paired(diff, np.zeros(3)) == pytest.approx(2.0)  # mean 2, sd 1
+    assert cohens_d_paired(diff, diff - 1) == 0.0
