@@ -33,7 +33,7 @@ class CFDTBD(MultimodalRecommender):
     differential block per modality, learnt from the items' parts;
     :math:`s(u, i) = e_u^\top e_i` sums the blocks' agreements.
 
-    Loss over the batch's items B (positives and negatives):
+    Loss over the batch's distinct positive items B:
 
     .. math::
         \mathcal{L} = \mathcal{L}_{BPR} + \lambda\,\mathrm{reg}
@@ -106,7 +106,8 @@ class CFDTBD(MultimodalRecommender):
 
     def calculate_loss(self, interaction) -> torch.Tensor:
         loss, *_ = self.bpr_batch(interaction)
-        items = torch.cat([interaction[self.ITEM_ID], interaction[self.NEG_ITEM_ID]])
-        pull, push = self.disentangling_losses(items)
+        # the batch's distinct positive items: duplicates would be false negatives of the
+        # InfoNCE, and its cost grows with the square of the item count
+        pull, push = self.disentangling_losses(interaction[self.ITEM_ID].unique())
         reg = self.reg_weight * self.id_reg(interaction)
         return loss + reg + self.kd_weight * pull + self.diff_weight * push
