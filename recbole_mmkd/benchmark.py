@@ -12,6 +12,7 @@ reports.
       - {model: KD-LightGCN, set: {teacher: FREEDOM}}   # per-model config overrides
     comparisons:                                         # [model, reference] pairs
       - [KD-LightGCN, LightGCN]
+    reference: LightGCN       # the LaTeX table marks significant differences from it
     test: t                   # paired test over per-user metrics: t | randomisation | wilcoxon
     correction: holm          # across each metric's comparisons: holm | bh | none
 """
@@ -51,6 +52,7 @@ class Benchmark:
     comparisons: list[tuple[str, str]]
     test: str = "t"  # paired test: t | randomisation | wilcoxon
     correction: str = "holm"  # across a metric's comparisons: holm | bh | none
+    reference: str | None = None  # the model the LaTeX table marks significance against
 
 
 def load_benchmark(name: str, folder: Path = BENCHMARKS) -> Benchmark:
@@ -100,9 +102,12 @@ def load_benchmark(name: str, folder: Path = BENCHMARKS) -> Benchmark:
         raise DataError(
             path, "correction", f"unknown {correction!r}", f"use one of {tuple(CORRECTIONS)}"
         )
+    reference = spec.get("reference")
+    if reference is not None and reference not in names:
+        raise DataError(path, "reference", f"{reference!r} is not a listed model", "name one")
     return Benchmark(
         name, need("datasets", list), need("seeds", list), metrics, entries, comparisons,
-        test, correction,
+        test, correction, reference,
     )  # fmt: skip
 
 
@@ -161,8 +166,11 @@ def comparison_table(bench: Benchmark, results: list[RunResult]) -> pd.DataFrame
 
 
 def report(bench: Benchmark, runs: dict[str, list[RunResult]], out: Path) -> str:
-    """Write each dataset's leaderboard (md, csv) and comparisons (md, csv); return the text."""
+    """Write each dataset's leaderboard (md, csv), comparisons (md, csv), LaTeX table and
+    figures (PNG + PDF under ``figures/``); return the Markdown text."""
+    from recbole_mmkd.report import figures
     from recbole_mmkd.report.leaderboard import leaderboard, to_markdown
+    from recbole_mmkd.report.tables import caption, significant_vs, to_latex
 
     out.mkdir(parents=True, exist_ok=True)
     parts = []
@@ -172,6 +180,14 @@ def report(bench: Benchmark, runs: dict[str, list[RunResult]], out: Path) -> str
         (out / f"leaderboard-{dataset}.md").write_text(text + "\n")
         table.to_csv(out / f"leaderboard-{dataset}.csv", index=False)
         parts.append(f"## {dataset}\n\n{text}")
+        p_adj = (
+            significant_vs(results, bench.reference, bench.metrics, bench.test, bench.correction)
+            if bench.reference
+            else {}
+        )
+        title = caption(dataset, len(bench.seeds), bench.reference, bench.test, bench.correction)
+        latex = to_latex(table, bench.metrics, p_adj, title, f"tab:{bench.name}-{dataset}")
+        (out / f"table-{dataset}.tex").write_text(latex + "\n")
         if bench.comparisons:
             comparisons = comparison_table(bench, results)
             md = comparisons.to_markdown(index=False)
@@ -181,4 +197,17 @@ def report(bench: Benchmark, runs: dict[str, list[RunResult]], out: Path) -> str
                 f"Paired {bench.test} test over seed-averaged per-user test metrics, "
                 f"{bench.correction}-corrected per metric:\n\n{md}"
             )
+        folder = out / "figures"
+        for metric in bench.metrics:
+            slug = metric.replace("@", "")
+            figures.save(
+                figures.leaderboard_bars(results, metric), folder / f"bars-{dataset}-{slug}"
+            )
+        figures.save(figures.training_curves(results), folder / f"curves-{dataset}")
+        pairs = [(reference, model) for model, reference in bench.comparisons]
+        frontier = figures.efficiency_frontier(results, bench.metrics[0], pairs)
+        figures.save(frontier, folder / f"efficiency-{dataset}")
+        if any(r.robustness for r in results):
+            robust = figures.robustness_curves(results, bench.metrics[0])
+            figures.save(robust, folder / f"robustness-{dataset}")
     return "\n\n".join(parts)

@@ -18,6 +18,7 @@ models:
   - {model: LightGCN, set: %s}
 comparisons:
   - [LightGCN, BPR]
+reference: BPR
 """
 
 
@@ -33,6 +34,9 @@ def test_benchmark_runs_reports_and_reuses(toy, tmp_path):
     assert len(runs["toy"]) == 4 and len(find_results(out)) == 4
     text = report(bench, runs, out)
     assert (out / "leaderboard-toy.md").is_file() and (out / "comparisons-toy.csv").is_file()
+    assert r"\toprule" in (out / "table-toy.tex").read_text()
+    names = {p.name for p in (out / "figures").iterdir()}
+    assert {"bars-toy-recall10.png", "curves-toy.pdf", "efficiency-toy.png"} <= names
     assert "LightGCN" in text and "p (t)" in text and "p (holm)" in text
     stamps = {p: (p / "result.json").stat().st_mtime_ns for p in find_results(out)}
     run_benchmark(bench, out, toy)  # everything on disk: nothing re-trained

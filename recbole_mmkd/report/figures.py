@@ -1,0 +1,182 @@
+"""Comparison figures (matplotlib's object API: no pyplot state, no window), each written as
+PNG and PDF by :func:`save`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from scipy import stats
+
+from recbole_mmkd.report.stats import per_user_means
+from recbole_mmkd.report.tables import metric_label
+from recbole_mmkd.result import RunResult
+
+
+def _by_model(runs: Iterable[RunResult]) -> dict[str, list[RunResult]]:
+    out: dict[str, list[RunResult]] = {}
+    for r in runs:
+        out.setdefault(r.model, []).append(r)
+    return out
+
+
+def mean_ci(
+    values: np.ndarray, seed: int = 0, n_resamples: int = 2000
+) -> tuple[float, float, float]:
+    """Mean and its 95% bootstrap percentile interval (scipy)."""
+    result = stats.bootstrap(
+        (values,), np.mean, n_resamples=n_resamples, method="percentile",
+        rng=np.random.default_rng(seed),
+    )  # fmt: skip
+    return (
+        float(values.mean()),
+        float(result.confidence_interval.low),
+        float(result.confidence_interval.high),
+    )
+
+
+def leaderboard_bars(runs: Iterable[RunResult], metric: str, title: str = "") -> Figure:
+    """One bar per model: test ``metric`` (seed-averaged per-user values), 95% bootstrap CI
+    over users; sorted best first."""
+    rows = []
+    for model, group in _by_model(runs).items():
+        _, values = per_user_means(group, metric)
+        rows.append((model, *mean_ci(values)))
+    rows.sort(key=lambda r: -r[1])
+    fig = Figure(figsize=(1.0 + 0.7 * len(rows), 3.2))
+    ax = fig.subplots()
+    means = [r[1] for r in rows]
+    errors = [[r[1] - r[2] for r in rows], [r[3] - r[1] for r in rows]]
+    ax.bar(range(len(rows)), means, yerr=errors, capsize=3, color="#4C72B0")
+    ax.set_xticks(range(len(rows)), [r[0] for r in rows], rotation=35, ha="right")
+    ax.set_xlabel("model")
+    ax.set_ylabel(f"test {metric_label(metric)}")
+    ax.set_title(title or f"test {metric_label(metric)}, 95% CI over users")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(runs: Iterable[RunResult], metric: str | None = None) -> Figure:
+    """Validation metric per epoch, one line per model (mean over the seeds that reached
+    the epoch); a marker at each seed's selected epoch would crowd the plot, so the mean
+    best epoch is drawn as a dot."""
+    fig = Figure(figsize=(5.5, 3.4))
+    ax = fig.subplots()
+    for model, group in _by_model(runs).items():
+        key = metric or group[0].valid_metric
+        curves = [pd.Series({p["epoch"]: p[key] for p in r.valid_curve}) for r in group]
+        mean = pd.concat(curves, axis=1).mean(axis=1).sort_index()
+        (line,) = ax.plot(mean.index, mean.values, label=model, linewidth=1.2)
+        best = round(float(np.mean([r.best_epoch for r in group])))
+        if best in mean.index:
+            ax.plot([best], [mean[best]], "o", color=line.get_color(), markersize=4)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"validation {metric_label(metric or group[0].valid_metric)}")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def efficiency_frontier(
+    runs: Iterable[RunResult], metric: str, pairs: Iterable[tuple[str, str]] = ()
+) -> Figure:
+    """Test ``metric`` against inference time per 1,000 users and against parameter count
+    (log scales), one point per model; each (teacher, student) pair joined by an arrow."""
+    groups = _by_model(runs)
+    points = {
+        m: (
+            np.mean([r.test_seconds_per_1k_users for r in g]),
+            g[0].n_params,
+            np.mean([r.test[metric] for r in g]),
+        )
+        for m, g in groups.items()
+    }
+    fig = Figure(figsize=(9, 3.4))
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, index, label in (
+        (axes[0], 0, "full-sort inference s / 1,000 users"),
+        (axes[1], 1, "trainable parameters"),
+    ):
+        for model, p in points.items():
+            ax.scatter(p[index], p[2], s=18)
+            ax.annotate(
+                model, (p[index], p[2]), fontsize=7, xytext=(3, 3), textcoords="offset points"
+            )
+        for teacher, student in pairs:
+            if teacher in points and student in points:
+                a, b = points[teacher], points[student]
+                ax.annotate("", (b[index], b[2]), (a[index], a[2]),
+                            arrowprops={"arrowstyle": "->", "color": "grey"})  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"test {metric_label(metric)}")
+    fig.tight_layout()
+    return fig
+
+
+def robustness_curves(runs: Iterable[RunResult], metric: str) -> Figure:
+    """Test ``metric`` against the share of items missing a modality, one panel per
+    modality, one line per model (mean over seeds); models without robustness rows skipped."""
+    frame = pd.DataFrame(
+        [{"model": r.model, "seed": r.seed, **row} for r in runs for row in r.robustness]
+    )
+    if frame.empty:
+        raise ValueError("no RunResult has robustness rows (multimodal models only)")
+    modalities = sorted(frame["modality"].unique())
+    fig = Figure(figsize=(4.2 * len(modalities), 3.3))
+    axes = fig.subplots(1, len(modalities), sharey=True, squeeze=False)
+    for ax, modality in zip(axes[0], modalities, strict=True):
+        part = frame[frame["modality"] == modality]
+        for model, rows in part.groupby("model"):
+            curve = rows.groupby("share")[metric].mean()
+            ax.plot(100 * curve.index, curve.values, marker="o", markersize=3, label=model)
+        ax.set_title(f"items missing {modality}")
+        ax.set_xlabel(f"% of items without {modality}")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"test {metric_label(metric)}")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def sweep_heatmaps(
+    table: pd.DataFrame, x: str = "kd_weight", y: str = "ce_weight", facet: str = "t_decay",
+    value: str = "best_valid",
+) -> Figure:  # fmt: skip
+    """Validation ``value`` over ``x`` by ``y``, one panel per ``facet`` value (mean over
+    repeated cells), shared colour scale."""
+    facets = sorted(table[facet].unique()) if facet in table else [None]
+    lo, hi = table[value].min(), table[value].max()
+    fig = Figure(figsize=(3.3 * len(facets) + 1, 3.0))
+    axes = fig.subplots(1, len(facets), squeeze=False)
+    image = None
+    for ax, level in zip(axes[0], facets, strict=True):
+        part = table if level is None else table[table[facet] == level]
+        grid = part.pivot_table(index=y, columns=x, values=value, aggfunc="mean")
+        image = ax.imshow(grid.values, origin="lower", vmin=lo, vmax=hi, cmap="viridis")
+        ax.set_xticks(range(len(grid.columns)), [f"{v:g}" for v in grid.columns])
+        ax.set_yticks(range(len(grid.index)), [f"{v:g}" for v in grid.index])
+        for (i, j), v in np.ndenumerate(grid.values):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=6, color="white")
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        ax.set_title(f"{facet} = {level:g}" if level is not None else "")
+    fig.colorbar(image, ax=axes[0].tolist(), label=f"validation {value}")
+    return fig
+
+
+def save(fig: Figure, stem: Path) -> list[Path]:
+    """Write ``stem``.png (150 dpi) and ``stem``.pdf."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    for path in paths:
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+    return paths

@@ -1,0 +1,65 @@
+"""Figures: written as PNG and PDF, with the expected axes labels and number of series."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from test_stats import _result
+
+from recbole_mmkd.report import figures
+
+
+def _runs():
+    rng = np.random.default_rng(0)
+    users = np.arange(200)
+    runs = []
+    for i, model in enumerate(["Teacher", "Student", "Baseline"]):
+        for seed in (1, 2):
+            r = _result(model, seed, users, rng.random(200) * (0.1 + 0.05 * i))
+            r.test = {"recall@20": float(r.test_per_user["recall@20"].mean())}
+            r.valid_curve = [
+                {"epoch": e, "recall@20": 0.01 * e + 0.001 * i} for e in range(5 + seed)
+            ]
+            r.best_epoch, r.n_params, r.test_seconds = 3, 1000 * (i + 1), 0.1 * (i + 1)
+            r.robustness = [
+                {"modality": m, "share": s, "recall@20": 0.1 - s / 10}
+                for m in ("image", "text")
+                for s in (0.0, 0.5, 1.0)
+            ] if model != "Baseline" else []  # fmt: skip
+            runs.append(r)
+    return runs
+
+
+def test_every_figure_is_written_with_labelled_axes_and_one_series_per_model(tmp_path):
+    runs = _runs()
+    bars = figures.leaderboard_bars(runs, "recall@20")
+    (ax,) = bars.axes
+    assert len(ax.patches) == 3 and ax.get_ylabel() == "test Recall@20"
+    curves = figures.training_curves(runs)
+    (ax,) = curves.axes
+    lines = [
+        line for line in ax.get_lines() if line.get_label() in {"Teacher", "Student", "Baseline"}
+    ]
+    assert len(lines) == 3 and ax.get_xlabel() == "epoch"
+    assert ax.get_ylabel() == "validation Recall@20"
+    frontier = figures.efficiency_frontier(runs, "recall@20", [("Teacher", "Student")])
+    assert [a.get_xlabel() for a in frontier.axes] == [
+        "full-sort inference s / 1,000 users",
+        "trainable parameters",
+    ]
+    assert all(len(a.collections) == 3 for a in frontier.axes)
+    robust = figures.robustness_curves(runs, "recall@20")
+    assert len(robust.axes) == 2 and all(len(a.get_lines()) == 2 for a in robust.axes)
+    table = pd.DataFrame(
+        [
+            {"kd_weight": k, "ce_weight": c, "t_decay": t, "best_valid": k + c + t / 100}
+            for k in (0.1, 1.0) for c in (0.1, 1.0) for t in (5, 50)
+        ]
+    )  # fmt: skip
+    heat = figures.sweep_heatmaps(table)
+    panels = [a for a in heat.axes if a.get_xlabel() == "kd_weight"]
+    assert [a.get_title() for a in panels] == ["t_decay = 5", "t_decay = 50"]
+    for name, fig in [("bars", bars), ("curves", curves), ("frontier", frontier),
+                      ("robust", robust), ("heat", heat)]:  # fmt: skip
+        for path in figures.save(fig, tmp_path / name):
+            assert path.stat().st_size > 1000
