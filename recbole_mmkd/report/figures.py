@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 from scipy import stats
 
 from recbole_mmkd.report.stats import per_user_means
@@ -61,21 +62,18 @@ def leaderboard_bars(runs: Iterable[RunResult], metric: str, title: str = "") ->
 
 
 def training_curves(runs: Iterable[RunResult], metric: str | None = None) -> Figure:
-    """Validation metric per epoch, one line per model (mean over the seeds that reached
-    the epoch); a marker at each seed's selected epoch would crowd the plot, so the mean
-    best epoch is drawn as a dot."""
+    """Validation metric per epoch, one line per model: the mean over its seeds, drawn up to
+    the last epoch every seed reached (so the line never jumps where a seed stopped early)."""
     fig = Figure(figsize=(5.5, 3.4))
     ax = fig.subplots()
+    key = metric
     for model, group in _by_model(runs).items():
         key = metric or group[0].valid_metric
         curves = [pd.Series({p["epoch"]: p[key] for p in r.valid_curve}) for r in group]
-        mean = pd.concat(curves, axis=1).mean(axis=1).sort_index()
-        (line,) = ax.plot(mean.index, mean.values, label=model, linewidth=1.2)
-        best = round(float(np.mean([r.best_epoch for r in group])))
-        if best in mean.index:
-            ax.plot([best], [mean[best]], "o", color=line.get_color(), markersize=4)
+        mean = pd.concat(curves, axis=1).dropna().mean(axis=1).sort_index()
+        ax.plot(mean.index, mean.values, label=model, linewidth=1.2)
     ax.set_xlabel("epoch")
-    ax.set_ylabel(f"validation {metric_label(metric or group[0].valid_metric)}")
+    ax.set_ylabel(f"validation {metric_label(key)}")
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -86,7 +84,8 @@ def efficiency_frontier(
     runs: Iterable[RunResult], metric: str, pairs: Iterable[tuple[str, str]] = ()
 ) -> Figure:
     """Test ``metric`` against inference time per 1,000 users and against parameter count
-    (log scales), one point per model; each (teacher, student) pair joined by an arrow."""
+    (log scale where the values span more than 10x), one point per model; each (teacher,
+    student) pair joined by an arrow from the first to the second."""
     groups = _by_model(runs)
     points = {
         m: (
@@ -112,7 +111,11 @@ def efficiency_frontier(
                 a, b = points[teacher], points[student]
                 ax.annotate("", (b[index], b[2]), (a[index], a[2]),
                             arrowprops={"arrowstyle": "->", "color": "grey"})  # fmt: skip
-        ax.set_xscale("log")
+        values = [p[index] for p in points.values()]
+        if max(values) > 10 * min(values) > 0:  # log only where the spread calls for it
+            ax.set_xscale("log")
+        if index == 1:
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1e6:g}M"))
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"test {metric_label(metric)}")
