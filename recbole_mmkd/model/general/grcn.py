@@ -45,14 +45,16 @@ class GRCN(MultimodalRecommender):
 
     Loss: BPR plus ``reg_weight`` times the mean squared entries of the batch's user and
     item (positive and negative) ID embeddings plus those of the batch users' prototypes of
-    every modality, as in MMRec. Deviation from both reference implementations: there the
-    routing sums messages into the *items* of the user-to-item edge list, so the users'
-    prototypes receive nothing and routing reduces to normalisation; here users aggregate
+    every modality, as in MMRec. ``routing: paper`` (default) departs from both reference
+    implementations: there the routing sums messages into the *items* of the user-to-item
+    edge list, so the users' prototypes receive nothing and routing reduces to normalisation
+    (``routing: released`` reproduces that); here users aggregate
     their items, as the paper describes.
 
     Config: ``embedding_size`` (ID dimension), ``latent_embedding`` (per-modality dimension),
-    ``n_routing``, ``n_layers`` (ID GCN layers), ``weight_mode`` (``confid``/``mean``/``max``),
-    ``pruning``, ``reg_weight``, ``feature_norm``.
+    ``n_routing``, ``routing`` (``paper``/``released``), ``n_layers`` (ID GCN layers),
+    ``weight_mode`` (``confid``/``mean``/``max``), ``pruning``, ``reg_weight``,
+    ``feature_norm``.
     """
 
     def __init__(self, config, dataset) -> None:
@@ -60,10 +62,13 @@ class GRCN(MultimodalRecommender):
         self.embedding_size: int = config["embedding_size"]
         self.latent_size: int = config["latent_embedding"]
         self.n_routing: int = config["n_routing"]
+        self.routing: str = config["routing"]
         self.n_layers: int = config["n_layers"]
         self.weight_mode: str = config["weight_mode"]
         self.pruning: bool = config["pruning"]
         self.reg_weight: float = config["reg_weight"]
+        if self.routing not in ("paper", "released"):
+            raise ValueError(f"routing must be 'paper' or 'released', got {self.routing!r}")
         if self.weight_mode not in WEIGHT_MODES:
             raise ValueError(f"weight_mode must be one of {WEIGHT_MODES}, got {self.weight_mode!r}")
         interactions = dataset.inter_matrix(form="coo")
@@ -100,7 +105,7 @@ class GRCN(MultimodalRecommender):
         projected = self.projection[modality](self.modal_feature(modality))
         features = F.normalize(F.leaky_relu(projected), dim=1)
         preference = F.normalize(self.preference[modality], dim=1)
-        for _ in range(self.n_routing):
+        for _ in range(self.n_routing if self.routing == "paper" else 0):
             affinity = _segment_softmax(
                 graph.edge_dot(preference, features), graph.users, self.n_users
             )
