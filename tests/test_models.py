@@ -94,3 +94,16 @@ def test_eval_cache_is_dropped_on_mode_change(toy):
         model.user_embedding.weight.add_(1.0)
     model.eval()
     assert not torch.equal(model.representations()[0], first[0])
+
+
+def test_grcn_released_routing_equals_no_user_refinement(toy):
+    released, _ = _build(toy, "GRCN", routing="released")
+    paper, _ = _build(toy, "GRCN", n_routing=0)
+    paper.load_state_dict(released.state_dict())
+    for a, b in zip(released._modality("image"), paper._modality("image"), strict=True):
+        assert torch.allclose(a, b)
+    refined, _ = _build(toy, "GRCN")
+    refined.load_state_dict(released.state_dict())
+    assert not torch.allclose(refined._modality("image")[0], released._modality("image")[0])
+    with pytest.raises(ValueError, match="routing"):
+        _build(toy, "GRCN", routing="other")
