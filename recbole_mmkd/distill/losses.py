@@ -166,4 +166,6 @@ def raw_kl_div(student_values: torch.Tensor, teacher_values: torch.Tensor) -> to
     :math:`\mathrm{mean}\, t\,(\log t - y)` over all entries, with the student's values ``y``
     used as if they were log-probabilities and the teacher's ``t`` as probabilities (the
     released code passes per-sample BPR losses, and negative log list probabilities)."""
-    return F.kl_div(student_values, teacher_values, reduction="mean")
+    return (
+        torch.special.xlogy(teacher_values, teacher_values) - teacher_values * student_values
+    ).mean()
