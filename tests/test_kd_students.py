@@ -6,6 +6,7 @@ import hashlib
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 from conftest import fast
 from recbole.data import data_preparation
@@ -22,7 +23,7 @@ from recbole_mmkd.result import find_results
 def test_teacher_top_items_excludes_padding_and_training_items():
     users = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     items = torch.tensor([[9.0, 9.0], [3.0, 0.0], [2.0, 1.0], [0.0, 3.0], [1.0, 2.0]])
-    seen = torch.tensor([[False, True, False, False, False], [False] * 5])
+    seen = sp.csr_matrix(np.array([[0, 1, 0, 0, 0], [0] * 5]))
     top = teacher_top_items(users, items, seen, n=2, chunk=1)
     assert top.tolist() == [[2, 4], [3, 4]]  # user 0: item 1 seen, item 0 is padding
 

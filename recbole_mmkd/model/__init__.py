@@ -29,6 +29,25 @@ def register_model(
     return wrap
 
 
+def register_wrapper(
+    prefix: str, mixin: type, base_name: str, summary: str, **attributes
+) -> type[AbstractRecommender]:
+    """Register ``<prefix>-<base_name>``: a class built from ``mixin`` over the registered
+    ``base_name``, reading the YAML of the base, then ``<prefix>``, then its own."""
+    name = f"{prefix}-{base_name}"
+    cls = type(
+        f"{prefix}_{base_name}",
+        (mixin, get_model(base_name)),
+        {
+            "__doc__": f"{summary}\n\n{mixin.__doc__}",
+            "__module__": mixin.__module__,
+            "config_names": (base_name, prefix, name),
+            **attributes,
+        },
+    )
+    return register_model(name)(cls)
+
+
 def get_model(name: str) -> type[AbstractRecommender]:
     """The model class registered as ``name``, or RecBole's own for ``recbole.<Name>``."""
     _load_builtin_models()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from recbole_mmkd.distill.losses import (
@@ -19,8 +20,7 @@ from recbole_mmkd.distill.losses import (
     relaxed_ranking_distillation,
     rrd_sampling_weights,
 )
-from recbole_mmkd.model import get_model, register_model
-from recbole_mmkd.model.base import MMKDRecommender
+from recbole_mmkd.model import register_wrapper
 
 STUDENTS = ("LightGCN", "BPR", "MDLightGCN")
 KD_METHODS = ("logit", "rd", "rrd")
@@ -41,15 +41,16 @@ def load_teacher_tables(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def teacher_top_items(
-    users: torch.Tensor, items: torch.Tensor, seen: torch.Tensor, n: int, chunk: int = 1024
+    users: torch.Tensor, items: torch.Tensor, seen: sp.csr_matrix, n: int, chunk: int = 1024
 ) -> torch.Tensor:
     """Each user's ``n`` best items by ``users @ items.T``, the padding item 0 and the user's
-    training items (``seen``: boolean, users x items) excluded. Computed ``chunk`` users at
+    training items (``seen``: sparse users x items) excluded. Computed ``chunk`` users at
     a time, so memory stays ``chunk x n_items``."""
     top = []
     for start in range(0, users.shape[0], chunk):
         scores = users[start : start + chunk] @ items.T
-        scores[seen[start : start + chunk]] = float("-inf")
+        block = torch.from_numpy(seen[start : start + chunk].toarray() > 0)
+        scores[block] = float("-inf")
         scores[:, 0] = float("-inf")
         top.append(scores.topk(n, dim=1).indices)
     return torch.cat(top)
@@ -107,7 +108,7 @@ class KDStudentMixin:
             )
         self.register_buffer("teacher_users", user_t, persistent=False)
         self.register_buffer("teacher_items", item_t, persistent=False)
-        seen = torch.from_numpy(dataset.inter_matrix(form="csr").toarray() > 0)
+        seen = dataset.inter_matrix(form="csr")
         top_n = {"logit": 0, "rd": self.rd_topk, "rrd": self.rrd_top_n}[self.kd_method]
         if top_n:
             top = teacher_top_items(user_t, item_t, seen, top_n)
@@ -171,21 +172,8 @@ class KDStudentMixin:
             return loss + self.kd_weight * self.kd_loss(interaction[self.USER_ID], interaction)
 
 
-def _register(student: str) -> type[MMKDRecommender]:
-    base = get_model(student)
-    name = f"KD-{student}"
-    cls = type(
-        f"KD_{student}",
-        (KDStudentMixin, base),
-        {
-            "__doc__": f"{student} distilled from a stored teacher.\n\n{KDStudentMixin.__doc__}",
-            "__module__": __name__,
-            "config_names": (student, "KD", name),
-            "needs_teacher": True,
-        },
-    )
-    return register_model(name)(cls)
-
-
 for _student in STUDENTS:
-    _register(_student)
+    register_wrapper(
+        "KD", KDStudentMixin, _student, f"{_student} distilled from a stored teacher.",
+        needs_teacher=True,
+    )  # fmt: skip

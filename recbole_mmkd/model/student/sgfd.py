@@ -12,8 +12,7 @@ from torch import nn
 from recbole_mmkd.data.labels import item_labels
 from recbole_mmkd.distill.losses import feature_kd, sgfd_response_kd
 from recbole_mmkd.distill.schedules import temperature
-from recbole_mmkd.model import get_model, register_model
-from recbole_mmkd.model.base import MultimodalRecommender
+from recbole_mmkd.model import register_wrapper
 from recbole_mmkd.model.teacher.sgfd_teacher import SemanticTeacher
 
 BACKBONES = ("VBPR", "MMGCN", "GRCN", "LATTICE", "BM3", "FREEDOM")
@@ -132,21 +131,8 @@ class SGFDMixin:
         )
 
 
-def _register(backbone: str) -> type[MultimodalRecommender]:
-    base = get_model(backbone)
-    name = f"SGFD-{backbone}"
-    cls = type(
-        f"SGFD_{backbone}",
-        (SGFDMixin, base),
-        {
-            "__doc__": f"SGFD over {backbone}: the backbone reads SGFD's distilled student "
-            f"features.\n\n{SGFDMixin.__doc__}",
-            "__module__": __name__,
-            "config_names": (backbone, "SGFD", name),
-        },
-    )
-    return register_model(name)(cls)
-
-
 for _backbone in BACKBONES:
-    _register(_backbone)
+    register_wrapper(
+        "SGFD", SGFDMixin, _backbone,
+        f"SGFD over {_backbone}: the backbone reads SGFD's distilled student features.",
+    )  # fmt: skip
