@@ -10,7 +10,7 @@ reports.
     models:
       - LightGCN
       - {model: KD-LightGCN, set: {teacher: FREEDOM}}   # per-model config overrides
-    comparisons:                                         # [model, reference] pairs
+    comparisons:                                         # [model, reference] pairs, or all
       - [KD-LightGCN, LightGCN]
     reference: LightGCN       # the LaTeX table marks significant differences from it
     test: t                   # paired test over per-user metrics: t | randomisation | wilcoxon
@@ -83,7 +83,10 @@ def load_benchmark(name: str, folder: Path = BENCHMARKS) -> Benchmark:
             )
     names = [e.model for e in entries]
     comparisons = []
-    for pair in spec.get("comparisons") or []:
+    pairs = spec.get("comparisons") or []
+    if pairs == "all":  # every model against every model listed before it
+        pairs = [[b, a] for i, a in enumerate(names) for b in names[i + 1 :]]
+    for pair in pairs:
         if not (isinstance(pair, list) and len(pair) == 2 and set(pair) <= set(names)):
             raise DataError(
                 path,
@@ -210,4 +213,25 @@ def report(bench: Benchmark, runs: dict[str, list[RunResult]], out: Path) -> str
         if any(r.robustness for r in results):
             robust = figures.robustness_curves(results, bench.metrics[0])
             figures.save(robust, folder / f"robustness-{dataset}")
+    if len(runs) > 1:
+        combined = combined_table(runs, bench.metrics)
+        combined.to_csv(out / "leaderboard-all.csv", index=False)
+        text = combined.to_markdown(index=False)
+        (out / "leaderboard-all.md").write_text(text + "\n")
+        parts.append(f"## all datasets\n\n{text}")
     return "\n\n".join(parts)
+
+
+def combined_table(runs: dict[str, list[RunResult]], metrics: list[str]) -> pd.DataFrame:
+    """One row per model, one ``mean ± std`` column per (dataset, metric)."""
+    from recbole_mmkd.report.leaderboard import leaderboard
+
+    columns = {}
+    for dataset, results in runs.items():
+        table = leaderboard(results, metrics).set_index("model")
+        for m in metrics:
+            std = table[f"{m} std"].fillna(0.0)
+            columns[f"{dataset} {m}"] = {
+                model: f"{table.loc[model, m]:.4f} ± {std[model]:.4f}" for model in table.index
+            }
+    return pd.DataFrame(columns).rename_axis("model").reset_index().fillna("")

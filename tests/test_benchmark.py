@@ -61,3 +61,28 @@ def test_bad_benchmark_files_name_file_field_and_fix(tmp_path, body, message):
     assert "bad.yaml" in str(err.value)
     with pytest.raises(DataError, match="name one of: bad"):
         load_benchmark("missing", tmp_path)
+
+
+def test_all_pairs_and_the_combined_leaderboard(toy, tmp_path):
+    from conftest import write_dataset
+
+    from recbole_mmkd.benchmark import combined_table
+    from recbole_mmkd.pipeline import run_one
+
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    (folder / "pairs.yaml").write_text(
+        "datasets: [toy]\nseeds: [1]\nmodels: [BPR, LightGCN, VBPR]\ncomparisons: all\n"
+    )
+    bench = load_benchmark("pairs", folder)
+    assert bench.comparisons == [("LightGCN", "BPR"), ("VBPR", "BPR"), ("VBPR", "LightGCN")]
+    write_dataset(toy, name="toy2", seed=1)
+    quick = {"toy": [], "toy2": []}
+    for dataset in quick:
+        for model in ("BPR", "LightGCN"):
+            quick[dataset].append(
+                run_one(model, dataset, 1, tmp_path / "out", fast(), data_path=toy)
+            )
+    table = combined_table(quick, ["recall@10"])
+    assert list(table.columns) == ["model", "toy recall@10", "toy2 recall@10"]
+    assert set(table["model"]) == {"BPR", "LightGCN"}
