@@ -6,7 +6,6 @@ WWW 2024.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -145,9 +144,20 @@ class PromptMM(LightGCN):
         self.prompt = PromptModule(tokens, adjacency, self.n_users)
         teacher_names = [f"teacher.{n}" for n, _ in self.teacher.named_parameters()]
         prompt_names = [f"prompt.{n}" for n, _ in self.prompt.named_parameters()]
+        self._released_tables = None
         self.frozen_parameters = teacher_names + (
             prompt_names if self.variant == "released" else []
         )
+
+    def _teacher_tables(self):
+        """The prompted teacher's tables. In the released variant the prompt gets no gradient,
+        so they never change: computed once, not per batch."""
+        if self.variant == "paper":
+            return self.teacher.tables(self.prompt())
+        if self._released_tables is None:
+            with torch.no_grad():
+                self._released_tables = self.teacher.tables(self.prompt())
+        return self._released_tables
 
     def train(self, mode: bool = True) -> PromptMM:
         super().train(mode)
@@ -163,8 +173,7 @@ class PromptMM(LightGCN):
         with self.one_forward() as (user_e, item_e):
             loss = super().calculate_loss(interaction)
         released = self.variant == "released"
-        with torch.no_grad() if released else nullcontext():
-            t_users, t_items, modal = self.teacher.tables(self.prompt())
+        t_users, t_items, modal = self._teacher_tables()
         negatives = torch.randint(
             1, self.n_items, (users.shape[0], self.list_negatives), device=users.device
         )
