@@ -18,6 +18,7 @@ import logging
 import sys
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -26,6 +27,7 @@ from recbole.utils.logger import RemoveColorFilter
 import recbole_mmkd  # noqa: F401  (compat shims before recbole)
 from recbole_mmkd.config import DATASETS, ROOT
 from recbole_mmkd.data.files import DataError
+from recbole_mmkd.report.stats import CORRECTIONS, TESTS
 
 DEFAULT_MODELS = ["BPR", "LightGCN", "VBPR"]  # ad hoc runs (no benchmark name)
 DEFAULT_SEEDS = [2020, 2021, 2022]
@@ -49,7 +51,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     if args.benchmark:
         bench = load_benchmark(args.benchmark)
         if overrides:
-            entries = [Entry(e.model, {**e.overrides, **overrides}) for e in bench.entries]
+            entries = [replace(e, overrides={**e.overrides, **overrides}) for e in bench.entries]
             bench = Benchmark(
                 bench.name, bench.datasets, bench.seeds, bench.metrics, entries, bench.comparisons
             )
@@ -85,6 +87,27 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     bench = Benchmark(sweep.name, [sweep.dataset], sweep.final_seeds, ["recall@20", "ndcg@20"],
                       [Entry(sweep.model)], [])  # fmt: skip
     print(report(bench, {sweep.dataset: runs}, out))
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from recbole_mmkd.benchmark import Benchmark, report
+    from recbole_mmkd.report.leaderboard import label_runs, load_results
+
+    folder = Path(args.results)
+    results = label_runs(load_results(folder))
+    if not results:
+        raise SystemExit(f"{folder}: no RunResults (result.json) under it; run models first")
+    runs: dict[str, list] = {}
+    for r in results:
+        runs.setdefault(r.dataset, []).append(r)
+    names = sorted({r.model for r in results})
+    if args.reference and args.reference not in names:
+        raise SystemExit(f"--reference {args.reference!r} is not among {names}")
+    pairs = [(n, args.reference) for n in names if args.reference and n != args.reference]
+    seeds = sorted({r.seed for r in results})
+    bench = Benchmark(folder.name, list(runs), seeds, args.metrics, [], pairs, args.test,
+                      args.correction, args.reference)  # fmt: skip
+    print(report(bench, runs, folder, link_comparisons=False))
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
@@ -155,6 +178,16 @@ def main(argv: list[str] | None = None) -> None:
     sweep.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="fixed overrides")
     sweep.add_argument("--no-final", action="store_true", help="skip the re-run on final_seeds")
     sweep.set_defaults(func=cmd_sweep)
+
+    rep = sub.add_parser(
+        "report", help="tables, tests and figures of every RunResult in a folder (no training)"
+    )
+    rep.add_argument("results")
+    rep.add_argument("--reference", help="compare every other model with this one")
+    rep.add_argument("--metrics", nargs="+", default=["recall@20", "ndcg@20"])
+    rep.add_argument("--test", default="t", choices=TESTS)
+    rep.add_argument("--correction", default="holm", choices=list(CORRECTIONS))
+    rep.set_defaults(func=cmd_report)
 
     board = sub.add_parser("leaderboard", help="print the leaderboard of a results folder")
     board.add_argument("results")

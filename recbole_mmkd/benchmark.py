@@ -10,7 +10,8 @@ reports.
     models:
       - LightGCN
       - {model: KD-LightGCN, set: {teacher: FREEDOM}}   # per-model config overrides
-    comparisons:                                         # [model, reference] pairs, or all
+      - {model: GRCN, set: {routing: paper}, label: GRCN-paper}  # a model twice needs labels
+    comparisons:                                         # [label, reference] pairs, or all
       - [KD-LightGCN, LightGCN]
     reference: LightGCN       # the LaTeX table marks significant differences from it
     test: t                   # paired test over per-user metrics: t | randomisation | wilcoxon
@@ -20,7 +21,7 @@ reports.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ import yaml
 from recbole_mmkd.config import PROPERTIES
 from recbole_mmkd.data.files import DataError
 from recbole_mmkd.report.stats import CORRECTIONS, TESTS
-from recbole_mmkd.result import RunResult
+from recbole_mmkd.result import RunResult, find_results
 
 logger = logging.getLogger(__name__)
 BENCHMARKS = PROPERTIES / "benchmark"
@@ -40,6 +41,11 @@ BENCHMARKS = PROPERTIES / "benchmark"
 class Entry:
     model: str
     overrides: dict[str, Any] = field(default_factory=dict)
+    label: str = ""  # the name in tables, figures and comparisons; the model's by default
+
+    @property
+    def name(self) -> str:
+        return self.label or self.model
 
 
 @dataclass(frozen=True)
@@ -76,12 +82,15 @@ def load_benchmark(name: str, folder: Path = BENCHMARKS) -> Benchmark:
         if isinstance(item, str):
             entries.append(Entry(item))
         elif isinstance(item, dict) and isinstance(item.get("model"), str):
-            entries.append(Entry(item["model"], dict(item.get("set") or {})))
+            entries.append(Entry(item["model"], dict(item.get("set") or {}), item.get("label", "")))
         else:
             raise DataError(
-                path, "models", f"bad entry {item!r}", "use NAME or {model: NAME, set: {...}}"
+                path,
+                "models",
+                f"bad entry {item!r}",
+                "use NAME or {model: NAME, set: {...}, label: NAME}",
             )
-    names = [e.model for e in entries]
+    names = [e.name for e in entries]
     comparisons = []
     pairs = spec.get("comparisons") or []
     if pairs == "all":  # every model against every model listed before it
@@ -92,11 +101,16 @@ def load_benchmark(name: str, folder: Path = BENCHMARKS) -> Benchmark:
                 path,
                 "comparisons",
                 f"bad entry {pair!r}",
-                "use [MODEL, REFERENCE] pairs of listed models",
+                "use [NAME, REFERENCE] pairs of listed models (their labels where given)",
             )
         comparisons.append((pair[0], pair[1]))
     if len(set(names)) != len(names):
-        raise DataError(path, "models", "a model is listed twice", "list each model once")
+        raise DataError(
+            path,
+            "models",
+            "a name is listed twice",
+            "give entries of the same model distinct `label`s (or list each model once)",
+        )
     metrics = [m.lower() for m in spec.get("metrics") or ["recall@20", "ndcg@20"]]
     test, correction = spec.get("test", "t"), spec.get("correction", "holm")
     if test not in TESTS:
@@ -124,11 +138,11 @@ def run_benchmark(
     for dataset in bench.datasets:
         for entry in bench.entries:
             for seed in bench.seeds:
-                logger.info("== %s / %s / seed %d", dataset, entry.model, seed)
+                logger.info("== %s / %s / seed %d", dataset, entry.name, seed)
                 result = run_one(
                     entry.model, dataset, seed, out, entry.overrides, data_path, not force
                 )
-                runs.setdefault(dataset, []).append(result)
+                runs.setdefault(dataset, []).append(replace(result, model=entry.name))
     return runs
 
 
@@ -168,9 +182,43 @@ def comparison_table(bench: Benchmark, results: list[RunResult]) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def report(bench: Benchmark, runs: dict[str, list[RunResult]], out: Path) -> str:
+def teacher_runs(results: list[RunResult], out: Path) -> list[RunResult]:
+    """The stored runs of the teachers that students among ``results`` distilled from (under
+    ``out``, where the pipeline trained them), named ``<teacher> (teacher)``; teachers already
+    among ``results`` are not repeated."""
+    have = {r.config_hash for r in results}
+    wanted = {
+        (r.dataset, r.config["teacher"], r.config["teacher_hash"])
+        for r in results
+        if r.config.get("teacher_hash") and r.config["teacher_hash"] not in have
+    }
+    return [
+        replace(RunResult.load(path), model=f"{teacher} (teacher)")
+        for dataset, teacher, digest in sorted(wanted)
+        for path in find_results(Path(out) / dataset / teacher / digest)
+    ]
+
+
+def teacher_links(results: list[RunResult]) -> list[tuple[str, str]]:
+    """(teacher, student) names for every student among ``results`` whose teacher is too."""
+    names = {r.config_hash: r.model for r in results}
+    return sorted(
+        {
+            (names[r.config["teacher_hash"]], r.model)
+            for r in results
+            if r.config.get("teacher_hash") in names
+        }
+    )
+
+
+def report(
+    bench: Benchmark, runs: dict[str, list[RunResult]], out: Path, link_comparisons: bool = True
+) -> str:
     """Write each dataset's leaderboard (md, csv), comparisons (md, csv), LaTeX table and
-    figures (PNG + PDF under ``figures/``); return the Markdown text."""
+    figures (PNG + PDF under ``figures/``); return the Markdown text. The teachers that
+    students distilled from join the leaderboard and the figures (not the comparisons);
+    the efficiency figure draws an arrow from each teacher to its students and, with
+    ``link_comparisons``, from each comparison's reference to its model."""
     from recbole_mmkd.report import figures
     from recbole_mmkd.report.leaderboard import leaderboard, to_markdown
     from recbole_mmkd.report.tables import caption, significant_vs, to_latex
@@ -178,6 +226,7 @@ def report(bench: Benchmark, runs: dict[str, list[RunResult]], out: Path) -> str
     out.mkdir(parents=True, exist_ok=True)
     parts = []
     for dataset, results in runs.items():
+        results = results + teacher_runs(results, out)
         table = leaderboard(results, bench.metrics)
         text = to_markdown(table, bench.metrics)
         (out / f"leaderboard-{dataset}.md").write_text(text + "\n")
@@ -207,7 +256,9 @@ def report(bench: Benchmark, runs: dict[str, list[RunResult]], out: Path) -> str
                 figures.leaderboard_bars(results, metric), folder / f"bars-{dataset}-{slug}"
             )
         figures.save(figures.training_curves(results), folder / f"curves-{dataset}")
-        pairs = [(reference, model) for model, reference in bench.comparisons]
+        pairs = teacher_links(results)
+        if link_comparisons:
+            pairs += [(ref, model) for model, ref in bench.comparisons]
         frontier = figures.efficiency_frontier(results, bench.metrics[0], pairs)
         figures.save(frontier, folder / f"efficiency-{dataset}")
         if any(r.robustness for r in results):

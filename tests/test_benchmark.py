@@ -86,3 +86,57 @@ def test_all_pairs_and_the_combined_leaderboard(toy, tmp_path):
     table = combined_table(quick, ["recall@10"])
     assert list(table.columns) == ["model", "toy recall@10", "toy2 recall@10"]
     assert set(table["model"]) == {"BPR", "LightGCN"}
+
+
+def test_label_runs_names_each_configuration_of_a_model():
+    from dataclasses import replace
+
+    import numpy as np
+    from test_stats import _result
+
+    from recbole_mmkd.report.leaderboard import label_runs
+
+    base = _result("GRCN", 1, np.arange(3), np.zeros(3))
+    runs = [
+        replace(base, config_hash="a", config={"routing": "released", "lr": 0.01}),
+        replace(base, config_hash="b", config={"routing": "paper", "lr": 0.01}),
+        replace(base, model="BPR", config_hash="c", config={"lr": 0.01}),
+        replace(base, model="BPR", config_hash="d", config={"lr": 0.01}),  # code changed
+        replace(base, model="VBPR", config_hash="e"),
+    ]
+    assert [r.model for r in label_runs(runs)] == [
+        "GRCN (routing=released)", "GRCN (routing=paper)", "BPR [c]", "BPR [d]", "VBPR",
+    ]  # fmt: skip
+
+
+def test_labels_teachers_and_the_folder_report(toy, tmp_path):
+    from recbole_mmkd.benchmark import teacher_links
+    from run_benchmark import main as cli
+
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    kd = {**fast(), "teacher": "VBPR", "teacher_config": fast(), "kd_method": "logit"}
+    (folder / "labels.yaml").write_text(
+        f"datasets: [toy]\nseeds: [1]\nmetrics: [recall@10]\nmodels:\n"
+        f"  - {{model: BPR, set: {fast()}}}\n"
+        f"  - {{model: BPR, set: {fast(reg_weight=0.5)}, label: BPR-reg}}\n"
+        f"  - {{model: KD-BPR, set: {kd}}}\n"
+        f"comparisons: [[BPR-reg, BPR], [KD-BPR, BPR]]\nreference: BPR\n"
+    )
+    bench = load_benchmark("labels", folder)
+    assert [e.name for e in bench.entries] == ["BPR", "BPR-reg", "KD-BPR"]
+    out = tmp_path / "out"
+    runs = run_benchmark(bench, out, toy)
+    report(bench, runs, out)
+    board = (out / "leaderboard-toy.md").read_text()
+    assert "BPR-reg" in board and "VBPR (teacher)" in board  # the teacher joins the board
+    assert "BPR-reg" in (out / "comparisons-toy.md").read_text()
+    # the folder report names configurations from their differing keys, teachers as such
+    cli(["report", str(out), "--reference", "VBPR", "--metrics", "recall@10"])
+    board = (out / "leaderboard-toy.md").read_text()
+    assert "BPR (reg_weight=0.5)" in board and "| VBPR " in board
+    from recbole_mmkd.report.leaderboard import label_runs, load_results
+
+    assert teacher_links(label_runs(load_results(out))) == [("VBPR", "KD-BPR")]
+    with pytest.raises(SystemExit, match="not among"):
+        cli(["report", str(out), "--reference", "Nope"])

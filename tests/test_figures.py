@@ -34,7 +34,8 @@ def test_every_figure_is_written_with_labelled_axes_and_one_series_per_model(tmp
     runs = _runs()
     bars = figures.leaderboard_bars(runs, "recall@20")
     (ax,) = bars.axes
-    assert len(ax.patches) == 3 and ax.get_ylabel() == "test Recall@20"
+    assert len(ax.patches) == 3 and ax.get_xlabel() == "test Recall@20"
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Teacher", "Student", "Baseline"]
     curves = figures.training_curves(runs)
     (ax,) = curves.axes
     lines = [

@@ -24,6 +24,20 @@ def _by_model(runs: Iterable[RunResult]) -> dict[str, list[RunResult]]:
     return out
 
 
+def _styles(models: Iterable[str]) -> dict[str, dict[str, str]]:
+    """A colour (tab10) and, past ten models, a line style and a marker per model, in sorted
+    order so that a model looks the same in every figure of a report."""
+    dashes, markers = ["-", "--", ":", "-."], ["o", "s", "^", "D"]
+    return {
+        m: {
+            "color": f"C{i % 10}",
+            "linestyle": dashes[(i // 10) % 4],
+            "marker": markers[(i // 10) % 4],
+        }
+        for i, m in enumerate(sorted(set(models)))
+    }
+
+
 def mean_ci(
     values: np.ndarray, seed: int = 0, n_resamples: int = 2000
 ) -> tuple[float, float, float]:
@@ -46,17 +60,18 @@ def leaderboard_bars(runs: Iterable[RunResult], metric: str, title: str = "") ->
     for model, group in _by_model(runs).items():
         _, values = per_user_means(group, metric)
         rows.append((model, *mean_ci(values)))
-    rows.sort(key=lambda r: -r[1])
-    fig = Figure(figsize=(1.0 + 0.7 * len(rows), 3.2))
+    rows.sort(key=lambda r: r[1])  # horizontal bars: the best ends up on top
+    fig = Figure(figsize=(5.5, 0.9 + 0.32 * len(rows)))
     ax = fig.subplots()
     means = [r[1] for r in rows]
     errors = [[r[1] - r[2] for r in rows], [r[3] - r[1] for r in rows]]
-    ax.bar(range(len(rows)), means, yerr=errors, capsize=3, color="#4C72B0")
-    ax.set_xticks(range(len(rows)), [r[0] for r in rows], rotation=35, ha="right")
-    ax.set_xlabel("model")
-    ax.set_ylabel(f"test {metric_label(metric)}")
-    ax.set_title(title or f"test {metric_label(metric)}, 95% CI over users")
-    ax.grid(axis="y", alpha=0.3)
+    ax.barh(range(len(rows)), means, xerr=errors, capsize=2, color="#4C72B0", height=0.7)
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
+    for i, row in enumerate(rows):  # the mean, right of its interval
+        ax.text(row[3], i, f"  {row[1]:.4f}", va="center", ha="left", fontsize=7)
+    ax.set_xlabel(f"test {metric_label(metric)}")
+    ax.set_title(title or f"test {metric_label(metric)}, 95% CI over users", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
 
@@ -64,17 +79,20 @@ def leaderboard_bars(runs: Iterable[RunResult], metric: str, title: str = "") ->
 def training_curves(runs: Iterable[RunResult], metric: str | None = None) -> Figure:
     """Validation metric per epoch, one line per model: the mean over its seeds, drawn up to
     the last epoch every seed reached (so the line never jumps where a seed stopped early)."""
-    fig = Figure(figsize=(5.5, 3.4))
+    fig = Figure(figsize=(7.5, 3.4))
     ax = fig.subplots()
     key = metric
-    for model, group in _by_model(runs).items():
+    groups = _by_model(runs)
+    styles = _styles(groups)
+    for model, group in sorted(groups.items()):
         key = metric or group[0].valid_metric
         curves = [pd.Series({p["epoch"]: p[key] for p in r.valid_curve}) for r in group]
         mean = pd.concat(curves, axis=1).dropna().mean(axis=1).sort_index()
-        ax.plot(mean.index, mean.values, label=model, linewidth=1.2)
+        color, dash = styles[model]["color"], styles[model]["linestyle"]
+        ax.plot(mean.index, mean.values, label=model, linewidth=1.2, color=color, linestyle=dash)
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"validation {metric_label(key)}")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -84,8 +102,8 @@ def efficiency_frontier(
     runs: Iterable[RunResult], metric: str, pairs: Iterable[tuple[str, str]] = ()
 ) -> Figure:
     """Test ``metric`` against inference time per 1,000 users and against parameter count
-    (log scale where the values span more than 10x), one point per model; each (teacher,
-    student) pair joined by an arrow from the first to the second."""
+    (log scale where the values span more than 10x), one point per model (named in the
+    legend); each (teacher, student) pair joined by an arrow from the first to the second."""
     groups = _by_model(runs)
     points = {
         m: (
@@ -95,17 +113,17 @@ def efficiency_frontier(
         )
         for m, g in groups.items()
     }
-    fig = Figure(figsize=(9, 3.4))
+    styles = _styles(points)
+    fig = Figure(figsize=(9, 3.6))
     axes = fig.subplots(1, 2, sharey=True)
     for ax, index, label in (
         (axes[0], 0, "full-sort inference s / 1,000 users"),
         (axes[1], 1, "trainable parameters"),
     ):
-        for model, p in points.items():
-            ax.scatter(p[index], p[2], s=18)
-            ax.annotate(
-                model, (p[index], p[2]), fontsize=7, xytext=(3, 3), textcoords="offset points"
-            )
+        for model, p in sorted(points.items()):
+            style = styles[model]
+            ax.scatter(p[index], p[2], s=26, color=style["color"], marker=style["marker"],
+                       label=model, zorder=3)  # fmt: skip
         for teacher, student in pairs:
             if teacher in points and student in points:
                 a, b = points[teacher], points[student]
@@ -119,6 +137,7 @@ def efficiency_frontier(
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"test {metric_label(metric)}")
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 
@@ -126,24 +145,26 @@ def efficiency_frontier(
 def robustness_curves(runs: Iterable[RunResult], metric: str) -> Figure:
     """Test ``metric`` against the share of items missing a modality, one panel per
     modality, one line per model (mean over seeds); models without robustness rows skipped."""
+    runs = list(runs)
     frame = pd.DataFrame(
         [{"model": r.model, "seed": r.seed, **row} for r in runs for row in r.robustness]
     )
     if frame.empty:
         raise ValueError("no RunResult has robustness rows (multimodal models only)")
     modalities = sorted(frame["modality"].unique())
-    fig = Figure(figsize=(4.2 * len(modalities), 3.3))
+    styles = _styles(r.model for r in runs)  # the colours of the report's other figures
+    fig = Figure(figsize=(4.2 * len(modalities) + 1.5, 3.3))
     axes = fig.subplots(1, len(modalities), sharey=True, squeeze=False)
     for ax, modality in zip(axes[0], modalities, strict=True):
         part = frame[frame["modality"] == modality]
         for model, rows in part.groupby("model"):
             curve = rows.groupby("share")[metric].mean()
-            ax.plot(100 * curve.index, curve.values, marker="o", markersize=3, label=model)
+            ax.plot(100 * curve.index, curve.values, markersize=3, label=model, **styles[model])
         ax.set_title(f"items missing {modality}")
         ax.set_xlabel(f"% of items without {modality}")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"test {metric_label(metric)}")
-    axes[0][-1].legend(fontsize=7)
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,32 @@ DEFAULT_METRICS = ("recall@20", "ndcg@20")
 
 def load_results(root: Path) -> list[RunResult]:
     return [RunResult.load(path) for path in find_results(root)]
+
+
+def label_runs(results: Iterable[RunResult]) -> list[RunResult]:
+    """The runs with ``model`` made unique per configuration, for reports of a results folder.
+
+    A model run under one configuration keeps its name. One run under several is named by the
+    config keys whose values differ between them, ``GRCN (routing=paper)``, or, where only the
+    code differed, by its config hash, ``GRCN [f43d8a5e74]``.
+    """
+    results = list(results)
+    configs: dict[str, dict[str, dict]] = {}
+    for r in results:
+        configs.setdefault(r.model, {})[r.config_hash] = r.config
+    names = {}
+    for model, by_hash in configs.items():
+        keys = sorted({k for c in by_hash.values() for k in c})
+        differ = [k for k in keys if len({repr(c.get(k)) for c in by_hash.values()}) > 1]
+        for config_hash, config in by_hash.items():
+            if len(by_hash) == 1:
+                names[model, config_hash] = model
+            elif differ:
+                pairs = ", ".join(f"{k}={config.get(k)}" for k in differ)
+                names[model, config_hash] = f"{model} ({pairs})"
+            else:
+                names[model, config_hash] = f"{model} [{config_hash}]"
+    return [replace(r, model=names[r.model, r.config_hash]) for r in results]
 
 
 def leaderboard(
