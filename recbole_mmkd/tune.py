@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from recbole_mmkd.config import PROPERTIES
+from recbole_mmkd.config import PROPERTIES, build_config
 from recbole_mmkd.data.files import DataError
 
 logger = logging.getLogger(__name__)
@@ -139,7 +139,6 @@ def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
     from recbole.utils import init_seed
 
     import recbole_mmkd  # noqa: F401  (compat shims first, in the worker process)
-    from recbole_mmkd.config import build_config
     from recbole_mmkd.data import MultimodalDataset
     from recbole_mmkd.model import get_model
     from recbole_mmkd.trainer import MMKDTrainer
@@ -301,10 +300,37 @@ def run_sweep(
     table = sweep_table(grid, sweep)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / f"sweep-{sweep.name}.csv", index=False)
+    metric = build_config(sweep.model, sweep.dataset, overrides, data_path)["valid_metric"]
+    figure = sweep_figure(table, sweep, metric)
+    if figure is not None:
+        from recbole_mmkd.report.figures import save
+
+        save(figure, out / "figures" / f"sweep-{sweep.name}")
     logger.info(
         "sweep %s: %d trials in %.0f s", sweep.name, len(table), time.perf_counter() - start
     )
     return table
+
+
+def sweep_figure(table: pd.DataFrame, sweep: Sweep, metric: str):
+    """The finished trials' best validation values over two swept keys (``kd_weight`` by
+    ``ce_weight`` where swept, else the first two numeric ones), one panel per value of a
+    third (``t_decay``): heatmaps for grid searches, a scatter of the trials otherwise. None
+    where fewer than two numeric keys were swept or no trial finished."""
+    from recbole_mmkd.report import figures
+    from recbole_mmkd.report.tables import metric_label
+
+    done = table[(table["status"] == "done") & table[BEST].notna()]
+    numeric = [k for k in sweep.space if pd.api.types.is_numeric_dtype(table[k])]
+    preferred = [k for k in ("kd_weight", "ce_weight", "t_decay") if k in numeric]
+    keys = preferred + [k for k in numeric if k not in preferred]
+    if len(keys) < 2 or done.empty:
+        return None
+    label = f"best validation {metric_label(metric)}"
+    if sweep.search == "grid":
+        return figures.sweep_heatmaps(done, keys[0], keys[1], keys[2] if len(keys) > 2 else None,
+                                      BEST, label)  # fmt: skip
+    return figures.sweep_scatter(done, keys[0], keys[1], BEST, label)
 
 
 def _search(sweep: Sweep):

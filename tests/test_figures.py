@@ -60,7 +60,12 @@ def test_every_figure_is_written_with_labelled_axes_and_one_series_per_model(tmp
     heat = figures.sweep_heatmaps(table)
     panels = [a for a in heat.axes if a.get_xlabel() == "kd_weight"]
     assert [a.get_title() for a in panels] == ["t_decay = 5", "t_decay = 50"]
+    # the best cell (kd 1, ce 1, t 50) is outlined, in the t_decay = 50 panel only
+    assert [len(a.patches) for a in panels] == [0, 1]
+    assert panels[1].patches[0].get_xy() == (0.5, 0.5)
+    scatter = figures.sweep_scatter(table, "kd_weight", "ce_weight")
+    assert len(scatter.axes[0].collections) == 2 and scatter.axes[0].get_xscale() == "log"
     for name, fig in [("bars", bars), ("curves", curves), ("frontier", frontier),
-                      ("robust", robust), ("heat", heat)]:  # fmt: skip
+                      ("robust", robust), ("heat", heat), ("scatter", scatter)]:  # fmt: skip
         for path in figures.save(fig, tmp_path / name):
             assert path.stat().st_size > 1000

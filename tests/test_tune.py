@@ -90,6 +90,7 @@ def test_sweep_interrupted_after_two_trials_resumes_to_exactly_the_planned_grid(
     assert set(zip(table["reg_weight"], table["learning_rate"], strict=True)) == grid
     rows = _trial_rows(out)
     assert len(rows) == 4 and all(v == 3 for v in rows.values())  # none counted twice
+    assert (out / "figures" / "sweep-tiny.png").stat().st_size > 1000  # the grid's heatmap
     for name, stamp in stamps.items():  # finished trials were not re-run
         assert (out / "ray" / "tiny" / name / "result.json").stat().st_mtime_ns == stamp
 
@@ -159,3 +160,4 @@ def test_tpe_search_with_asha_runs_the_planned_trials(toy, tmp_path):
         ray.shutdown()
     assert len(table) == 3 and table[BEST].notna().all()
     assert table["reg_weight"].between(0.0001, 0.01).all()
+    assert (tmp_path / "out" / "figures" / "sweep-tiny.pdf").is_file()  # the trials' scatter

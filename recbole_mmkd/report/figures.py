@@ -170,15 +170,18 @@ def robustness_curves(runs: Iterable[RunResult], metric: str) -> Figure:
 
 
 def sweep_heatmaps(
-    table: pd.DataFrame, x: str = "kd_weight", y: str = "ce_weight", facet: str = "t_decay",
-    value: str = "best_valid",
+    table: pd.DataFrame, x: str = "kd_weight", y: str = "ce_weight", facet: str | None = "t_decay",
+    value: str = "best_valid", label: str = "best validation value",
 ) -> Figure:  # fmt: skip
-    """Validation ``value`` over ``x`` by ``y``, one panel per ``facet`` value (mean over
-    repeated cells), shared colour scale."""
-    facets = sorted(table[facet].unique()) if facet in table else [None]
+    """Grid sweeps: validation ``value`` over ``x`` by ``y``, one panel per ``facet`` value
+    (mean over repeated cells), one colour scale; the best cell of all is outlined in red."""
+    from matplotlib.patches import Rectangle
+
+    facets = sorted(table[facet].unique()) if facet and facet in table else [None]
     lo, hi = table[value].min(), table[value].max()
-    fig = Figure(figsize=(3.3 * len(facets) + 1, 3.0))
-    axes = fig.subplots(1, len(facets), squeeze=False)
+    best = table.loc[table[value].idxmax()]
+    fig = Figure(figsize=(3.0 * len(facets) + 1.2, 3.0))
+    axes = fig.subplots(1, len(facets), squeeze=False, sharey=True)
     image = None
     for ax, level in zip(axes[0], facets, strict=True):
         part = table if level is None else table[table[facet] == level]
@@ -187,12 +190,39 @@ def sweep_heatmaps(
         ax.set_xticks(range(len(grid.columns)), [f"{v:g}" for v in grid.columns])
         ax.set_yticks(range(len(grid.index)), [f"{v:g}" for v in grid.index])
         for (i, j), v in np.ndenumerate(grid.values):
-            if np.isfinite(v):
-                ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=6, color="white")
+            if np.isfinite(v):  # dark text on the bright end of viridis
+                shade = "black" if image.norm(v) > 0.6 else "white"
+                ax.text(j, i, f"{v:.4f}", ha="center", va="center", fontsize=6, color=shade)
+        if level is None or level == best[facet]:
+            i, j = grid.index.get_loc(best[y]), grid.columns.get_loc(best[x])
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=1.5))
         ax.set_xlabel(x)
-        ax.set_ylabel(y)
-        ax.set_title(f"{facet} = {level:g}" if level is not None else "")
-    fig.colorbar(image, ax=axes[0].tolist(), label=f"validation {value}")
+        ax.set_title(f"{facet} = {level:g}" if level is not None else "", fontsize=9)
+    axes[0][0].set_ylabel(y)
+    fig.colorbar(image, ax=axes[0].tolist(), label=label)
+    return fig
+
+
+def sweep_scatter(
+    table: pd.DataFrame, x: str, y: str, value: str = "best_valid",
+    label: str = "best validation value", log: bool = True,
+) -> Figure:  # fmt: skip
+    """Random or model-based sweeps: one point per trial at its (``x``, ``y``), coloured by
+    validation ``value``, the best trial starred; log axes by default (the KD weights are
+    searched on log scales)."""
+    fig = Figure(figsize=(4.6, 3.4))
+    ax = fig.subplots()
+    points = ax.scatter(table[x], table[y], c=table[value], cmap="viridis", s=28)
+    best = table.loc[table[value].idxmax()]
+    ax.scatter([best[x]], [best[y]], marker="*", s=160, facecolor="none", edgecolor="red")
+    if log:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.grid(alpha=0.3)
+    fig.colorbar(points, ax=ax, label=label)
+    fig.tight_layout()
     return fig
 
 
