@@ -103,9 +103,12 @@ def test_label_runs_names_each_configuration_of_a_model():
         replace(base, model="BPR", config_hash="c", config={"lr": 0.01}),
         replace(base, model="BPR", config_hash="d", config={"lr": 0.01}),  # code changed
         replace(base, model="VBPR", config_hash="e"),
+        replace(base, model="BM3", config_hash="f", config={"patience": 20}),
+        replace(base, model="BM3", config_hash="g", config={"patience": 50, "new_key": 1}),
     ]
     assert [r.model for r in label_runs(runs)] == [
         "GRCN (routing=released)", "GRCN (routing=paper)", "BPR [c]", "BPR [d]", "VBPR",
+        "BM3 (patience=20)", "BM3 (patience=50)",
     ]  # fmt: skip
 
 

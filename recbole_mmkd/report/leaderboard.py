@@ -22,7 +22,8 @@ def label_runs(results: Iterable[RunResult]) -> list[RunResult]:
     """The runs with ``model`` made unique per configuration, for reports of a results folder.
 
     A model run under one configuration keeps its name. One run under several is named by the
-    config keys whose values differ between them, ``GRCN (routing=paper)``, or, where only the
+    config keys whose values differ between them, ``GRCN (routing=paper)`` (keys set in every
+    configuration first; a key that some runs lack shows as ``=None``), or, where only the
     code differed, by its config hash, ``GRCN [f43d8a5e74]``.
     """
     results = list(results)
@@ -33,6 +34,8 @@ def label_runs(results: Iterable[RunResult]) -> list[RunResult]:
     for model, by_hash in configs.items():
         keys = sorted({k for c in by_hash.values() for k in c})
         differ = [k for k in keys if len({repr(c.get(k)) for c in by_hash.values()}) > 1]
+        # keys every configuration sets say more than keys that older runs did not know yet
+        differ = [k for k in differ if all(k in c for c in by_hash.values())] or differ
         for config_hash, config in by_hash.items():
             if len(by_hash) == 1:
                 names[model, config_hash] = model
