@@ -211,11 +211,32 @@ def teacher_links(results: list[RunResult]) -> list[tuple[str, str]]:
     )
 
 
+def efficiency_table(
+    results: list[RunResult], pairs: list[tuple[str, str]], metric: str
+) -> pd.DataFrame:
+    """One row per (teacher or reference, student) pair: each side's trainable parameters,
+    full-sort inference seconds per 1,000 test users and test ``metric`` (means over seeds),
+    and the student / teacher ratio of each."""
+    from recbole_mmkd.report.leaderboard import leaderboard
+
+    table = leaderboard(results, [metric]).set_index("model")
+    columns = {"params": "params", "eval_s_per_1k_users": "s / 1k users", metric: metric}
+    rows = []
+    for teacher, student in pairs:
+        row = {"student": student, "teacher / reference": teacher}
+        for key, name in columns.items():
+            a, b = table.loc[student, key], table.loc[teacher, key]
+            row |= {f"{name} student": a, f"{name} teacher": b, f"{name} ratio": a / b}
+        rows.append(row)
+    return pd.DataFrame(rows).round(4)
+
+
 def report(
     bench: Benchmark, runs: dict[str, list[RunResult]], out: Path, link_comparisons: bool = True
 ) -> str:
-    """Write each dataset's leaderboard (md, csv), comparisons (md, csv), LaTeX table and
-    figures (PNG + PDF under ``figures/``); return the Markdown text. The teachers that
+    """Write each dataset's leaderboard (md, csv), comparisons (md, csv), student / teacher
+    costs (``efficiency-<dataset>.{md,csv}``), LaTeX table and figures (PNG + PDF under
+    ``figures/``); return the Markdown text. The teachers that
     students distilled from join the leaderboard and the figures (not the comparisons);
     the efficiency figure draws an arrow from each teacher to its students and, with
     ``link_comparisons``, from each comparison's reference to its model."""
@@ -261,6 +282,12 @@ def report(
             pairs += [(ref, model) for model, ref in bench.comparisons]
         frontier = figures.efficiency_frontier(results, bench.metrics[0], pairs)
         figures.save(frontier, folder / f"efficiency-{dataset}")
+        if pairs:
+            costs = efficiency_table(results, pairs, bench.metrics[0])
+            costs.to_csv(out / f"efficiency-{dataset}.csv", index=False)
+            md = costs.to_markdown(index=False)
+            (out / f"efficiency-{dataset}.md").write_text(md + "\n")
+            parts.append(f"Student / teacher costs (inference time per 1,000 users):\n\n{md}")
         if any(r.robustness for r in results):
             robust = figures.robustness_curves(results, bench.metrics[0])
             figures.save(robust, folder / f"robustness-{dataset}")
