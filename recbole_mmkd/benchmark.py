@@ -214,19 +214,19 @@ def teacher_links(results: list[RunResult]) -> list[tuple[str, str]]:
 def efficiency_table(
     results: list[RunResult], pairs: list[tuple[str, str]], metric: str
 ) -> pd.DataFrame:
-    """One row per (teacher or reference, student) pair: each side's trainable parameters,
-    full-sort inference seconds per 1,000 test users and test ``metric`` (means over seeds),
-    and the student / teacher ratio of each."""
+    """One row per (teacher or reference, student) pair: the student (``model``) and what it
+    is set ``against``, each side's trainable parameters, full-sort inference seconds per
+    1,000 test users and test ``metric`` (means over seeds), and model / against ratios."""
     from recbole_mmkd.report.leaderboard import leaderboard
 
     table = leaderboard(results, [metric]).set_index("model")
     columns = {"params": "params", "eval_s_per_1k_users": "s / 1k users", metric: metric}
     rows = []
     for teacher, student in pairs:
-        row = {"student": student, "teacher / reference": teacher}
+        row = {"model": student, "against": teacher}
         for key, name in columns.items():
             a, b = table.loc[student, key], table.loc[teacher, key]
-            row |= {f"{name} student": a, f"{name} teacher": b, f"{name} ratio": a / b}
+            row |= {name: a, f"{name} (against)": b, f"{name} ratio": a / b}
         rows.append(row)
     return pd.DataFrame(rows).round(4)
 

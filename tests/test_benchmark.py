@@ -135,11 +135,11 @@ def test_labels_teachers_and_the_folder_report(toy, tmp_path):
     board = (out / "leaderboard-toy.md").read_text()
     assert "BPR-reg" in board and "VBPR (teacher)" in board  # the teacher joins the board
     assert "BPR-reg" in (out / "comparisons-toy.md").read_text()
-    costs = pd.read_csv(out / "efficiency-toy.csv").set_index(["student", "teacher / reference"])
+    costs = pd.read_csv(out / "efficiency-toy.csv").set_index(["model", "against"])
     assert set(costs.index) == {("KD-BPR", "VBPR (teacher)"), ("KD-BPR", "BPR"), ("BPR-reg", "BPR")}
     row = costs.loc["KD-BPR", "VBPR (teacher)"]  # BPR's ID tables against VBPR's ID + visual
-    assert row["params student"] < row["params teacher"]
-    assert row["params ratio"] == pytest.approx(row["params student"] / row["params teacher"], 1e-3)
+    assert row["params"] < row["params (against)"]
+    assert row["params ratio"] == pytest.approx(row["params"] / row["params (against)"], 1e-3)
     # the folder report names configurations from their differing keys, teachers as such
     cli(["report", str(out), "--reference", "VBPR", "--metrics", "recall@10"])
     board = (out / "leaderboard-toy.md").read_text()
