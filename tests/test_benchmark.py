@@ -149,3 +149,17 @@ def test_labels_teachers_and_the_folder_report(toy, tmp_path):
     assert teacher_links(label_runs(load_results(out))) == [("VBPR", "KD-BPR")]
     with pytest.raises(SystemExit, match="not among"):
         cli(["report", str(out), "--reference", "Nope"])
+
+
+def test_every_shipped_benchmark_and_sweep_file_loads_and_names_registered_models():
+    from recbole_mmkd.benchmark import BENCHMARKS
+    from recbole_mmkd.model import model_names
+    from recbole_mmkd.tune import SWEEPS, load_sweep
+
+    known = set(model_names())
+    benches = [load_benchmark(p.stem) for p in sorted(BENCHMARKS.glob("*.yaml"))]
+    assert {"default", "backbones", "kd"} <= {b.name for b in benches}
+    for bench in benches:
+        assert {e.model for e in bench.entries} <= known, bench.name
+    for path in sorted(SWEEPS.glob("*.yaml")):
+        assert load_sweep(path.stem).model in known, path.name
