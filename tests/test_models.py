@@ -97,12 +97,13 @@ def test_eval_cache_is_dropped_on_mode_change(toy):
 
 
 def test_grcn_released_routing_equals_no_user_refinement(toy):
-    released, _ = _build(toy, "GRCN", routing="released")
-    paper, _ = _build(toy, "GRCN", n_routing=0)
+    released, _ = _build(toy, "GRCN")  # the YAML default
+    assert released.routing == "released"
+    paper, _ = _build(toy, "GRCN", routing="paper", n_routing=0)
     paper.load_state_dict(released.state_dict())
     for a, b in zip(released._modality("image"), paper._modality("image"), strict=True):
         assert torch.allclose(a, b)
-    refined, _ = _build(toy, "GRCN")
+    refined, _ = _build(toy, "GRCN", routing="paper")
     refined.load_state_dict(released.state_dict())
     assert not torch.allclose(refined._modality("image")[0], released._modality("image")[0])
     with pytest.raises(ValueError, match="routing"):
