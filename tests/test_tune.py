@@ -25,13 +25,15 @@ search: grid
 space:
   reg_weight: [0.0001, 0.001]
   learning_rate: [0.01, 0.001]
-set: {epochs: 3, train_batch_size: 256, topk: [5, 10, 20], valid_metric: Recall@10,
+set: {epochs: %(epochs)d, train_batch_size: 256, topk: [5, 10, 20], valid_metric: Recall@10,
       stopping_step: 100, robustness_shares: []}
 seed: 1
 final_seeds: [1]
 max_concurrent: 1
-%s
+%(extra)s
 """
+# enough epochs that the interrupt test's kill lands while a trial runs, not after the last
+EPOCHS = 12
 
 SCRIPT = """
 import sys
@@ -45,7 +47,7 @@ run_sweep(sweep, Path(sys.argv[2]), Path(sys.argv[3]), resume=sys.argv[4] == "re
 
 def _write(folder: Path, extra: str = "") -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "tiny.yaml").write_text(SWEEP % extra)
+    (folder / "tiny.yaml").write_text(SWEEP % {"epochs": EPOCHS, "extra": extra})
 
 
 def _sweep(folder: Path, out: Path, data: Path, mode: str) -> subprocess.Popen:
@@ -78,7 +80,7 @@ def test_sweep_interrupted_after_two_trials_resumes_to_exactly_the_planned_grid(
         time.sleep(0.5)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
-    done_before = {k: v for k, v in _trial_rows(out).items() if v == 3}
+    done_before = {k: v for k, v in _trial_rows(out).items() if v == EPOCHS}
     assert len(done_before) >= 2
     stamps = {k: (out / "ray" / "tiny" / k / "result.json").stat().st_mtime_ns for k in done_before}
 
@@ -89,7 +91,7 @@ def test_sweep_interrupted_after_two_trials_resumes_to_exactly_the_planned_grid(
     grid = {(r, lr) for r in (0.0001, 0.001) for lr in (0.01, 0.001)}
     assert set(zip(table["reg_weight"], table["learning_rate"], strict=True)) == grid
     rows = _trial_rows(out)
-    assert len(rows) == 4 and all(v == 3 for v in rows.values())  # none counted twice
+    assert len(rows) == 4 and all(v == EPOCHS for v in rows.values())  # none counted twice
     assert (out / "figures" / "sweep-tiny.png").stat().st_size > 1000  # the grid's heatmap
     for name, stamp in stamps.items():  # finished trials were not re-run
         assert (out / "ray" / "tiny" / name / "result.json").stat().st_mtime_ns == stamp
