@@ -25,6 +25,7 @@ trials are kept and not re-run, unfinished ones restart.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -271,6 +272,7 @@ def run_sweep(
     trainable = tune.with_resources(tune.with_parameters(trial, static=static), resources)
     experiment = storage / sweep.name
     if resume and tune.Tuner.can_restore(str(experiment)):
+        check_restorable(experiment)
         logger.info("resuming %s", experiment)
         tuner = tune.Tuner.restore(str(experiment), trainable, resume_errored=True)
     else:
@@ -331,6 +333,41 @@ def sweep_figure(table: pd.DataFrame, sweep: Sweep, metric: str):
         return figures.sweep_heatmaps(done, keys[0], keys[1], keys[2] if len(keys) > 2 else None,
                                       BEST, label)  # fmt: skip
     return figures.sweep_scatter(done, keys[0], keys[1], BEST, label)
+
+
+# the state files Tune restores from, newest by name (as Tune picks them) of each pattern
+STATE_FILES = ("experiment_state-*.json", "basic-variant-state-*.json", "searcher-state-*.pkl")
+
+
+def check_restorable(experiment: Path) -> None:
+    """Raise a :class:`DataError` naming the file if the newest of Tune's saved states is
+    empty or truncated. Tune copies these files into the sweep folder without an atomic
+    rename, so a sweep killed during the copy leaves a broken one, and restoring from it
+    would silently drop the finished trials and start a bogus one."""
+    import pickle
+
+    import ray.cloudpickle as cloudpickle
+
+    for pattern in STATE_FILES:
+        found = sorted(Path(experiment).glob(pattern))
+        if not found:
+            continue
+        newest = found[-1]
+        try:
+            with open(newest, "rb") as handle:
+                if pattern.startswith("experiment_state"):
+                    json.load(handle)
+                else:
+                    cloudpickle.load(handle)
+        except (EOFError, ValueError, pickle.UnpicklingError) as err:
+            raise DataError(
+                newest,
+                "Ray Tune state",
+                f"empty or truncated ({type(err).__name__}): the sweep was killed while Ray "
+                "copied it, and Ray cannot resume from it",
+                "start the sweep again under another --out (each finished trial's results "
+                "stay in the trial_* folders beside this file)",
+            ) from err
 
 
 def _search(sweep: Sweep):

@@ -163,3 +163,28 @@ def test_tpe_search_with_asha_runs_the_planned_trials(toy, tmp_path):
     assert len(table) == 3 and table[BEST].notna().all()
     assert table["reg_weight"].between(0.0001, 0.01).all()
     assert (tmp_path / "out" / "figures" / "sweep-tiny.pdf").is_file()  # the trials' scatter
+
+
+def test_a_truncated_ray_state_stops_the_resume_with_the_file_named(tmp_path):
+    import ray.cloudpickle as cloudpickle
+
+    from recbole_mmkd.data.files import DataError
+    from recbole_mmkd.tune import check_restorable
+
+    experiment = tmp_path / "ray" / "tiny"
+    experiment.mkdir(parents=True)
+    (experiment / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trial_data": []}')
+    state = experiment / "basic-variant-state-2026-01-01_00-00-00.json"
+    state.write_bytes(cloudpickle.dumps({"iterators": []}))
+    check_restorable(experiment)  # whole files: fine
+    newer = experiment / "basic-variant-state-2026-01-01_00-00-09.json"
+    newer.write_bytes(b"")  # what a kill during Ray's copy leaves behind
+    with pytest.raises(DataError, match=r"basic-variant-state-2026-01-01_00-00-09\.json"):
+        check_restorable(experiment)
+    newer.write_bytes(cloudpickle.dumps({"iterators": []})[:10])  # cut short
+    with pytest.raises(DataError, match="truncated"):
+        check_restorable(experiment)
+    newer.unlink()
+    (experiment / "experiment_state-2026-01-01_00-00-09.json").write_text('{"trial_da')
+    with pytest.raises(DataError, match="experiment_state"):
+        check_restorable(experiment)
