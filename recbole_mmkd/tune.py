@@ -18,22 +18,31 @@ A sweep is declared in ``properties/sweep/<name>.yaml``:
     final_seeds: [2020, 2021, 2022, 2023, 2024]
 
 Resources: ``cpus_per_trial``, ``gpus_per_trial`` (fractions share a GPU). Each trial runs
-on the device Ray gives it (``MMKDConfig`` never rewrites ``CUDA_VISIBLE_DEVICES``). A sweep
-killed at any point continues with ``resume=True`` from Ray's experiment state: finished
-trials are kept and not re-run, unfinished ones restart.
+on the device Ray gives it (``MMKDConfig`` never rewrites ``CUDA_VISIBLE_DEVICES``).
+
+Resume does not rely on Ray's saved experiment state (Ray copies it into the sweep folder
+without an atomic rename, so a kill can leave it truncated). The driver appends every
+finished trial to ``<out>/trials.jsonl`` (fsync'd; a line cut by a kill is ignored). A sweep
+killed at any point continues with ``resume=True`` as a new Tune launch over what the ledger
+lacks: the grid points (or, for random search, the seeded draws) not finished yet, or for
+TPE the remaining trials, with Optuna told the finished ones' results. Trials that were
+running at the kill restart; ASHA's rungs restart with the new launch.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -46,6 +55,8 @@ SEARCHES = ("grid", "random", "tpe")
 SCHEDULERS = ("none", "asha")
 DISTRIBUTIONS = ("loguniform", "uniform", "choice")
 BEST = "best_valid"  # the metric every trial reports: best validation value so far
+LEDGER = "trials.jsonl"  # one line per finished trial, written by the driver
+POINT = "point"  # grid and random trials get their whole configuration under this key
 
 
 @dataclass(frozen=True)
@@ -131,6 +142,71 @@ def planned_trials(sweep: Sweep) -> int:
     return sweep.num_samples
 
 
+def planned_points(sweep: Sweep) -> list[dict[str, Any]]:
+    """Every configuration a grid or random sweep runs, fixed up front: the grid's
+    combinations ``num_samples`` times, or ``num_samples`` draws seeded by ``sweep.seed``."""
+    if sweep.search == "grid":
+        values = [v if isinstance(v, list) else v["choice"] for v in sweep.space.values()]
+        combos = list(itertools.product(*values))
+        return [dict(zip(sweep.space, c, strict=True)) for _ in range(sweep.num_samples)
+                for c in combos]  # fmt: skip
+    if sweep.search == "random":
+        rng = np.random.default_rng(sweep.seed)
+        return [
+            {k: _draw(v, rng) for k, v in sweep.space.items()} for _ in range(sweep.num_samples)
+        ]
+    raise ValueError("a TPE sweep chooses its points as it goes")
+
+
+def _draw(value: Any, rng: np.random.Generator) -> Any:
+    options = value if isinstance(value, list) else value.get("choice")
+    if options is not None:
+        return options[int(rng.integers(len(options)))]
+    ((kind, (low, high)),) = value.items()
+    if kind == "uniform":
+        return float(rng.uniform(low, high))
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+
+def remaining_points(planned: list[dict], finished: list[dict]) -> list[dict]:
+    """``planned`` less one occurrence of each finished point (a grid repeated by
+    ``num_samples`` holds the same point several times)."""
+    left = Counter(json.dumps(p, sort_keys=True) for p in finished)
+    out = []
+    for point in planned:
+        key = json.dumps(point, sort_keys=True)
+        if left[key]:
+            left[key] -= 1
+        else:
+            out.append(point)
+    return out
+
+
+def read_ledger(path: Path) -> list[dict[str, Any]]:
+    """The ledger's trial records; a line cut short by a kill is skipped."""
+    rows = []
+    if Path(path).is_file():
+        for line in Path(path).read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+def append_ledger(path: Path, row: dict[str, Any]) -> None:
+    """Append one record and fsync it; a record cut by an earlier kill is closed first."""
+    with open(path, "ab+") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell():
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
+        handle.write(json.dumps(row).encode() + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
     """One Ray Tune trial: train with ``params`` on top of the sweep's overrides and report the
     validation metric after every evaluation. The test split is never evaluated here."""
@@ -145,7 +221,7 @@ def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
     from recbole_mmkd.trainer import MMKDTrainer
 
     torch.set_num_threads(max(1, int(static["cpus"])))
-    overrides = {**static["overrides"], **params, "seed": static["seed"]}
+    overrides = {**static["overrides"], **params.get(POINT, params), "seed": static["seed"]}
     overrides["use_gpu"] = static["gpus"] > 0
     config = build_config(static["model"], static["dataset"], overrides, static["data_path"])
     init_seed(static["seed"], config["reproducibility"])
@@ -164,61 +240,77 @@ def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
 
 
 def select_best(table: pd.DataFrame) -> pd.Series:
-    """The finished trial with the highest best validation value (ties: the earlier trial)."""
+    """The finished trial with the highest best validation value (ties: the earlier trial);
+    failed trials are never selected."""
     done = table[table[BEST].notna()]
+    if "status" in done:
+        done = done[done["status"] == "done"]
     if done.empty:
         raise RuntimeError("no trial reported a validation value")
     return done.loc[done[BEST].idxmax()]
 
 
-def sweep_table(results, sweep: Sweep) -> pd.DataFrame:
-    """Every trial's parameters, best validation value, epochs run, status and seconds."""
-    rows = []
-    for result in results:
-        metrics = result.metrics or {}
-        rows.append(
-            {
-                "trial_id": metrics.get("trial_id", Path(result.path).name),
-                **{k: result.config.get(k) for k in sweep.space},
-                BEST: metrics.get(BEST),
-                "epochs": (metrics.get("epoch", -1) or 0) + 1 if metrics else 0,
-                "seconds": metrics.get("time_total_s"),
-                "status": "error" if result.error else "done",
-                "device": metrics.get("device"),
-            }
-        )
-    return pd.DataFrame(rows)
+def sweep_table(rows: list[dict[str, Any]], sweep: Sweep) -> pd.DataFrame:
+    """Every recorded trial: parameters, best validation value, epochs run, seconds, status
+    (``done``, or ``error`` for a trial that failed; a resume runs its point again), device."""
+    columns = ["trial_id", *sweep.space, BEST, "epochs", "seconds", "status", "device"]
+    return pd.DataFrame(
+        [{"trial_id": r["trial_id"], **r["point"], **{k: r.get(k) for k in columns[-5:]},
+          BEST: r.get(BEST)} for r in rows],
+        columns=columns,
+    )  # fmt: skip
 
 
-def _progress_callback(planned: int, log: Path):
+def _progress_callback(sweep: Sweep, out: Path, finished: list[dict]):
     from ray import tune
 
+    planned, ledger, log = planned_trials(sweep), out / LEDGER, out / "progress.log"
+
     class Progress(tune.Callback):
-        """One line per trial state change, with the best validation value so far, to the
-        logger and appended to ``log`` (``<out>/progress.log``)."""
+        """Records every finished trial in the ledger, and says one line per trial state
+        change, with the best validation value so far, to the logger and ``progress.log``."""
 
         def __init__(self) -> None:
-            self.best, self.done = -math.inf, 0
+            values = [r[BEST] for r in finished]
+            self.best, self.done = max(values, default=-math.inf), len(finished)
 
         def _say(self, line: str) -> None:
             logger.info(line)
             with open(log, "a") as handle:
                 handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
 
+        def _record(self, trial, status: str) -> dict:
+            result = trial.last_result or {}
+            point = trial.config.get(POINT) or {k: trial.config[k] for k in sweep.space}
+            row = {
+                "trial_id": trial.trial_id,
+                "point": point,
+                BEST: result.get(BEST),
+                "epochs": result.get("epoch", -1) + 1 if result else 0,
+                "seconds": result.get("time_total_s"),
+                "status": status,
+                "device": result.get("device"),
+            }
+            append_ledger(ledger, row)
+            return row
+
         def on_trial_start(self, iteration, trials, trial, **info) -> None:
-            self._say(f"started {trial.trial_id}: {_short(trial.config)}")
+            config = trial.config.get(POINT) or trial.config
+            self._say(f"started {trial.trial_id}: {_short(config)}")
 
         def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+            row = self._record(trial, "done")
             self.done += 1
-            value = (trial.last_result or {}).get(BEST, float("nan"))
+            value = row[BEST] if row[BEST] is not None else float("nan")
             self.best = max(self.best, value) if value == value else self.best
             self._say(
-                f"done {trial.trial_id} ({self.done}/{planned} this session): best valid "
+                f"done {trial.trial_id} ({self.done}/{planned}): best valid "
                 f"{value:.5f}; best so far {self.best:.5f}"
             )
 
         def on_trial_error(self, iteration, trials, trial, **info) -> None:
-            self._say(f"failed {trial.trial_id}: {_short(trial.config)}")
+            row = self._record(trial, "error")
+            self._say(f"failed {trial.trial_id}: {_short(row['point'])}")
 
     return Progress()
 
@@ -246,9 +338,13 @@ def run_sweep(
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     storage = out / "ray"
-    # save the experiment state at every step of the loop, so a sweep killed at any point
-    # resumes with every finished trial recorded (cheap next to a trial)
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    records = read_ledger(out / LEDGER)
+    if records and not resume:
+        raise DataError(
+            out / LEDGER, "trials", "this folder already holds a sweep's finished trials",
+            "add --resume to continue that sweep, or give another --out",
+        )  # fmt: skip
+    finished = [r for r in records if r["status"] == "done"]
     overrides = dict(sweep.overrides)
     if getattr(get_model(sweep.model), "needs_teacher", False):  # trained once, before any trial
         probe = {**overrides, "seed": sweep.seed}
@@ -266,41 +362,41 @@ def run_sweep(
         "cpus": sweep.cpus_per_trial,
         "gpus": sweep.gpus_per_trial,
     }
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    resources = {"cpu": sweep.cpus_per_trial, "gpu": sweep.gpus_per_trial}
-    trainable = tune.with_resources(tune.with_parameters(trial, static=static), resources)
-    experiment = storage / sweep.name
-    if resume and tune.Tuner.can_restore(str(experiment)):
-        check_restorable(experiment)
-        logger.info("resuming %s", experiment)
-        tuner = tune.Tuner.restore(str(experiment), trainable, resume_errored=True)
+    if sweep.search == "tpe":
+        todo, space = sweep.num_samples - len(finished), param_space(sweep)
+        search = _optuna(sweep, finished)
     else:
-        if resume:
-            logger.info("nothing to resume at %s: starting the sweep", experiment)
-        tuner = tune.Tuner(
+        points = remaining_points(planned_points(sweep), [r["point"] for r in finished])
+        todo, space, search = len(points), {POINT: tune.grid_search(points)}, None
+    start = time.perf_counter()
+    if todo > 0:
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        resources = {"cpu": sweep.cpus_per_trial, "gpu": sweep.gpus_per_trial}
+        trainable = tune.with_resources(tune.with_parameters(trial, static=static), resources)
+        launch = f"{sweep.name}-{len(list(storage.glob(f'{sweep.name}-*')))}"
+        logger.info("%s: %d of %d trials to run (launch %s)", sweep.name, todo,
+                    planned_trials(sweep), launch)  # fmt: skip
+        tune.Tuner(
             trainable,
-            param_space=param_space(sweep),
+            param_space=space,
             tune_config=tune.TuneConfig(
                 metric=BEST,
                 mode="max",
-                num_samples=sweep.num_samples,
-                search_alg=_search(sweep),
+                num_samples=todo if sweep.search == "tpe" else 1,
+                search_alg=search,
                 scheduler=_scheduler(sweep),
                 max_concurrent_trials=sweep.max_concurrent or None,
                 reuse_actors=True,
             ),
             run_config=tune.RunConfig(
-                name=sweep.name,
+                name=launch,
                 storage_path=str(storage),
                 verbose=0,
-                callbacks=[_progress_callback(planned_trials(sweep), out / "progress.log")],
+                callbacks=[_progress_callback(sweep, out, finished)],
             ),
-        )
-    start = time.perf_counter()
-    grid = tuner.fit()
-    table = sweep_table(grid, sweep)
-    out.mkdir(parents=True, exist_ok=True)
+        ).fit()
+    table = sweep_table(read_ledger(out / LEDGER), sweep)
     table.to_csv(out / f"sweep-{sweep.name}.csv", index=False)
     metric = build_config(sweep.model, sweep.dataset, overrides, data_path)["valid_metric"]
     figure = sweep_figure(table, sweep, metric)
@@ -335,47 +431,17 @@ def sweep_figure(table: pd.DataFrame, sweep: Sweep, metric: str):
     return figures.sweep_scatter(done, keys[0], keys[1], BEST, label)
 
 
-# the state files Tune restores from, newest by name (as Tune picks them) of each pattern
-STATE_FILES = ("experiment_state-*.json", "basic-variant-state-*.json", "searcher-state-*.pkl")
-
-
-def check_restorable(experiment: Path) -> None:
-    """Raise a :class:`DataError` naming the file if the newest of Tune's saved states is
-    empty or truncated. Tune copies these files into the sweep folder without an atomic
-    rename, so a sweep killed during the copy leaves a broken one, and restoring from it
-    would silently drop the finished trials and start a bogus one."""
-    import pickle
-
-    import ray.cloudpickle as cloudpickle
-
-    for pattern in STATE_FILES:
-        found = sorted(Path(experiment).glob(pattern))
-        if not found:
-            continue
-        newest = found[-1]
-        try:
-            with open(newest, "rb") as handle:
-                if pattern.startswith("experiment_state"):
-                    json.load(handle)
-                else:
-                    cloudpickle.load(handle)
-        except (EOFError, ValueError, pickle.UnpicklingError) as err:
-            raise DataError(
-                newest,
-                "Ray Tune state",
-                f"empty or truncated ({type(err).__name__}): the sweep was killed while Ray "
-                "copied it, and Ray cannot resume from it",
-                "start the sweep again under another --out (each finished trial's results "
-                "stay in the trial_* folders beside this file)",
-            ) from err
-
-
-def _search(sweep: Sweep):
-    if sweep.search != "tpe":
-        return None
+def _optuna(sweep: Sweep, finished: list[dict]):
+    """Optuna's TPE, told the results of the trials a resumed sweep already finished."""
     from ray.tune.search.optuna import OptunaSearch
 
-    return OptunaSearch(seed=sweep.seed)
+    if not finished:
+        return OptunaSearch(seed=sweep.seed)
+    return OptunaSearch(
+        seed=sweep.seed,
+        points_to_evaluate=[r["point"] for r in finished],
+        evaluated_rewards=[r[BEST] for r in finished],
+    )
 
 
 def _scheduler(sweep: Sweep):

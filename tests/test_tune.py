@@ -16,7 +16,7 @@ import torch
 from conftest import ROOT
 
 from recbole_mmkd.data.files import DataError
-from recbole_mmkd.tune import BEST, load_sweep, planned_trials, select_best
+from recbole_mmkd.tune import BEST, load_sweep, planned_trials, run_sweep, select_best
 
 SWEEP = """
 model: BPR
@@ -57,15 +57,17 @@ def _sweep(folder: Path, out: Path, data: Path, mode: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
 
-def _trial_rows(out: Path) -> dict[str, int]:
-    """Reported epochs per trial directory, from Ray's result files."""
+def _trial_rows(experiment: Path) -> dict[str, int]:
+    """Reported epochs per trial directory of one Tune launch, from Ray's result files."""
     return {
         p.parent.name: len(p.read_text().splitlines())
-        for p in (out / "ray" / "tiny").glob("trial_*/result.json")
+        for p in experiment.glob("trial_*/result.json")
     }
 
 
 def test_sweep_interrupted_after_two_trials_resumes_to_exactly_the_planned_grid(toy, tmp_path):
+    from recbole_mmkd.tune import LEDGER, read_ledger
+
     folder, out = tmp_path / "sweeps", tmp_path / "out"
     _write(folder)
     assert planned_trials(load_sweep("tiny", folder)) == 4
@@ -80,21 +82,50 @@ def test_sweep_interrupted_after_two_trials_resumes_to_exactly_the_planned_grid(
         time.sleep(0.5)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
-    done_before = {k: v for k, v in _trial_rows(out).items() if v == EPOCHS}
-    assert len(done_before) >= 2
-    stamps = {k: (out / "ray" / "tiny" / k / "result.json").stat().st_mtime_ns for k in done_before}
+    done_before = read_ledger(out / LEDGER)
+    assert 2 <= len(done_before) < 4 and {r["status"] for r in done_before} == {"done"}
+    launch0 = out / "ray" / "tiny-0"
+    stamps = {p: p.stat().st_mtime_ns for p in launch0.glob("trial_*/result.json")}
 
     second = _sweep(folder, out, toy, "resume")
     assert second.wait(timeout=600) == 0
     table = pd.read_csv(out / "sweep-tiny.csv")
-    assert len(table) == 4 and set(table["status"]) == {"done"}
+    assert len(table) == 4 and set(table["status"]) == {"done"}  # none lost, none twice
     grid = {(r, lr) for r in (0.0001, 0.001) for lr in (0.01, 0.001)}
     assert set(zip(table["reg_weight"], table["learning_rate"], strict=True)) == grid
-    rows = _trial_rows(out)
-    assert len(rows) == 4 and all(v == EPOCHS for v in rows.values())  # none counted twice
+    # the resume launched only the points the ledger lacked, each run to its last epoch
+    rows = _trial_rows(out / "ray" / "tiny-1")
+    assert len(rows) == 4 - len(done_before) and all(v == EPOCHS for v in rows.values())
     assert (out / "figures" / "sweep-tiny.png").stat().st_size > 1000  # the grid's heatmap
-    for name, stamp in stamps.items():  # finished trials were not re-run
-        assert (out / "ray" / "tiny" / name / "result.json").stat().st_mtime_ns == stamp
+    for path, stamp in stamps.items():  # nothing of the first launch was touched
+        assert path.stat().st_mtime_ns == stamp
+    with pytest.raises(DataError, match="--resume"):  # a second sweep into the same folder
+        run_sweep(load_sweep("tiny", folder), out, toy)
+
+
+def test_ledger_survives_a_cut_line_and_plans_what_is_left(tmp_path):
+    from recbole_mmkd.tune import append_ledger, planned_points, read_ledger, remaining_points
+
+    ledger = tmp_path / "trials.jsonl"
+    append_ledger(ledger, {"point": {"a": 1}})
+    with open(ledger, "a") as handle:
+        handle.write('{"point": {"a": 2')  # a kill in the middle of a record
+    append_ledger(ledger, {"point": {"a": 3}})
+    assert [r["point"] for r in read_ledger(ledger)] == [{"a": 1}, {"a": 3}]
+    _write(tmp_path / "sweeps", "num_samples: 2")
+    sweep = load_sweep("tiny", tmp_path / "sweeps")
+    planned = planned_points(sweep)  # the 2 x 2 grid, twice
+    assert len(planned) == 8 and planned[:4] == planned[4:]
+    done = [planned[0], planned[0], planned[1]]
+    left = remaining_points(planned, done)
+    assert len(left) == 5 and planned[0] not in left and left.count(planned[1]) == 1
+    text = (tmp_path / "sweeps" / "tiny.yaml").read_text().replace("search: grid", "search: random")
+    (tmp_path / "sweeps" / "tiny.yaml").write_text(
+        text.replace("[0.0001, 0.001]", "{loguniform: [0.0001, 0.01]}")
+    )
+    draws = planned_points(load_sweep("tiny", tmp_path / "sweeps"))
+    assert draws == planned_points(load_sweep("tiny", tmp_path / "sweeps"))  # seeded
+    assert len(draws) == 2 and all(1e-4 <= d["reg_weight"] <= 1e-2 for d in draws)
 
 
 def test_selection_uses_validation_only():
@@ -140,17 +171,13 @@ def test_bad_space_values(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_fractional_gpu_trials_run_on_cuda(toy, tmp_path):
-    from recbole_mmkd.tune import run_sweep
-
     _write(tmp_path / "sweeps", "gpus_per_trial: 0.5")
     table = run_sweep(load_sweep("tiny", tmp_path / "sweeps"), tmp_path / "out", toy)
     assert len(table) == 4 and set(table["device"]) == {"cuda"}
 
 
-def test_tpe_search_with_asha_runs_the_planned_trials(toy, tmp_path):
+def test_tpe_search_with_asha_runs_the_planned_trials_and_resumes_informed(toy, tmp_path):
     import ray
-
-    from recbole_mmkd.tune import run_sweep
 
     _write(tmp_path / "sweeps", "num_samples: 3\nscheduler: asha\ngrace_period: 1")
     text = (tmp_path / "sweeps" / "tiny.yaml").read_text().replace("search: grid", "search: tpe")
@@ -158,33 +185,14 @@ def test_tpe_search_with_asha_runs_the_planned_trials(toy, tmp_path):
     (tmp_path / "sweeps" / "tiny.yaml").write_text(text)
     try:
         table = run_sweep(load_sweep("tiny", tmp_path / "sweeps"), tmp_path / "out", toy)
+        assert len(table) == 3 and table[BEST].notna().all()
+        assert table["reg_weight"].between(0.0001, 0.01).all()
+        assert (tmp_path / "out" / "figures" / "sweep-tiny.pdf").is_file()  # the trials' scatter
+        # one more trial on resume: Optuna is told the three finished ones, none re-runs
+        folder = tmp_path / "sweeps"
+        (folder / "tiny.yaml").write_text(text.replace("num_samples: 3", "num_samples: 4"))
+        more = run_sweep(load_sweep("tiny", folder), tmp_path / "out", toy, resume=True)
     finally:
         ray.shutdown()
-    assert len(table) == 3 and table[BEST].notna().all()
-    assert table["reg_weight"].between(0.0001, 0.01).all()
-    assert (tmp_path / "out" / "figures" / "sweep-tiny.pdf").is_file()  # the trials' scatter
-
-
-def test_a_truncated_ray_state_stops_the_resume_with_the_file_named(tmp_path):
-    import ray.cloudpickle as cloudpickle
-
-    from recbole_mmkd.data.files import DataError
-    from recbole_mmkd.tune import check_restorable
-
-    experiment = tmp_path / "ray" / "tiny"
-    experiment.mkdir(parents=True)
-    (experiment / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trial_data": []}')
-    state = experiment / "basic-variant-state-2026-01-01_00-00-00.json"
-    state.write_bytes(cloudpickle.dumps({"iterators": []}))
-    check_restorable(experiment)  # whole files: fine
-    newer = experiment / "basic-variant-state-2026-01-01_00-00-09.json"
-    newer.write_bytes(b"")  # what a kill during Ray's copy leaves behind
-    with pytest.raises(DataError, match=r"basic-variant-state-2026-01-01_00-00-09\.json"):
-        check_restorable(experiment)
-    newer.write_bytes(cloudpickle.dumps({"iterators": []})[:10])  # cut short
-    with pytest.raises(DataError, match="truncated"):
-        check_restorable(experiment)
-    newer.unlink()
-    (experiment / "experiment_state-2026-01-01_00-00-09.json").write_text('{"trial_da')
-    with pytest.raises(DataError, match="experiment_state"):
-        check_restorable(experiment)
+    assert len(more) == 4 and list(more["trial_id"][:3]) == list(table["trial_id"])
+    assert len(list((tmp_path / "out" / "ray" / "tiny-1").glob("trial_*"))) == 1
