@@ -121,13 +121,14 @@ def _check_dimension(path: Path, search: str, key: str, value: Any) -> None:
 
 
 def param_space(sweep: Sweep) -> dict[str, Any]:
-    """Ray Tune's search space for ``sweep.space``."""
+    """Ray Tune's search space for ``sweep.space``, for TPE (grid and random sweeps run a
+    list of points planned up front, :func:`planned_points`)."""
     from ray import tune
 
     space = {}
     for key, value in sweep.space.items():
         if isinstance(value, list):
-            space[key] = tune.grid_search(value) if sweep.search == "grid" else tune.choice(value)
+            space[key] = tune.choice(value)
         else:
             ((kind, args),) = value.items()
             space[key] = {"loguniform": tune.loguniform, "uniform": tune.uniform}[kind](*args) \
