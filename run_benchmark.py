@@ -20,6 +20,7 @@ import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from recbole.utils.logger import RemoveColorFilter
@@ -28,6 +29,9 @@ import recbole_mmkd  # noqa: F401  (compat shims before recbole)
 from recbole_mmkd.config import DATASETS, ROOT
 from recbole_mmkd.data.files import DataError
 from recbole_mmkd.report.stats import CORRECTIONS, TESTS
+
+if TYPE_CHECKING:
+    from recbole_mmkd.benchmark import Benchmark
 
 DEFAULT_MODELS = ["BPR", "LightGCN", "VBPR"]  # ad hoc runs (no benchmark name)
 DEFAULT_SEEDS = [2020, 2021, 2022]
@@ -52,13 +56,17 @@ def cmd_run(args: argparse.Namespace) -> None:
         bench = load_benchmark(args.benchmark)
         if overrides:
             entries = [replace(e, overrides={**e.overrides, **overrides}) for e in bench.entries]
-            bench = Benchmark(
-                bench.name, bench.datasets, bench.seeds, bench.metrics, entries, bench.comparisons
-            )
+            bench = replace(bench, entries=entries)
+        bench = _restrict(bench, args.dataset, args.seeds)
     else:
         entries = [Entry(model, overrides) for model in args.models]
         bench = Benchmark(
-            "adhoc", [args.dataset], args.seeds, ["recall@20", "ndcg@20"], entries, []
+            "adhoc",
+            [args.dataset or "tiktok"],
+            args.seeds or DEFAULT_SEEDS,
+            ["recall@20", "ndcg@20"],
+            entries,
+            [],
         )
     out = Path(args.out or ROOT / "results" / (args.benchmark or "default"))
     start = time.perf_counter()
@@ -66,6 +74,21 @@ def cmd_run(args: argparse.Namespace) -> None:
     print(report(bench, runs, out))  # this configuration only, not older runs in the same folder
     n_runs = sum(len(r) for r in runs.values())
     print(f"\n{n_runs} runs in {out}; {time.perf_counter() - start:.0f} s")
+
+
+def _restrict(bench: Benchmark, dataset: str | None, seeds: list[int] | None) -> Benchmark:
+    """The part of a benchmark that ``--dataset`` / ``--seeds`` name, so that one benchmark can
+    be split across processes or machines sharing its results folder (a later run of the whole
+    benchmark reuses every finished run and reports them together)."""
+    if dataset is not None and dataset not in bench.datasets:
+        raise SystemExit(f"--dataset {dataset!r}: benchmark {bench.name} runs {bench.datasets}")
+    if seeds is not None and not set(seeds) <= set(bench.seeds):
+        raise SystemExit(f"--seeds {seeds}: benchmark {bench.name} runs seeds {bench.seeds}")
+    return replace(
+        bench,
+        datasets=[dataset] if dataset else bench.datasets,
+        seeds=[s for s in bench.seeds if seeds is None or s in seeds],
+    )
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
@@ -158,9 +181,13 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument(
         "benchmark", nargs="?", help="properties/benchmark/NAME.yaml (else --dataset/--models)"
     )
-    run.add_argument("--dataset", default="tiktok")
+    run.add_argument(
+        "--dataset", help="dataset of an ad hoc run (default tiktok), or one of a benchmark's"
+    )
     run.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
-    run.add_argument("--seeds", nargs="+", type=int, default=DEFAULT_SEEDS)
+    run.add_argument(
+        "--seeds", nargs="+", type=int, help=f"default {DEFAULT_SEEDS}, or a benchmark's subset"
+    )
     run.add_argument("--out", help="results folder (default: results/<benchmark or default>)")
     run.add_argument("--data-path", default=str(DATASETS))
     run.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")

@@ -163,3 +163,18 @@ def test_every_shipped_benchmark_and_sweep_file_loads_and_names_registered_model
         assert {e.model for e in bench.entries} <= known, bench.name
     for path in sorted(SWEEPS.glob("*.yaml")):
         assert load_sweep(path.stem).model in known, path.name
+
+
+def test_a_benchmark_splits_by_dataset_and_seeds_keeping_its_protocol():
+    from run_benchmark import _restrict
+
+    kd = load_benchmark("kd")
+    part = _restrict(kd, "ml-100k-mm", [2024, 2021])
+    assert part.datasets == ["ml-100k-mm"] and part.seeds == [2021, 2024]
+    assert (part.entries, part.comparisons) == (kd.entries, kd.comparisons)
+    assert (part.test, part.correction, part.reference) == (kd.test, kd.correction, kd.reference)
+    assert _restrict(kd, None, None) == kd
+    with pytest.raises(SystemExit, match="runs \\['tiktok', 'ml-100k-mm'\\]"):
+        _restrict(kd, "ml-1m", None)
+    with pytest.raises(SystemExit, match="seeds"):
+        _restrict(kd, None, [7])
