@@ -2,8 +2,11 @@
 """Model costs on the shipped TikTok data and graph construction at Amazon-Baby scale.
 
 Prints, in one process:
-1. per registered model: median training-epoch time and full-sort test evaluation time on
-   TikTok, each as a ratio to LightGCN's (the reference);
+1. per registered model on TikTok: median training-epoch time and full-sort test evaluation
+   time, each as a ratio to LightGCN's (the reference), and what inference holds in memory:
+   parameters, buffers (graphs, features, labels) and the resident-memory peak of one full-sort
+   evaluation, so a teacher's cost beyond its parameter count shows (a KD student at
+   inference is its backbone: LightGCN or BPR, without the teacher tables it trains against);
 2. graph construction on ../shared/data/baby interactions with stand-in features of the
    published shapes (image 4096-d, text 384-d): normalised user-item adjacency and the kNN
    item-item graph (k = 10), time and peak resident-memory growth, each in a fresh process.
@@ -40,7 +43,20 @@ from recbole_mmkd.trainer import MMKDTrainer
 BABY = ROOT.parent / "shared" / "data" / "baby" / "baby.inter"
 
 
-def model_costs(name: str, epochs: int) -> tuple[float, float]:
+def _tensor_mb(t: torch.Tensor) -> float:
+    """Bytes a tensor holds, sparse layouts included (their indices and values), in MB."""
+    if t.layout == torch.sparse_coo:
+        parts = [t._indices(), t._values()]
+    elif t.layout == torch.sparse_csr:
+        parts = [t.crow_indices(), t.col_indices(), t.values()]
+    else:
+        parts = [t]
+    return sum(p.numel() * p.element_size() for p in parts) / 2**20
+
+
+def model_costs(name: str, epochs: int) -> dict[str, float]:
+    """Median epoch seconds, median full-sort test evaluation seconds, parameter and buffer
+    MB, and the resident-memory peak (MB above the start) of one full-sort evaluation."""
     config = build_config(name, "tiktok", {"epochs": epochs})
     init_seed(0, True)
     train, _, test = data_preparation(config, MultimodalDataset(config))
@@ -54,7 +70,14 @@ def model_costs(name: str, epochs: int) -> tuple[float, float]:
         times.append(perf_counter() - start)
     trainer.evaluate_full(test, per_user=False)  # warm-up: builds the cached batches
     evals = [trainer.evaluate_full(test, per_user=False).seconds for _ in range(3)]
-    return statistics.median(times), statistics.median(evals)
+    _, _, peak = _peak_during(lambda: trainer.evaluate_full(test, per_user=False))
+    return {
+        "epoch": statistics.median(times),
+        "eval": statistics.median(evals),
+        "params": sum(_tensor_mb(p) for p in model.parameters()),
+        "buffers": sum(_tensor_mb(b) for b in model.buffers() if b is not None),
+        "peak": peak,
+    }
 
 
 def _rss_mb() -> float:
@@ -133,14 +156,17 @@ def main() -> None:
         if m != "LightGCN" and not getattr(get_model(m), "needs_teacher", False)
     ]
     print(f"torch threads {torch.get_num_threads()}")
-    ref_epoch, ref_eval = model_costs("LightGCN", args.epochs)
-    print(f"{'model':<15} {'epoch s':>8} {'x LightGCN':>10} {'eval s':>8} {'x LightGCN':>10}")
-    print(f"{'LightGCN':<15} {ref_epoch:8.3f} {1:10.2f} {ref_eval:8.3f} {1:10.2f}")
-    for name in names:
-        epoch, evaluation = model_costs(name, args.epochs)
+    ref = model_costs("LightGCN", args.epochs)
+    print(
+        f"{'model':<15} {'epoch s':>8} {'x LightGCN':>10} {'eval s':>8} {'x LightGCN':>10} "
+        f"{'params MB':>9} {'buffers MB':>10} {'eval peak MB':>12}"
+    )
+    for name in ["LightGCN", *names]:
+        c = ref if name == "LightGCN" else model_costs(name, args.epochs)
         print(
-            f"{name:<15} {epoch:8.3f} {epoch / ref_epoch:10.2f} "
-            f"{evaluation:8.3f} {evaluation / ref_eval:10.2f}"
+            f"{name:<15} {c['epoch']:8.3f} {c['epoch'] / ref['epoch']:10.2f} "
+            f"{c['eval']:8.3f} {c['eval'] / ref['eval']:10.2f} "
+            f"{c['params']:9.1f} {c['buffers']:10.1f} {c['peak']:12.0f}"
         )
         sys.stdout.flush()
     graph_construction()
