@@ -413,23 +413,27 @@ def run_sweep(
 
 def sweep_figure(table: pd.DataFrame, sweep: Sweep, metric: str):
     """The finished trials' best validation values over two swept keys (``kd_weight`` by
-    ``ce_weight`` where swept, else the first two numeric ones), one panel per value of a
-    third (``t_decay``): heatmaps for grid searches, a scatter of the trials otherwise. None
-    where fewer than two numeric keys were swept or no trial finished."""
+    ``ce_weight`` where swept, else the first two numeric ones, then categorical ones such as
+    ``kd_method``), one panel per value of a third (``t_decay``): heatmaps for grid searches,
+    a scatter of the trials over two numeric keys otherwise. None where too few keys were
+    swept or no trial finished."""
     from recbole_mmkd.report import figures
     from recbole_mmkd.report.tables import metric_label
 
     done = table[(table["status"] == "done") & table[BEST].notna()]
     numeric = [k for k in sweep.space if pd.api.types.is_numeric_dtype(table[k])]
     preferred = [k for k in ("kd_weight", "ce_weight", "t_decay") if k in numeric]
-    keys = preferred + [k for k in numeric if k not in preferred]
-    if len(keys) < 2 or done.empty:
-        return None
+    numeric = preferred + [k for k in numeric if k not in preferred]
     label = f"best validation {metric_label(metric)}"
     if sweep.search == "grid":
+        keys = numeric + [k for k in sweep.space if k not in numeric]
+        if len(keys) < 2 or done.empty:
+            return None
         return figures.sweep_heatmaps(done, keys[0], keys[1], keys[2] if len(keys) > 2 else None,
                                       BEST, label)  # fmt: skip
-    return figures.sweep_scatter(done, keys[0], keys[1], BEST, label)
+    if len(numeric) < 2 or done.empty:
+        return None
+    return figures.sweep_scatter(done, numeric[0], numeric[1], BEST, label)
 
 
 def _optuna(sweep: Sweep, finished: list[dict]):

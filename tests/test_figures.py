@@ -63,6 +63,13 @@ def test_every_figure_is_written_with_labelled_axes_and_one_series_per_model(tmp
     # the best cell (kd 1, ce 1, t 50) is outlined, in the t_decay = 50 panel only
     assert [len(a.patches) for a in panels] == [0, 1]
     assert panels[1].patches[0].get_xy() == (0.5, 0.5)
+    methods = pd.DataFrame(
+        [{"kd_weight": k, "kd_method": m, "best_valid": k + len(m)}
+         for k in (0.01, 1.0) for m in ("logit", "rd", "rrd")]
+    )  # fmt: skip
+    by_method = figures.sweep_heatmaps(methods, "kd_weight", "kd_method", None).axes[0]
+    assert [t.get_text() for t in by_method.get_yticklabels()] == ["logit", "rd", "rrd"]
+    assert by_method.patches[0].get_xy() == (0.5, -0.5)  # logit (5 letters) at kd_weight 1
     scatter = figures.sweep_scatter(table, "kd_weight", "ce_weight")
     assert len(scatter.axes[0].collections) == 2 and scatter.axes[0].get_xscale() == "log"
     for name, fig in [("bars", bars), ("curves", curves), ("frontier", frontier),

@@ -149,6 +149,19 @@ def test_ledger_survives_a_cut_line_and_plans_what_is_left(tmp_path):
     assert len(draws) == 2 and all(1e-4 <= d["reg_weight"] <= 1e-2 for d in draws)
 
 
+def test_a_categorical_grid_key_gets_its_heatmap_axis():
+    from recbole_mmkd.tune import planned_points, sweep_figure, sweep_table
+
+    sweep = load_sweep("kd-lightgcn-freedom")  # kd_method x kd_weight
+    rows = [
+        {"trial_id": f"t{i}", "point": p, BEST: 0.05 + 0.01 * i, "status": "done"}
+        for i, p in enumerate(planned_points(sweep))
+    ]
+    axes = sweep_figure(sweep_table(rows, sweep), sweep, "recall@20").axes[0]
+    assert axes.get_xlabel() == "kd_weight"
+    assert [t.get_text() for t in axes.get_yticklabels()] == ["logit", "rd", "rrd"]
+
+
 def test_selection_uses_validation_only():
     # trial b has the best test score but a worse validation score: a must be selected
     table = pd.DataFrame(

@@ -169,12 +169,18 @@ def robustness_curves(runs: Iterable[RunResult], metric: str) -> Figure:
     return fig
 
 
+def _tick(value: object) -> str:
+    """A swept value as a label: numbers compactly (0.01, 1e+03), anything else as text."""
+    return f"{value:g}" if isinstance(value, int | float | np.number) else str(value)
+
+
 def sweep_heatmaps(
     table: pd.DataFrame, x: str = "kd_weight", y: str = "ce_weight", facet: str | None = "t_decay",
     value: str = "best_valid", label: str = "best validation value",
 ) -> Figure:  # fmt: skip
     """Grid sweeps: validation ``value`` over ``x`` by ``y``, one panel per ``facet`` value
-    (mean over repeated cells), one colour scale; the best cell of all is outlined in red."""
+    (mean over repeated cells), one colour scale; the best cell of all is outlined in red.
+    Keys may be numeric or categorical (``kd_method``)."""
     from matplotlib.patches import Rectangle
 
     facets = sorted(table[facet].unique()) if facet and facet in table else [None]
@@ -187,8 +193,8 @@ def sweep_heatmaps(
         part = table if level is None else table[table[facet] == level]
         grid = part.pivot_table(index=y, columns=x, values=value, aggfunc="mean")
         image = ax.imshow(grid.values, origin="lower", vmin=lo, vmax=hi, cmap="viridis")
-        ax.set_xticks(range(len(grid.columns)), [f"{v:g}" for v in grid.columns])
-        ax.set_yticks(range(len(grid.index)), [f"{v:g}" for v in grid.index])
+        ax.set_xticks(range(len(grid.columns)), [_tick(v) for v in grid.columns])
+        ax.set_yticks(range(len(grid.index)), [_tick(v) for v in grid.index])
         for (i, j), v in np.ndenumerate(grid.values):
             if np.isfinite(v):  # dark text on the bright end of viridis
                 shade = "black" if image.norm(v) > 0.6 else "white"
@@ -197,7 +203,7 @@ def sweep_heatmaps(
             i, j = grid.index.get_loc(best[y]), grid.columns.get_loc(best[x])
             ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=1.5))
         ax.set_xlabel(x)
-        ax.set_title(f"{facet} = {level:g}" if level is not None else "", fontsize=9)
+        ax.set_title(f"{facet} = {_tick(level)}" if level is not None else "", fontsize=9)
     axes[0][0].set_ylabel(y)
     fig.colorbar(image, ax=axes[0].tolist(), label=label)
     return fig
