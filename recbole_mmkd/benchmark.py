@@ -160,6 +160,7 @@ def comparison_table(bench: Benchmark, results: list[RunResult]) -> pd.DataFrame
         found = [
             compare(by_model[model], by_model[reference], metric, bench.test)
             for model, reference in bench.comparisons
+            if model in by_model and reference in by_model  # a folder report's other datasets
         ]
         corrected = adjust([c.p_value for c in found], bench.correction)
         for c, p_adj in zip(found, corrected, strict=True):
@@ -255,7 +256,7 @@ def report(
         parts.append(f"## {dataset}\n\n{text}")
         p_adj = (
             significant_vs(results, bench.reference, bench.metrics, bench.test, bench.correction)
-            if bench.reference
+            if any(r.model == bench.reference for r in results)  # a folder's other datasets
             else {}
         )
         title = caption(dataset, len(bench.seeds), bench.reference, bench.test, bench.correction)

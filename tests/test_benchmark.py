@@ -106,10 +106,12 @@ def test_label_runs_names_each_configuration_of_a_model():
         replace(base, model="VBPR", config_hash="e"),
         replace(base, model="BM3", config_hash="f", config={"patience": 20}),
         replace(base, model="BM3", config_hash="g", config={"patience": 50, "new_key": 1}),
+        # one configuration per dataset is no choice between configurations: names stay
+        replace(base, dataset="ml", model="VBPR", config_hash="h", config={"dataset": "ml"}),
     ]
     assert [r.model for r in label_runs(runs)] == [
         "GRCN (routing=released)", "GRCN (routing=paper)", "BPR [c]", "BPR [d]", "VBPR",
-        "BM3 (patience=20)", "BM3 (patience=50)",
+        "BM3 (patience=20)", "BM3 (patience=50)", "VBPR",
     ]  # fmt: skip
 
 
@@ -178,3 +180,20 @@ def test_a_benchmark_splits_by_dataset_and_seeds_keeping_its_protocol():
         _restrict(kd, "ml-1m", None)
     with pytest.raises(SystemExit, match="seeds"):
         _restrict(kd, None, [7])
+
+
+def test_comparisons_skip_pairs_a_dataset_lacks():
+    import numpy as np
+    from test_stats import _result
+
+    from recbole_mmkd.benchmark import Benchmark, comparison_table
+
+    users = np.arange(50)
+    runs = [
+        _result(m, s, users, np.full(50, v)) for m, v in (("A", 0.2), ("B", 0.1)) for s in (1, 2)
+    ]
+    runs[0].test_per_user["recall@20"][:25] = 0.3  # A beats B on half the users
+    bench = Benchmark("f", ["d"], [1, 2], ["recall@20"], [], [("A", "B"), ("C", "B")])
+    table = comparison_table(bench, runs)  # C was run on another dataset only
+    assert table[["model", "reference"]].values.tolist() == [["A", "B"]]
+    assert table["model mean"].item() == 0.225

@@ -19,32 +19,34 @@ def load_results(root: Path) -> list[RunResult]:
 
 
 def label_runs(results: Iterable[RunResult]) -> list[RunResult]:
-    """The runs with ``model`` made unique per configuration, for reports of a results folder.
+    """The runs with ``model`` made unique per configuration within each dataset, for reports
+    of a results folder.
 
-    A model run under one configuration keeps its name. One run under several is named by the
+    A model run under one configuration on a dataset keeps its name. One run under several is
+    named by the
     config keys whose values differ between them, ``GRCN (routing=paper)`` (keys set in every
     configuration first; a key that some runs lack shows as ``=None``), or, where only the
     code differed, by its config hash, ``GRCN [f43d8a5e74]``.
     """
     results = list(results)
-    configs: dict[str, dict[str, dict]] = {}
+    configs: dict[tuple[str, str], dict[str, dict]] = {}
     for r in results:
-        configs.setdefault(r.model, {})[r.config_hash] = r.config
+        configs.setdefault((r.dataset, r.model), {})[r.config_hash] = r.config
     names = {}
-    for model, by_hash in configs.items():
+    for (dataset, model), by_hash in configs.items():
         keys = sorted({k for c in by_hash.values() for k in c})
         differ = [k for k in keys if len({repr(c.get(k)) for c in by_hash.values()}) > 1]
         # keys every configuration sets say more than keys that older runs did not know yet
         differ = [k for k in differ if all(k in c for c in by_hash.values())] or differ
         for config_hash, config in by_hash.items():
             if len(by_hash) == 1:
-                names[model, config_hash] = model
+                name = model
             elif differ:
-                pairs = ", ".join(f"{k}={config.get(k)}" for k in differ)
-                names[model, config_hash] = f"{model} ({pairs})"
+                name = f"{model} ({', '.join(f'{k}={config.get(k)}' for k in differ)})"
             else:
-                names[model, config_hash] = f"{model} [{config_hash}]"
-    return [replace(r, model=names[r.model, r.config_hash]) for r in results]
+                name = f"{model} [{config_hash}]"
+            names[dataset, model, config_hash] = name
+    return [replace(r, model=names[r.dataset, r.model, r.config_hash]) for r in results]
 
 
 def leaderboard(
