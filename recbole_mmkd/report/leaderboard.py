@@ -23,10 +23,9 @@ def label_runs(results: Iterable[RunResult]) -> list[RunResult]:
     of a results folder.
 
     A model run under one configuration on a dataset keeps its name. One run under several is
-    named by the
-    config keys whose values differ between them, ``GRCN (routing=paper)`` (keys set in every
-    configuration first; a key that some runs lack shows as ``=None``), or, where only the
-    code differed, by its config hash, ``GRCN [f43d8a5e74]``.
+    named by the config keys whose values differ between them, ``GRCN (routing=paper)`` (keys
+    set in every configuration first; a key that some runs lack shows as ``=None``), or, where
+    only the code differed, by its config hash, ``GRCN [f43d8a5e74]``.
     """
     results = list(results)
     configs: dict[tuple[str, str], dict[str, dict]] = {}
