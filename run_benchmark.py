@@ -57,9 +57,9 @@ def cmd_run(args: argparse.Namespace) -> None:
         if overrides:
             entries = [replace(e, overrides={**e.overrides, **overrides}) for e in bench.entries]
             bench = replace(bench, entries=entries)
-        bench = _restrict(bench, args.dataset, args.seeds)
+        bench = _restrict(bench, args.dataset, args.seeds, args.models)
     else:
-        entries = [Entry(model, overrides) for model in args.models]
+        entries = [Entry(model, overrides) for model in args.models or DEFAULT_MODELS]
         bench = Benchmark(
             "adhoc",
             [args.dataset or "tiktok"],
@@ -76,16 +76,26 @@ def cmd_run(args: argparse.Namespace) -> None:
     print(f"\n{n_runs} runs in {out}; {time.perf_counter() - start:.0f} s")
 
 
-def _restrict(bench: Benchmark, dataset: str | None, seeds: list[int] | None) -> Benchmark:
-    """The part of a benchmark that ``--dataset`` / ``--seeds`` name, so that one benchmark can
-    be split across processes or machines sharing its results folder (a later run of the whole
-    benchmark reuses every finished run and reports them together)."""
+def _restrict(
+    bench: Benchmark,
+    dataset: str | None,
+    seeds: list[int] | None,
+    models: list[str] | None = None,
+) -> Benchmark:
+    """The part of a benchmark that ``--dataset`` / ``--seeds`` / ``--models`` name (models by
+    their table names), so that one benchmark can be split across processes or machines sharing
+    its results folder (a later run of the whole benchmark reuses every finished run and reports
+    them together)."""
     if dataset is not None and dataset not in bench.datasets:
         raise SystemExit(f"--dataset {dataset!r}: benchmark {bench.name} runs {bench.datasets}")
     if seeds is not None and not set(seeds) <= set(bench.seeds):
         raise SystemExit(f"--seeds {seeds}: benchmark {bench.name} runs seeds {bench.seeds}")
+    names = [e.name for e in bench.entries]
+    if models is not None and not set(models) <= set(names):
+        raise SystemExit(f"--models {models}: benchmark {bench.name} runs {names}")
     return replace(
         bench,
+        entries=[e for e in bench.entries if models is None or e.name in models],
         datasets=[dataset] if dataset else bench.datasets,
         seeds=[s for s in bench.seeds if seeds is None or s in seeds],
     )
@@ -184,7 +194,12 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument(
         "--dataset", help="dataset of an ad hoc run (default tiktok), or one of a benchmark's"
     )
-    run.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
+    run.add_argument(
+        "--models",
+        nargs="+",
+        help=f"models of an ad hoc run (default {DEFAULT_MODELS}), or a "
+        "benchmark's subset by table name",
+    )
     run.add_argument(
         "--seeds", nargs="+", type=int, help=f"default {DEFAULT_SEEDS}, or a benchmark's subset"
     )

@@ -167,7 +167,7 @@ def test_every_shipped_benchmark_and_sweep_file_loads_and_names_registered_model
         assert load_sweep(path.stem).model in known, path.name
 
 
-def test_a_benchmark_splits_by_dataset_and_seeds_keeping_its_protocol():
+def test_a_benchmark_splits_by_dataset_seeds_and_models_keeping_its_protocol():
     from run_benchmark import _restrict
 
     kd = load_benchmark("kd")
@@ -180,6 +180,11 @@ def test_a_benchmark_splits_by_dataset_and_seeds_keeping_its_protocol():
         _restrict(kd, "ml-1m", None)
     with pytest.raises(SystemExit, match="seeds"):
         _restrict(kd, None, [7])
+    lattice = _restrict(kd, None, None, ["SGFD-LATTICE", "LATTICE"])
+    assert [e.name for e in lattice.entries] == ["LATTICE", "SGFD-LATTICE"]
+    assert lattice.comparisons == kd.comparisons and lattice.seeds == kd.seeds
+    with pytest.raises(SystemExit, match="--models \\['VBPR'\\]"):
+        _restrict(kd, None, None, ["VBPR"])
 
 
 def test_comparisons_skip_pairs_a_dataset_lacks():

@@ -15,7 +15,7 @@ from recbole.utils import init_seed
 from recbole_mmkd.config import build_config
 from recbole_mmkd.data import MultimodalDataset
 from recbole_mmkd.model import get_model
-from recbole_mmkd.model.student.kd import TABLES_FILE, teacher_top_items
+from recbole_mmkd.model.student.kd import TABLES_FILE, items_outside, scores, teacher_top_items
 from recbole_mmkd.pipeline import run_one
 from recbole_mmkd.result import find_results
 
@@ -26,6 +26,26 @@ def test_teacher_top_items_excludes_padding_and_training_items():
     seen = sp.csr_matrix(np.array([[0, 1, 0, 0, 0], [0] * 5]))
     top = teacher_top_items(users, items, seen, n=2, chunk=1)
     assert top.tolist() == [[2, 4], [3, 4]]  # user 0: item 1 seen, item 0 is padding
+
+
+def test_items_outside_draws_uniformly_from_the_rest_only():
+    torch.manual_seed(0)
+    excluded = torch.tensor(
+        [[1, 3, 7], [2, 5, 9], [6, 7, 8]]
+    )  # sorted rows; 10 items, 0 is padding
+    drawn = items_outside(excluded, 10, 12_000)
+    for row, ex in zip(drawn, excluded.tolist(), strict=True):
+        ids, counts = row.unique(return_counts=True)
+        assert ids.tolist() == sorted(set(range(1, 10)) - set(ex))
+        assert counts.min() > 0.9 * 2_000 and counts.max() < 1.1 * 2_000  # 6 ids, 12k draws
+    with pytest.raises(ValueError, match="no item is left"):
+        items_outside(torch.tensor([[1, 2, 3]]), 4, 1)
+
+
+def test_scores_are_row_wise_inner_products():
+    users = torch.tensor([[1.0, 2.0], [0.0, -1.0]])
+    items = torch.tensor([[[1.0, 1.0], [3.0, 0.0]], [[2.0, 5.0], [0.0, 0.0]]])
+    assert scores(users, items).tolist() == [[3.0, 3.0], [-5.0, 0.0]]
 
 
 def _digest(path) -> str:

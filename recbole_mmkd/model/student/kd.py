@@ -56,6 +56,29 @@ def teacher_top_items(
     return torch.cat(top)
 
 
+def items_outside(excluded: torch.Tensor, n_items: int, count: int) -> torch.Tensor:
+    r"""``count`` items per row drawn uniformly (with replacement) from ``1..n_items-1`` minus the
+    row's ``excluded`` items: ``(B, N)``, each row sorted ascending, distinct, without the
+    padding item 0.
+
+    Exact and loop-free: with :math:`s_1 < \dots < s_N` a row's excluded ids,
+    :math:`a_k = s_k - k` allowed ids lie below :math:`s_k`, so the :math:`j`-th allowed id
+    (from 0) is :math:`1 + j + \#\{k : a_k \le j\}`.
+    """
+    rows, n = excluded.shape
+    allowed = n_items - 1 - n
+    if allowed <= 0:
+        raise ValueError(f"no item is left outside {n} excluded ones among {n_items - 1} items")
+    below = excluded - 1 - torch.arange(n, device=excluded.device)
+    j = torch.randint(0, allowed, (rows, count), device=excluded.device)
+    return 1 + j + torch.searchsorted(below, j, right=True)
+
+
+def scores(users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """Inner products of each user row ``(B, d)`` with its items ``(B, K, d)``: ``(B, K)``."""
+    return (items * users.unsqueeze(1)).sum(-1)
+
+
 class KDStudentMixin:
     r"""A student trained on its own loss plus distillation from a stored teacher.
 
@@ -77,6 +100,9 @@ class KDStudentMixin:
     - ``rrd``: relaxed ranking distillation; ``rrd_k`` interesting items sampled from the
       teacher's top-``rrd_top_n`` with :math:`p_r \propto e^{-r/T_r}` (``rrd_temperature``),
       ordered by teacher rank, above ``rrd_l`` uniformly sampled items outside the top-N.
+
+    ``logit`` is averaged over the batch's rows; ``rd`` and ``rrd`` over its distinct users (a
+    user with several interactions in a batch counts once, as in the DE-RRD authors' code).
     """
 
     def __init__(self, config, dataset) -> None:
@@ -120,20 +146,20 @@ class KDStudentMixin:
         if self.kd_method == "rrd":
             weights = rrd_sampling_weights(self.rrd_top_n, config["rrd_temperature"])
             self.register_buffer("rrd_weights", weights, persistent=False)
+            self.register_buffer("teacher_top_sorted", top.sort(dim=1).values, persistent=False)
 
     def run_info(self) -> dict:
         return {**super().run_info(), "teacher": self.teacher_name, "kd_method": self.kd_method}
 
     def _teacher_scores(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return (self.teacher_users[users].unsqueeze(1) * self.teacher_items[items]).sum(-1)
+        return scores(self.teacher_users[users], self.teacher_items[items])
 
     def _uniform_items(self, rows: int, count: int) -> torch.Tensor:
         return torch.randint(1, self.n_items, (rows, count), device=self.teacher_items.device)
 
     def kd_loss(self, users: torch.Tensor, interaction) -> torch.Tensor:
-        """The distillation term for the batch's ``users`` (one row per batch row)."""
+        """The distillation term for the batch's ``users`` (one entry per batch row)."""
         user_e, item_e = self.representations()
-        u = user_e[users].unsqueeze(1)
         if self.kd_method == "logit":
             items = torch.cat(
                 [
@@ -143,26 +169,17 @@ class KDStudentMixin:
                 ],
                 dim=1,
             )
-            student = (u * item_e[items]).sum(-1)
+            student = scores(user_e[users], item_e[items])
             return logit_kd(student, self._teacher_scores(users, items), self.t_decay)
-        top = self.teacher_top[users]
+        users = users.unique()  # rd, rrd: once per user of the batch, as in DE-RRD's code
+        u, top = user_e[users], self.teacher_top[users]
         if self.kd_method == "rd":
-            return ranking_distillation((u * item_e[top]).sum(-1), self.rd_weights)
+            return ranking_distillation(scores(u, item_e[top]), self.rd_weights)
         picks = torch.multinomial(self.rrd_weights.expand(users.shape[0], -1), self.rrd_k)
         interesting = top.gather(1, picks.sort(dim=1).values)  # teacher rank order
-        others = self._outside(top, users.shape[0])
-        return relaxed_ranking_distillation(
-            (u * item_e[interesting]).sum(-1), (u * item_e[others]).sum(-1)
-        )
-
-    def _outside(self, top: torch.Tensor, rows: int) -> torch.Tensor:
-        """``rrd_l`` uniform items per row that are not in the row's teacher top-N."""
-        others = self._uniform_items(rows, self.rrd_l)
-        clash = (others.unsqueeze(2) == top.unsqueeze(1)).any(2)
-        while clash.any():
-            others[clash] = self._uniform_items(1, int(clash.sum())).squeeze(0)
-            clash = (others.unsqueeze(2) == top.unsqueeze(1)).any(2)
-        return others
+        others = items_outside(self.teacher_top_sorted[users], self.n_items, self.rrd_l)
+        student = scores(u, item_e[torch.cat([interesting, others], dim=1)])
+        return relaxed_ranking_distillation(*student.split([self.rrd_k, self.rrd_l], dim=1))
 
     def calculate_loss(self, interaction) -> torch.Tensor:
         with self.one_forward():
