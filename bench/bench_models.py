@@ -6,12 +6,14 @@ Prints, in one process:
    time, each as a ratio to LightGCN's (the reference), and what inference holds in memory:
    parameters, buffers (graphs, features, labels) and the resident-memory peak of one full-sort
    evaluation, so a teacher's cost beyond its parameter count shows (a KD student at
-   inference is its backbone: LightGCN or BPR, without the teacher tables it trains against);
+   inference is its backbone: LightGCN or BPR; its buffers here are the teacher tables and
+   top-N lists it trains against); with ``--teacher RUN``, KD-LightGCN with each kd_method;
 2. graph construction on ../shared/data/baby interactions with stand-in features of the
    published shapes (image 4096-d, text 384-d): normalised user-item adjacency and the kNN
    item-item graph (k = 10), time and peak resident-memory growth, each in a fresh process.
 
-  .venv/bin/python bench/bench_models.py [--epochs 3] [--models MMGCN LATTICE ...] [--graphs-only]
+  .venv/bin/python bench/bench_models.py [--epochs 3] [--models MMGCN LATTICE ...]
+      [--teacher results/kd/tiktok/FREEDOM/<hash>/seed-2020] [--graphs-only]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from time import perf_counter
 
 import numpy as np
@@ -38,6 +41,7 @@ from recbole_mmkd.config import ROOT, build_config
 from recbole_mmkd.data import MultimodalDataset
 from recbole_mmkd.model import get_model, model_names
 from recbole_mmkd.model.graph import knn_graph, normalized_adjacency
+from recbole_mmkd.model.student.kd import KD_METHODS, STATE_FILE, TABLES_FILE
 from recbole_mmkd.trainer import MMKDTrainer
 
 BABY = ROOT.parent / "shared" / "data" / "baby" / "baby.inter"
@@ -54,10 +58,10 @@ def _tensor_mb(t: torch.Tensor) -> float:
     return sum(p.numel() * p.element_size() for p in parts) / 2**20
 
 
-def model_costs(name: str, epochs: int) -> dict[str, float]:
+def model_costs(name: str, epochs: int, overrides: dict | None = None) -> dict[str, float]:
     """Median epoch seconds, median full-sort test evaluation seconds, parameter and buffer
     MB, and the resident-memory peak (MB above the start) of one full-sort evaluation."""
-    config = build_config(name, "tiktok", {"epochs": epochs})
+    config = build_config(name, "tiktok", {"epochs": epochs, **(overrides or {})})
     init_seed(0, True)
     train, _, test = data_preparation(config, MultimodalDataset(config))
     model = get_model(name)(config, train.dataset).to(config["device"])
@@ -145,24 +149,39 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=None)
     parser.add_argument("--graphs-only", action="store_true", help="only the Baby graph part")
+    parser.add_argument(
+        "--teacher",
+        type=Path,
+        help="a TikTok teacher run folder (with representations.npz and state.npz, e.g. "
+        "results/kd/tiktok/FREEDOM/<hash>/seed-2020): also time KD-LightGCN with each kd_method",
+    )
     args = parser.parse_args()
     if args.graphs_only:
         graph_construction()
         return
-    # students that run from a stored teacher are measured through their RunResults instead
+    # students that run from a stored teacher need one: --teacher
     names = args.models or [
         m
         for m in model_names()
         if m != "LightGCN" and not getattr(get_model(m), "needs_teacher", False)
     ]
+    runs = {name: (name, {}) for name in names}
+    if args.teacher:
+        teacher = {
+            "teacher_tables": str(args.teacher / TABLES_FILE),
+            "teacher_state": str(args.teacher / STATE_FILE),
+            "teacher_hash": "bench",
+        }
+        for method in KD_METHODS:
+            runs[f"KD-LGCN/{method}"] = ("KD-LightGCN", {**teacher, "kd_method": method})
     print(f"torch threads {torch.get_num_threads()}")
     ref = model_costs("LightGCN", args.epochs)
     print(
         f"{'model':<15} {'epoch s':>8} {'x LightGCN':>10} {'eval s':>8} {'x LightGCN':>10} "
         f"{'params MB':>9} {'buffers MB':>10} {'eval peak MB':>12}"
     )
-    for name in ["LightGCN", *names]:
-        c = ref if name == "LightGCN" else model_costs(name, args.epochs)
+    for name, (model, overrides) in {"LightGCN": ("LightGCN", {}), **runs}.items():
+        c = ref if name == "LightGCN" else model_costs(model, args.epochs, overrides)
         print(
             f"{name:<15} {c['epoch']:8.3f} {c['epoch'] / ref['epoch']:10.2f} "
             f"{c['eval']:8.3f} {c['eval'] / ref['eval']:10.2f} "
