@@ -50,6 +50,7 @@ def _parse_overrides(pairs: list[str]) -> dict:
 
 def cmd_run(args: argparse.Namespace) -> None:
     from recbole_mmkd.benchmark import Benchmark, Entry, load_benchmark, report, run_benchmark
+    from recbole_mmkd.report.leaderboard import leaderboard, to_markdown
 
     overrides = _parse_overrides(args.set)
     if args.benchmark:
@@ -57,6 +58,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         if overrides:
             entries = [replace(e, overrides={**e.overrides, **overrides}) for e in bench.entries]
             bench = replace(bench, entries=entries)
+        whole = bench
         bench = _restrict(bench, args.dataset, args.seeds, args.models)
     else:
         entries = [Entry(model, overrides) for model in args.models or DEFAULT_MODELS]
@@ -71,7 +73,15 @@ def cmd_run(args: argparse.Namespace) -> None:
     out = Path(args.out or ROOT / "results" / (args.benchmark or "default"))
     start = time.perf_counter()
     runs = run_benchmark(bench, out, args.data_path, args.force)
-    print(report(bench, runs, out))  # this configuration only, not older runs in the same folder
+    if args.benchmark and bench != whole:
+        # a part of a benchmark: its tables and figures describe the whole, so they stay as
+        # they are until a full run (which reuses every finished run) rewrites them
+        for dataset, results in runs.items():
+            table = leaderboard(results, bench.metrics)
+            print(f"## {dataset}\n\n{to_markdown(table, bench.metrics)}\n")
+        print(f"(part of {bench.name}: its tables in {out} are written by a full run)")
+    else:
+        print(report(bench, runs, out))  # this configuration only, not older runs in the folder
     n_runs = sum(len(r) for r in runs.values())
     print(f"\n{n_runs} runs in {out}; {time.perf_counter() - start:.0f} s")
 

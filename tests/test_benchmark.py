@@ -202,3 +202,26 @@ def test_comparisons_skip_pairs_a_dataset_lacks():
     table = comparison_table(bench, runs)  # C was run on another dataset only
     assert table[["model", "reference"]].values.tolist() == [["A", "B"]]
     assert table["model mean"].item() == 0.225
+
+
+def test_a_part_of_a_benchmark_leaves_its_tables_to_the_full_run(
+    toy, tmp_path, monkeypatch, capsys
+):
+    import recbole_mmkd.benchmark as benchmark
+    from run_benchmark import main
+
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    quick = str(fast()).replace("'", "")
+    (folder / "tiny.yaml").write_text(SPEC % (quick, quick))
+    monkeypatch.setattr(benchmark, "load_benchmark", lambda name: load_benchmark(name, folder))
+    out = tmp_path / "out"
+    common = ["--out", str(out), "--data-path", str(toy)]
+    main(["run", "tiny", "--models", "BPR", "--seeds", "1", *common])
+    assert "part of tiny" in capsys.readouterr().out
+    assert len(find_results(out)) == 1 and not list(out.glob("leaderboard-*"))
+    first = find_results(out)[0]
+    stamp = (first / "result.json").stat().st_mtime_ns
+    main(["run", "tiny", *common])  # the whole: reuses the part's run, writes the tables
+    assert len(find_results(out)) == 4 and (out / "comparisons-toy.md").is_file()
+    assert (first / "result.json").stat().st_mtime_ns == stamp
