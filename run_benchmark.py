@@ -73,13 +73,17 @@ def cmd_run(args: argparse.Namespace) -> None:
     out = Path(args.out or ROOT / "results" / (args.benchmark or "default"))
     start = time.perf_counter()
     runs = run_benchmark(bench, out, args.data_path, args.force)
-    if args.benchmark and bench != whole:
-        # a part of a benchmark: its tables and figures describe the whole, so they stay as
-        # they are until a full run (which reuses every finished run) rewrites them
+    if args.benchmark and (bench.entries, bench.seeds) != (whole.entries, whole.seeds):
+        # some of a benchmark's models or seeds: its tables and figures describe them all, so
+        # they stay until a run with all of them (which reuses every finished run) rewrites
+        # them; a run of one whole dataset writes that dataset's tables
         for dataset, results in runs.items():
             table = leaderboard(results, bench.metrics)
             print(f"## {dataset}\n\n{to_markdown(table, bench.metrics)}\n")
-        print(f"(part of {bench.name}: its tables in {out} are written by a full run)")
+        print(
+            f"(part of {bench.name}: its tables in {out} are written by a run of all its models "
+            "and seeds)"
+        )
     else:
         print(report(bench, runs, out))  # this configuration only, not older runs in the folder
     n_runs = sum(len(r) for r in runs.values())
