@@ -19,6 +19,7 @@ Prints, in one process:
 from __future__ import annotations
 
 import argparse
+import ctypes
 import multiprocessing
 import statistics
 import sys
@@ -82,6 +83,19 @@ def model_costs(name: str, epochs: int, overrides: dict | None = None) -> dict[s
         "buffers": sum(_tensor_mb(b) for b in model.buffers() if b is not None),
         "peak": peak,
     }
+
+
+def _return_freed_memory() -> None:
+    """Make glibc serve every allocation over 128 KB by mmap and unmap it on free.
+
+    By default glibc raises its mmap threshold after the first large free, so later models'
+    score matrices come from heap the process already holds and their RSS peak reads 0.
+    """
+    if sys.platform.startswith("linux"):
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(m_mmap_threshold, 128 * 1024)
+        libc.mallopt(m_trim_threshold, 128 * 1024)
 
 
 def _rss_mb() -> float:
@@ -174,6 +188,7 @@ def main() -> None:
         }
         for method in KD_METHODS:
             runs[f"KD-LGCN/{method}"] = ("KD-LightGCN", {**teacher, "kd_method": method})
+    _return_freed_memory()
     print(f"torch threads {torch.get_num_threads()}")
     ref = model_costs("LightGCN", args.epochs)
     print(
