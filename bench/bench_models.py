@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""Model costs on the shipped TikTok data and graph construction at Amazon-Baby scale.
+"""Model costs on a dataset (default: the shipped TikTok) and graph construction at Amazon-Baby
+scale.
 
 Prints, in one process:
-1. per registered model on TikTok: median training-epoch time and full-sort test evaluation
+1. per registered model on ``--dataset``: median training-epoch time and full-sort test evaluation
    time, each as a ratio to LightGCN's (the reference), and what inference holds in memory:
    parameters, buffers (graphs, features, labels) and the resident-memory peak of one full-sort
    evaluation, so a teacher's cost beyond its parameter count shows (a KD student at
@@ -12,7 +13,7 @@ Prints, in one process:
    published shapes (image 4096-d, text 384-d): normalised user-item adjacency and the kNN
    item-item graph (k = 10), time and peak resident-memory growth, each in a fresh process.
 
-  .venv/bin/python bench/bench_models.py [--epochs 3] [--models MMGCN LATTICE ...]
+  .venv/bin/python bench/bench_models.py [--dataset tiktok] [--epochs 3] [--models MMGCN ...]
       [--teacher results/kd/tiktok/FREEDOM/<hash>/seed-2020] [--graphs-only]
 """
 
@@ -59,10 +60,12 @@ def _tensor_mb(t: torch.Tensor) -> float:
     return sum(p.numel() * p.element_size() for p in parts) / 2**20
 
 
-def model_costs(name: str, epochs: int, overrides: dict | None = None) -> dict[str, float]:
+def model_costs(
+    name: str, dataset: str, epochs: int, overrides: dict | None = None
+) -> dict[str, float]:
     """Median epoch seconds, median full-sort test evaluation seconds, parameter and buffer
     MB, and the resident-memory peak (MB above the start) of one full-sort evaluation."""
-    config = build_config(name, "tiktok", {"epochs": epochs, **(overrides or {})})
+    config = build_config(name, dataset, {"epochs": epochs, **(overrides or {})})
     init_seed(0, True)
     train, _, test = data_preparation(config, MultimodalDataset(config))
     model = get_model(name)(config, train.dataset).to(config["device"])
@@ -160,13 +163,14 @@ def graph_construction() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", default="tiktok")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=None)
     parser.add_argument("--graphs-only", action="store_true", help="only the Baby graph part")
     parser.add_argument(
         "--teacher",
         type=Path,
-        help="a TikTok teacher run folder (with representations.npz and state.npz, e.g. "
+        help="a teacher run folder of --dataset (with representations.npz and state.npz, e.g. "
         "results/kd/tiktok/FREEDOM/<hash>/seed-2020): also time KD-LightGCN with each kd_method",
     )
     args = parser.parse_args()
@@ -189,14 +193,14 @@ def main() -> None:
         for method in KD_METHODS:
             runs[f"KD-LGCN/{method}"] = ("KD-LightGCN", {**teacher, "kd_method": method})
     _return_freed_memory()
-    print(f"torch threads {torch.get_num_threads()}")
-    ref = model_costs("LightGCN", args.epochs)
+    print(f"{args.dataset}, torch threads {torch.get_num_threads()}")
+    ref = model_costs("LightGCN", args.dataset, args.epochs)
     print(
         f"{'model':<15} {'epoch s':>8} {'x LightGCN':>10} {'eval s':>8} {'x LightGCN':>10} "
         f"{'params MB':>9} {'buffers MB':>10} {'eval peak MB':>12}"
     )
     for name, (model, overrides) in {"LightGCN": ("LightGCN", {}), **runs}.items():
-        c = ref if name == "LightGCN" else model_costs(model, args.epochs, overrides)
+        c = ref if name == "LightGCN" else model_costs(model, args.dataset, args.epochs, overrides)
         print(
             f"{name:<15} {c['epoch']:8.3f} {c['epoch'] / ref['epoch']:10.2f} "
             f"{c['eval']:8.3f} {c['eval'] / ref['eval']:10.2f} "

@@ -76,3 +76,11 @@ def test_every_figure_is_written_with_labelled_axes_and_one_series_per_model(tmp
                       ("robust", robust), ("heat", heat), ("scatter", scatter)]:  # fmt: skip
         for path in figures.save(fig, tmp_path / name):
             assert path.stat().st_size > 1000
+
+
+def test_a_figure_saved_twice_gives_the_same_bytes(tmp_path):
+    """Re-writing a report from the same runs must not change committed figures."""
+    fig = figures.leaderboard_bars(_runs(), "recall@20")
+    first = [p.read_bytes() for p in figures.save(fig, tmp_path / "a")]
+    second = [p.read_bytes() for p in figures.save(fig, tmp_path / "b")]
+    assert first == second

@@ -233,10 +233,11 @@ def sweep_scatter(
 
 
 def save(fig: Figure, stem: Path) -> list[Path]:
-    """Write ``stem``.png (150 dpi) and ``stem``.pdf."""
+    """Write ``stem``.png (150 dpi) and ``stem``.pdf. The PDF carries no creation date, so
+    re-writing a report from the same runs leaves committed figures byte-identical."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    for path in paths:
-        fig.savefig(path, dpi=150, bbox_inches="tight")
-    return paths
+    png, pdf = stem.with_suffix(".png"), stem.with_suffix(".pdf")
+    fig.savefig(png, dpi=150, bbox_inches="tight")
+    fig.savefig(pdf, dpi=150, bbox_inches="tight", metadata={"CreationDate": None})
+    return [png, pdf]
