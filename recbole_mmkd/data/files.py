@@ -23,19 +23,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recbole_mmkd.errors import DataError
+
 logger = logging.getLogger(__name__)
 
 USER, ITEM, SPLIT = "userID", "itemID", "x_label"
 SPLIT_NAMES = ("train", "valid", "test")
 LABELS_SUFFIX = "labels"
-
-
-class DataError(ValueError):
-    """Bad dataset input: says which file, which field, and how to fix it."""
-
-    def __init__(self, path: Path | str, field: str, problem: str, fix: str) -> None:
-        super().__init__(f"{path}: field '{field}': {problem}. Fix: {fix}")
-        self.path, self.field = str(path), field
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,31 @@
+"""The project's exception hierarchy: everything a user can cause is an :class:`MMKDError`.
+
+The command line catches :class:`MMKDError` alone and prints its one-line message; any other
+exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MMKDError(Exception):
+    """An error the user can fix: its message says what is wrong, where, and the fix."""
+
+
+class ConfigError(MMKDError, ValueError):
+    """A bad setting: an unknown key, a value of the wrong type or out of range, an unknown
+    model, a model that cannot run on a dataset. ``source`` says where the setting came from
+    (``--set``, a benchmark file, a sweep space)."""
+
+    def __init__(self, source: str, key: str, problem: str, fix: str) -> None:
+        super().__init__(f"{source}: '{key}': {problem}. Fix: {fix}")
+        self.source, self.key = source, key
+
+
+class DataError(MMKDError, ValueError):
+    """Bad input on disk: says which file, which field, and how to fix it."""
+
+    def __init__(self, path: Path | str, field: str, problem: str, fix: str) -> None:
+        super().__init__(f"{path}: field '{field}': {problem}. Fix: {fix}")
+        self.path, self.field = str(path), field
