@@ -101,7 +101,73 @@ def test_missing_column(toy):
     path = _rewrite_inter(toy, lambda f: f.drop(columns=["x_label"], inplace=True))
     with pytest.raises(DataError) as err:
         files.read_interactions(path)
-    _assert_one_line(err, "'x_label'", "column missing")
+    _assert_one_line(err, "'x_label'", "column missing", "userID<TAB>", "user_id:token<TAB>")
+
+
+RECBOLE_HEADER = {"userID": "user_id:token", "itemID": "item_id:token", "x_label": "x_label:float"}
+
+
+def _as_recbole(frame: pd.DataFrame) -> None:
+    """Rewrite ``frame`` in place as a RecBole atomic file: typed names, x_label as floats."""
+    frame["x_label"] = frame["x_label"] + ".0"
+    frame.rename(columns=RECBOLE_HEADER, inplace=True)
+
+
+def _assert_same_interactions(left: files.Interactions, right: files.Interactions) -> None:
+    pd.testing.assert_frame_equal(left.frame, right.frame)
+    assert left.split_sizes == right.split_sizes
+    assert (left.n_users, left.max_item) == (right.n_users, right.max_item)
+
+
+def test_reads_recbole_header(toy):
+    expected = files.read_interactions(_inter(toy))
+    path = _rewrite_inter(toy, _as_recbole)
+    assert path.read_text().startswith("user_id:token\titem_id:token\tx_label:float\n")
+    _assert_same_interactions(files.read_interactions(path), expected)
+
+
+def test_reads_recbole_header_with_extra_typed_columns(toy):
+    expected = files.read_interactions(_inter(toy))
+
+    def add_columns(frame: pd.DataFrame) -> None:
+        _as_recbole(frame)
+        frame.insert(2, "rating:float", "4.5")
+        frame["timestamp:float"] = [str(978300760.0 + row) for row in range(len(frame))]
+
+    _assert_same_interactions(files.read_interactions(_rewrite_inter(toy, add_columns)), expected)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        ["userID:token", "itemID:token", "x_label:token"],
+        ["user_id", "item_id", "x_label"],
+        ["userID", "item_id:token", "x_label:float"],
+    ],
+)
+def test_reads_mixed_header_forms(toy, header):
+    expected = files.read_interactions(_inter(toy))
+    path = _rewrite_inter(toy, lambda f: setattr(f, "columns", header))
+    assert path.read_text().split("\n", 1)[0] == "\t".join(header)
+    _assert_same_interactions(files.read_interactions(path), expected)
+
+
+def test_ambiguous_header(toy):
+    path = _rewrite_inter(toy, lambda f: f.insert(1, "user_id:token", f["userID"]))
+    with pytest.raises(DataError) as err:
+        files.read_interactions(path)
+    _assert_one_line(err, str(path), "'userID'", "'user_id:token'", "keep one of them")
+
+
+def test_non_integral_float_split_label(toy):
+    def half_label(frame: pd.DataFrame) -> None:
+        _as_recbole(frame)
+        frame["x_label:float"] = frame["x_label:float"].where(frame.index != 2, "0.5")
+
+    path = _rewrite_inter(toy, half_label)
+    with pytest.raises(DataError) as err:
+        files.read_interactions(path)
+    _assert_one_line(err, str(path), "'x_label'", "not integers", "'0.5'", "line 4")
 
 
 def test_duplicates_keep_first_in_split_order(tmp_path):

@@ -3,7 +3,11 @@
 A dataset ``NAME`` lives in ``<data_path>/NAME/``:
 
 - ``NAME.inter``: tab-separated, header ``userID itemID x_label``; ids are 0-based integers and
-  ``x_label`` is 0 = train, 1 = valid, 2 = test (the split is given, never re-drawn).
+  ``x_label`` is 0 = train, 1 = valid, 2 = test (the split is given, never re-drawn). RecBole's
+  atomic-file header is read too: each name may carry a ``:type`` suffix (token, token_seq,
+  float, float_seq) and ``user_id``/``item_id`` stand for userID/itemID, so
+  ``user_id:token item_id:token x_label:float`` works; integral floats such as ``1.0`` are
+  accepted. Other columns (``rating:float``, ``timestamp:float``, ...) are ignored.
 - ``NAME.<modality>.npy``: one float row per itemID, in itemID order, any number of modalities.
 - ``NAME.labels.npy`` (optional): one non-negative integer category per itemID.
 
@@ -30,6 +34,12 @@ logger = logging.getLogger(__name__)
 USER, ITEM, SPLIT = "userID", "itemID", "x_label"
 SPLIT_NAMES = ("train", "valid", "test")
 LABELS_SUFFIX = "labels"
+RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
+RECBOLE_NAMES = {"user_id": USER, "item_id": ITEM}
+HEADER_FORMS = (
+    "the project header 'userID<TAB>itemID<TAB>x_label' or RecBole's "
+    "'user_id:token<TAB>item_id:token<TAB>x_label:float'"
+)
 
 
 @dataclass(frozen=True)
@@ -66,17 +76,47 @@ def find_modalities(data_dir: Path, name: str) -> list[str]:
     return sorted(found)
 
 
+def _canonical_name(header: str) -> str:
+    """A header name without its RecBole ``:type`` suffix, RecBole's id names mapped to ours."""
+    base, colon, kind = header.rpartition(":")
+    name = base if colon and kind in RECBOLE_TYPES else header
+    return RECBOLE_NAMES.get(name, name)
+
+
+def _key_columns(headers: list[str], path: Path) -> dict[str, str]:
+    """Map the header names that stand for userID, itemID and x_label to those names."""
+    found: dict[str, str] = {}
+    for header in headers:
+        name = _canonical_name(header)
+        if name not in (USER, ITEM, SPLIT):
+            continue
+        if name in found:
+            raise DataError(
+                path,
+                name,
+                f"columns '{found[name]}' and '{header}' both stand for {name}",
+                f"keep one of them; use {HEADER_FORMS}",
+            )
+        found[name] = header
+    return {header: name for name, header in found.items()}
+
+
 def _integer_column(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     values = pd.to_numeric(frame[column], errors="coerce")
     bad = values.isna() | (values != np.floor(values))
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
+        fix = (
+            "mark each row 0 = train, 1 = valid, 2 = test (integral floats like 1.0 are fine)"
+            if column == SPLIT
+            else "write 0-based integer ids; convert raw ids with `run_benchmark.py import`"
+        )
         raise DataError(
             path,
             column,
             f"{int(bad.sum())} value(s) are not integers (first at data line {row + 2}: "
             f"{frame[column].iloc[row]!r})",
-            "write 0-based integer ids; convert raw ids with `run_benchmark.py import`",
+            fix,
         )
     values = values.to_numpy(dtype=np.int64)
     if (values < 0).any():
@@ -105,17 +145,20 @@ def read_interactions(path: Path) -> Interactions:
             path,
             "-",
             "file not found",
-            "create it in the project layout (userID, itemID, x_label) or convert a public "
+            "create it with columns userID, itemID, x_label (RecBole's user_id:token, "
+            "item_id:token, x_label:float work too) or convert a public "
             "dataset with `python run_benchmark.py import --format mmrec SRC NAME`",
         )
     frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    headers = list(frame.columns)
+    frame = frame.rename(columns=_key_columns(headers, path))
     for column in (USER, ITEM, SPLIT):
         if column not in frame.columns:
             raise DataError(
                 path,
                 column,
-                f"column missing (header is {list(frame.columns)})",
-                "use a tab-separated header 'userID<TAB>itemID<TAB>x_label'",
+                f"column missing (header is {headers})",
+                f"use a tab-separated header: {HEADER_FORMS}",
             )
     users, items, split = (_integer_column(frame, c, path) for c in (USER, ITEM, SPLIT))
     if not np.isin(split, (0, 1, 2)).all():
