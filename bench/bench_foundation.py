@@ -24,9 +24,9 @@ from recbole.data import data_preparation
 from recbole.utils import init_seed
 
 import recbole_mmkd  # noqa: F401
-from recbole_mmkd.config import build_config
 from recbole_mmkd.data import MultimodalDataset
 from recbole_mmkd.model import get_model
+from recbole_mmkd.prepare import config_for
 from recbole_mmkd.trainer import MMKDTrainer
 
 SHARED = {"n_layers": 2, "embedding_size": 64, "reg_weight": 1e-4, "epochs": 1}
@@ -37,7 +37,7 @@ def rss_mb() -> float:
 
 
 def load(model: str):
-    config = build_config(model, "tiktok", dict(SHARED))
+    config = config_for(model, "tiktok", dict(SHARED))
     init_seed(0, True)
     before, start = rss_mb(), perf_counter()
     data = MultimodalDataset(config)

@@ -35,18 +35,14 @@ import pandas as pd
 import psutil
 import scipy.sparse as sp
 import torch
-from recbole.data import data_preparation
-from recbole.utils import init_seed
-
 import recbole_mmkd  # noqa: F401
-from recbole_mmkd.config import ROOT, build_config
-from recbole_mmkd.data import MultimodalDataset
+from recbole_mmkd.distill.methods import KD_METHODS
 from recbole_mmkd.model import get_model, model_names
 from recbole_mmkd.model.graph import knn_graph, normalized_adjacency
-from recbole_mmkd.model.student.kd import KD_METHODS, STATE_FILE, TABLES_FILE
+from recbole_mmkd.prepare import prepare
 from recbole_mmkd.trainer import MMKDTrainer
 
-BABY = ROOT.parent / "shared" / "data" / "baby" / "baby.inter"
+BABY = Path(__file__).resolve().parents[2] / "shared" / "data" / "baby" / "baby.inter"
 
 
 def _tensor_mb(t: torch.Tensor) -> float:
@@ -65,11 +61,9 @@ def model_costs(
 ) -> dict[str, float]:
     """Median epoch seconds, median full-sort test evaluation seconds, parameter and buffer
     MB, and the resident-memory peak (MB above the start) of one full-sort evaluation."""
-    config = build_config(name, dataset, {"epochs": epochs, **(overrides or {})})
-    init_seed(0, True)
-    train, _, test = data_preparation(config, MultimodalDataset(config))
-    model = get_model(name)(config, train.dataset).to(config["device"])
-    trainer = MMKDTrainer(config, model)
+    run = prepare(name, dataset, {"epochs": epochs, **(overrides or {})})
+    model, train, test = run.model, run.train, run.test
+    trainer = MMKDTrainer(run.config, model)
     times = []
     for epoch in range(epochs):
         start = perf_counter()
@@ -185,11 +179,7 @@ def main() -> None:
     ]
     runs = {name: (name, {}) for name in names}
     if args.teacher:
-        teacher = {
-            "teacher_tables": str(args.teacher / TABLES_FILE),
-            "teacher_state": str(args.teacher / STATE_FILE),
-            "teacher_hash": "bench",
-        }
+        teacher = {"teacher_run": str(args.teacher), "teacher_hash": "bench"}
         for method in KD_METHODS:
             runs[f"KD-LGCN/{method}"] = ("KD-LightGCN", {**teacher, "kd_method": method})
     _return_freed_memory()

@@ -22,13 +22,8 @@ from time import perf_counter
 import pandas as pd
 import ray
 import torch
-from recbole.data import data_preparation
-from recbole.utils import init_seed
-
 import recbole_mmkd  # noqa: F401
-from recbole_mmkd.config import build_config
-from recbole_mmkd.data import MultimodalDataset
-from recbole_mmkd.model import get_model
+from recbole_mmkd.prepare import prepare
 from recbole_mmkd.trainer import MMKDTrainer
 from recbole_mmkd.tune import Sweep, run_sweep
 
@@ -37,11 +32,8 @@ def outside_ray(epochs: int) -> float:
     """The trial's work in this process: data, model, ``epochs`` epochs with validation."""
     start = perf_counter()
     torch.set_num_threads(1)
-    config = build_config("BPR", "tiktok", _fixed(epochs) | {"seed": 0, "use_gpu": False})
-    init_seed(0, True)
-    train, valid, _ = data_preparation(config, MultimodalDataset(config))
-    net = get_model("BPR")(config, train.dataset)
-    MMKDTrainer(config, net).fit(train, valid)
+    run = prepare("BPR", "tiktok", _fixed(epochs) | {"use_gpu": False})
+    MMKDTrainer(run.config, run.model).fit(run.train, run.valid)
     return perf_counter() - start
 
 

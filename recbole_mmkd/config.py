@@ -1,23 +1,50 @@
-"""Building RecBole configs from the project's ``properties/`` YAML files."""
+"""Building RecBole configs from layered ``properties/`` YAML, and refusing settings that cannot
+be right before anything trains.
+
+This module is a leaf of the package: it takes model *classes*, never names, so it imports no
+model. Name resolution lives in :mod:`recbole_mmkd.model` and :mod:`recbole_mmkd.prepare`.
+
+Where things are found:
+
+- ``properties/``: the shipped folder (inside the package when installed from a wheel, beside
+  it in a source checkout), then each folder in ``$RECBOLE_MMKD_PROPERTIES`` (``os.pathsep``
+  separated) or given as ``properties=``; later folders take precedence, file by file.
+- datasets: ``<folder>/<name>/`` for the first folder that holds ``<name>``, among the given
+  ``data_path``, the folders in ``$RECBOLE_MMKD_DATA``, then the shipped ``dataset/``.
+"""
 
 from __future__ import annotations
 
+import difflib
 import hashlib
-import inspect
 import json
-import sys
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from recbole.config import Config
 
-ROOT = Path(__file__).resolve().parent.parent
-PROPERTIES = ROOT / "properties"
-DATASETS = ROOT / "dataset"
+from recbole_mmkd.errors import ConfigError, DataError
+
+PACKAGE = Path(__file__).resolve().parent
+ENV_PROPERTIES = "RECBOLE_MMKD_PROPERTIES"
+ENV_DATA = "RECBOLE_MMKD_DATA"
+
+
+def _shipped(name: str) -> Path:
+    """A folder the project ships: inside the package (wheel) or beside it (source checkout)."""
+    inside = PACKAGE / name
+    return inside if inside.is_dir() else PACKAGE.parent / name
+
+
+PROPERTIES = _shipped("properties")
+DATASETS = _shipped("dataset")
 
 # Keys that say where or how a run executes, not what it computes: left out of the config hash.
-_NOT_HASHED = frozenset(
+NOT_HASHED = frozenset(
     {
         "seed",
         "data_path",
@@ -27,6 +54,7 @@ _NOT_HASHED = frozenset(
         "use_gpu",
         "state",
         "show_progress",
+        "progress_every",
         "log_wandb",
         "wandb_project",
         "local_rank",
@@ -43,10 +71,40 @@ _NOT_HASHED = frozenset(
         "dataloaders_save_path",
         "verbose",
         "eval_batch_size",
-        "teacher_tables",  # paths; the teacher's identity is hashed as teacher_hash
-        "teacher_state",
+        "teacher_run",  # a path; the teacher's identity is hashed as teacher_hash
+        "properties",  # folders; what they set is hashed as values
     }
 )
+# Keys the runner sets itself, which no YAML defines.
+RUN_KEYS = frozenset({"seed", "data_path", "device", "properties", "teacher_run", "teacher_hash"})
+
+# Ranges checked on every final config (YAML layers and overrides alike).
+_POSITIVE = frozenset(
+    {
+        "epochs",
+        "embedding_size",
+        "train_batch_size",
+        "eval_batch_size",
+        "eval_step",
+        "stopping_step",
+        "learning_rate",
+        "latent_dim",
+        "feat_embed_dim",
+        "sgfd_dim",
+        "kd_items",
+        "rd_topk",
+        "rd_lambda",
+        "rrd_top_n",
+        "rrd_k",
+        "rrd_l",
+        "rrd_temperature",
+        "t_decay",
+        "knn_k",
+        "label_clusters",
+    }
+)
+_NON_NEGATIVE = frozenset({"n_layers", "n_mm_layers", "n_ui_layers", "n_routing", "weight_decay"})
+_UNIT = frozenset({"dropout", "attention_dropout", "modality_dropout", "lambda_coeff"})
 
 
 class MMKDConfig(Config):
@@ -69,50 +127,197 @@ class MMKDConfig(Config):
             device=torch.device("cuda" if use_cuda else "cpu"),
         )
 
+    def defined_keys(self) -> set[str]:
+        """Every key a YAML layer (RecBole's or the project's) or RecBole's defaults define."""
+        overridden = set(self.variable_config_dict) - set(self.internal_config_dict)
+        overridden -= set(self.file_config_dict)
+        return (set(self.final_config_dict) - overridden) | set(self.file_config_dict)
 
-def config_files(model_name: str, dataset: str) -> list[str]:
-    """The YAML files a run reads, lowest precedence first: overall, dataset, then the model's.
+    def default(self, key: str) -> Any:
+        """What ``key`` would be without the run's overrides."""
+        return self.file_config_dict.get(key, self.internal_config_dict.get(key))
+
+
+def _split_env(variable: str) -> list[Path]:
+    return [Path(p) for p in os.environ.get(variable, "").split(os.pathsep) if p]
+
+
+def properties_dirs(properties: str | Path | Sequence[str | Path] | None = None) -> list[Path]:
+    """The ``properties/`` folders a run reads, lowest precedence first: the shipped one, then
+    ``$RECBOLE_MMKD_PROPERTIES``, then ``properties`` (one folder or several)."""
+    given = [properties] if isinstance(properties, str | Path) else list(properties or [])
+    folders = [PROPERTIES, *_split_env(ENV_PROPERTIES), *map(Path, given)]
+    for folder in folders[1:]:
+        if not folder.is_dir():
+            raise DataError(folder, "properties", "no such folder", "name an existing folder")
+    return list(dict.fromkeys(folders))
+
+
+def find_spec(kind: str, name: str, properties: Any = None) -> Path:
+    """``<properties>/<kind>/<name>.yaml`` from the highest-precedence folder that has it."""
+    folders = properties_dirs(properties)
+    for folder in reversed(folders):
+        path = folder / kind / f"{name}.yaml"
+        if path.is_file():
+            return path
+    known = sorted({p.stem for f in folders for p in (f / kind).glob("*.yaml")})
+    raise DataError(
+        folders[-1] / kind / f"{name}.yaml",
+        kind,
+        "no such file" + _did_you_mean(name, known),
+        f"name one of: {', '.join(known) or 'none'}",
+    )
+
+
+def dataset_root(dataset: str, data_path: str | Path | None = None) -> Path:
+    """The folder holding ``<dataset>/``: the first of ``data_path``, ``$RECBOLE_MMKD_DATA``
+    and the shipped ``dataset/`` that has it."""
+    candidates = [*([Path(data_path)] if data_path else []), *_split_env(ENV_DATA), DATASETS]
+    for folder in candidates:
+        if (folder / dataset).is_dir():
+            return folder
+    looked = ", ".join(str(c) for c in dict.fromkeys(candidates))
+    raise DataError(
+        Path(candidates[0]) / dataset,
+        "dataset",
+        f"no dataset '{dataset}' (looked in {looked})",
+        "give --data-path (or $RECBOLE_MMKD_DATA) the folder holding it, or convert a public "
+        "layout with `recbole-mmkd import`",
+    )
+
+
+def config_files(config_names: Sequence[str], dataset: str, *, properties: Any = None) -> list[str]:
+    """The YAML files a run reads, lowest precedence first: overall, dataset, then the model's
+    (``config_names``: a wrapper such as SGFD-BM3 reads BM3, SGFD, SGFD-BM3), each from every
+    properties folder in turn."""
+    relative = [
+        Path("overall.yaml"),
+        Path("dataset") / f"{dataset}.yaml",
+        *(Path("model") / f"{name}.yaml" for name in config_names),
+    ]
+    folders = properties_dirs(properties)
+    return [str(f / rel) for rel in relative for f in folders if (f / rel).is_file()]
+
+
+def _did_you_mean(word: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _kind(value: Any) -> str:
+    name = "bool" if isinstance(value, bool) else type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+def _type_matches(value: Any, default: Any) -> bool:
+    if default is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    if isinstance(default, list):  # RecBole takes a scalar for a one-element list (topk: 20)
+        return isinstance(value, list) or (bool(default) and _type_matches(value, default[0]))
+    return isinstance(value, type(default))
+
+
+def check_overrides(
+    config: MMKDConfig, overrides: Mapping[str, Any], *, source: str = "overrides"
+) -> None:
+    """Refuse an override that no layer defines (with a did-you-mean) or whose value is not of
+    its default's type. ``source`` names where the overrides came from."""
+    known = config.defined_keys() | RUN_KEYS
+    for key, value in overrides.items():
+        converted = config.variable_config_dict.get(key, value)  # RecBole evals strings
+        if key not in known:
+            raise ConfigError(
+                source,
+                key,
+                f"no YAML layer, model or RecBole default defines this key for "
+                f"{config['model']}" + _did_you_mean(key, sorted(known)),
+                "check the spelling; a model's keys are in properties/model/<Model>.yaml",
+            )
+        default = config.default(key)
+        if not (_type_matches(value, default) or _type_matches(converted, default)):
+            raise ConfigError(
+                source,
+                key,
+                f"{value!r} is {_kind(value)}, its default {default!r} is {_kind(default)}",
+                f"give {_kind(default)}",
+            )
+
+
+def check_ranges(
+    config: MMKDConfig, overrides: Mapping[str, Any], files: Sequence[str], *, source: str
+) -> None:
+    """Refuse values that make no sense: a non-positive size, count, rate or temperature, a
+    negative weight or layer count, a dropout outside [0, 1]. The error names ``source`` for a
+    value from ``overrides``, else the last of the YAML ``files`` that sets it."""
+    for key, value in config.final_config_dict.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        problem = None
+        if key in _POSITIVE and value <= 0:
+            problem, fix = f"{value} is not positive", "give a value > 0"
+        elif (key in _NON_NEGATIVE or key.endswith("_weight")) and value < 0:
+            problem, fix = f"{value} is negative", "give a value >= 0"
+        elif key in _UNIT and not 0 <= value <= 1:
+            problem, fix = f"{value} is outside [0, 1]", "give a share between 0 and 1"
+        if problem:
+            setters = [f for f in files if key in (read_yaml(Path(f)) or {})]
+            where = source if key in overrides or not setters else setters[-1]
+            raise ConfigError(where, key, problem, fix)
+
+
+def build_config(
+    model_class: type,
+    dataset: str,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    name: str | None = None,
+    data_path: str | Path | None = None,
+    properties: Any = None,
+    source: str = "overrides",
+) -> MMKDConfig:
+    """Config for ``model_class`` (registered as ``name``) on ``dataset``: the YAML layers,
+    then ``overrides``, checked (:func:`check_overrides`, :func:`check_ranges`).
 
     A model reads ``properties/model/<name>.yaml`` for each name in its class attribute
     ``config_names`` (a wrapper such as SGFD-BM3: BM3, SGFD, SGFD-BM3), else its own name's.
     """
-    from recbole_mmkd.model import get_model
-
-    names = getattr(get_model(model_name), "config_names", (model_name,))
-    candidates = [
-        PROPERTIES / "overall.yaml",
-        PROPERTIES / "dataset" / f"{dataset}.yaml",
-        *(PROPERTIES / "model" / f"{name}.yaml" for name in names),
-    ]
-    return [str(path) for path in candidates if path.is_file()]
-
-
-def build_config(
-    model: str,
-    dataset: str,
-    overrides: dict[str, Any] | None = None,
-    data_path: str | Path | None = None,
-) -> MMKDConfig:
-    """Config for registered ``model`` on ``dataset``: YAML files, then ``overrides``."""
-    from recbole_mmkd.model import get_model
-
-    model_class = get_model(model)
-    config_dict = {"data_path": str(data_path or DATASETS), **(overrides or {})}
+    name = name or model_class.__name__
+    overrides = dict(overrides or {})
+    names = getattr(model_class, "config_names", (name.removeprefix("recbole."),))
+    root = dataset_root(dataset, overrides.pop("data_path", None) or data_path)
+    files = config_files(names, dataset, properties=properties)
     config = MMKDConfig(
         model=model_class,
         dataset=dataset,
-        config_file_list=config_files(model, dataset),
-        config_dict=config_dict,
+        config_file_list=files,
+        config_dict={"data_path": str(root), **overrides},
     )
-    config["model"] = model  # the registry name (e.g. "recbole.LightGCN"), not the class name
+    config["model"] = name  # the registry name (e.g. "recbole.LightGCN"), not the class name
+    config["properties"] = [str(f) for f in properties_dirs(properties)]
+    check_overrides(config, overrides, source=source)
+    check_ranges(config, overrides, files, source=source)
     return config
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file's content; a syntax error is a :class:`DataError` naming the file."""
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "-"
+        raise DataError(path, where, "not valid YAML", "fix the syntax there") from None
 
 
 def hashable_config(config: Config) -> dict[str, Any]:
     """The JSON-safe part of a config that determines what a run computes (seed excluded)."""
     out = {}
     for key, value in sorted(config.final_config_dict.items()):
-        if key in _NOT_HASHED:
+        if key in NOT_HASHED:
             continue
         try:
             json.dumps(value)
@@ -122,20 +327,7 @@ def hashable_config(config: Config) -> dict[str, Any]:
     return out
 
 
-def config_hash(config: Config) -> str:
-    """Digest of :func:`hashable_config` and of the source of every project module the model
-    class is built from (its own file and those of its base classes, e.g. SGFD-BM3: sgfd.py,
-    bm3.py, base.py), so a RunResult on disk is reused only for the same settings *and* the
-    same model code."""
-    from recbole_mmkd.model import get_model
-
-    modules = {
-        cls.__module__
-        for cls in get_model(config["model"]).__mro__
-        if cls.__module__.startswith("recbole_mmkd.") or cls.__module__ == "recbole_mmkd"
-    }
-    sources = {name: inspect.getsource(sys.modules[name]) for name in sorted(modules)}
-    payload = json.dumps(
-        {"config": hashable_config(config), "model_source": sources}, sort_keys=True
-    )
+def settings_digest(settings: Mapping[str, Any], code_digest: str) -> str:
+    """The config hash: a digest of the settings and of the code that runs them."""
+    payload = json.dumps({"config": settings, "code": code_digest}, sort_keys=True)
     return hashlib.sha1(payload.encode()).hexdigest()[:10]

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import logging
 import platform
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import recbole
 import torch
-from recbole.data import data_preparation
-from recbole.utils import init_seed
 from recbole.utils.logger import RemoveColorFilter
 
-import recbole_mmkd
-from recbole_mmkd.config import build_config, config_hash, hashable_config
-from recbole_mmkd.data import MultimodalDataset
+from recbole_mmkd.config import MMKDConfig, hashable_config
+from recbole_mmkd.identity import code_info, config_hash
 from recbole_mmkd.model import get_model
-from recbole_mmkd.model.base import MMKDRecommender, MultimodalRecommender
-from recbole_mmkd.model.student.kd import STATE_FILE, TABLES_FILE
-from recbole_mmkd.result import RunResult, run_dir_for
+from recbole_mmkd.model.base import MultimodalRecommender
+from recbole_mmkd.prepare import config_for, prepare
+from recbole_mmkd.progress import EpochProgress
+from recbole_mmkd.result import ResultError, RunResult, run_dir_for
 from recbole_mmkd.robustness import robustness_curve
+from recbole_mmkd.teacher import TeacherRef, check_teacher, teacher_arrays
 from recbole_mmkd.trainer import MMKDTrainer
 
 logger = logging.getLogger(__name__)
@@ -46,58 +46,116 @@ def _log_to(path: Path):
         handler.close()
 
 
+def run_config(
+    model: str,
+    dataset: str,
+    seed: int,
+    out_root: Path,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    data_path: Path | None = None,
+    properties: Any = None,
+    reuse: bool = True,
+    source: str = "overrides",
+) -> MMKDConfig:
+    """The checked config of a run, its teacher trained (or reused) first where it has one."""
+    overrides = {**(overrides or {}), "seed": seed}
+    if getattr(get_model(model, source=source), "needs_teacher", False):
+        ref = teacher_for(
+            model,
+            dataset,
+            seed,
+            out_root,
+            overrides,
+            data_path=data_path,
+            properties=properties,
+            reuse=reuse,
+            source=source,
+        )
+        overrides.update(ref.keys())
+    return config_for(
+        model, dataset, overrides, data_path=data_path, properties=properties, source=source
+    )
+
+
+def stored_run(run_dir: Path, *, need_arrays: bool = False) -> RunResult | None:
+    """The RunResult in ``run_dir`` when it is whole (and, with ``need_arrays``, has its
+    teacher artefacts); None otherwise, an unreadable one named in a warning."""
+    if not (run_dir / "result.json").is_file():
+        return None
+    try:
+        result = RunResult.load(run_dir)
+    except ResultError as err:
+        logger.warning("re-running: %s", err)
+        return None
+    if need_arrays and not TeacherRef(result.model, result.config_hash, run_dir).stored():
+        return None
+    return result
+
+
 def run_one(
     model: str,
     dataset: str,
     seed: int,
     out_root: Path,
-    overrides: dict[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
     data_path: Path | None = None,
+    properties: Any = None,
     reuse: bool = True,
     keep_tables: bool = False,
+    source: str = "overrides",
+    progress_title: str | None = None,
 ) -> RunResult:
     """Train ``model`` on ``dataset`` with ``seed``, select on validation, test once, save.
 
     With ``reuse``, a RunResult already on disk for the same config hash and seed is loaded
-    instead of re-trained. ``keep_tables`` also stores the best state's user and item tables
-    (``representations.npz``) and parameters (``state.npz``): what a teacher leaves for its
-    students. A model that ``needs_teacher`` (the KD students) first gets its teacher from
-    this function, with the same dataset, seed and output root: trained once, then reused by
-    every student.
+    instead of re-trained (an unreadable one is re-trained). ``keep_tables`` also stores the
+    teacher artefacts (:mod:`recbole_mmkd.teacher`). A model that ``needs_teacher`` (the KD
+    students) first gets its teacher from this function, with the same dataset, seed and
+    output root: trained once, then reused by every student.
     """
-    if keep_tables and not issubclass(get_model(model), MMKDRecommender):
-        raise TypeError(
-            f"{model} cannot be a teacher: teachers must be project models whose forward() "
-            f"returns user and item tables (RecBole's own models do not)"
-        )
-    overrides = {**(overrides or {}), "seed": seed}
-    if getattr(get_model(model), "needs_teacher", False):
-        overrides.update(teacher_for(model, dataset, seed, out_root, overrides, data_path, reuse))
-    config = build_config(model, dataset, overrides, data_path)
-    digest = config_hash(config)
+    model_class = get_model(model, source=source)
+    if keep_tables:
+        check_teacher(model_class, model)
+    config = run_config(
+        model,
+        dataset,
+        seed,
+        out_root,
+        overrides,
+        data_path=data_path,
+        properties=properties,
+        reuse=reuse,
+        source=source,
+    )
+    digest = config_hash(config, model_class)
     run_dir = run_dir_for(out_root, dataset, model, digest, seed)
-    complete = (run_dir / "result.json").is_file()
-    stored = all((run_dir / name).is_file() for name in (TABLES_FILE, STATE_FILE))
-    if reuse and complete and (not keep_tables or stored):
+    stored = stored_run(run_dir, need_arrays=keep_tables) if reuse else None
+    if stored is not None:
         logger.info("reusing %s", run_dir)
-        return RunResult.load(run_dir)
+        return stored
 
     log_file = Path(out_root) / "logs" / dataset / model / f"{digest}-seed-{seed}.log"
     with _log_to(log_file):
-        init_seed(seed, config["reproducibility"])
-        data = MultimodalDataset(config)
-        train_data, valid_data, test_data = data_preparation(config, data)
-        init_seed(seed, config["reproducibility"])
-        net = get_model(model)(config, train_data.dataset).to(config["device"])
-        trainer = MMKDTrainer(config, net)
-        fit = trainer.fit(train_data, valid_data)
-        test = trainer.evaluate_full(test_data)
-        arrays = {TABLES_FILE: _tables(net), STATE_FILE: _state(net)} if keep_tables else None
+        run = prepare(model, dataset, seed=seed, config=config, source=source)
+        net, trainer = run.model, MMKDTrainer(config, run.model)
+        progress = EpochProgress(
+            progress_title or f"{dataset} / {model} / seed {seed}",
+            epochs=config["epochs"],
+            patience=config["stopping_step"],
+            metric=config["valid_metric"],
+            every=config["progress_every"],
+        )
+        fit = trainer.fit(run.train, run.valid, progress=progress)
+        test = trainer.evaluate_full(run.test)
+        arrays = teacher_arrays(net) if keep_tables else None
         robustness = []
         if isinstance(net, MultimodalRecommender) and config["robustness_shares"]:
             shares = list(config["robustness_shares"])
-            robustness = robustness_curve(trainer, net, test_data, shares, seed)
+            robustness = robustness_curve(trainer, net, run.test, shares, seed)
 
+    data = run.dataset
     result = RunResult(
         dataset=dataset,
         model=model,
@@ -116,15 +174,10 @@ def run_one(
         test_seconds=test.seconds,
         n_test_users=len(test.user_ids),
         data_summary=getattr(data, "data_summary", {}),
-        environment={
-            "recbole_mmkd": recbole_mmkd.__version__,
-            "recbole": recbole.__version__,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "device": str(config["device"]),
-        },
+        environment=environment(config),
         model_info=net.run_info() if hasattr(net, "run_info") else {},
         robustness=robustness,
+        code=code_info(model_class),
         test_user_ids=data.id2token(data.uid_field, test.user_ids).astype("int64"),
         test_per_user=test.per_user,
     )
@@ -140,40 +193,50 @@ def run_one(
     return result
 
 
+def environment(config: MMKDConfig) -> dict[str, Any]:
+    """Where a run executed: versions, device, and the CPU threads (which change float sums,
+    so a fingerprint replay uses the same number)."""
+    import recbole_mmkd
+
+    return {
+        "recbole_mmkd": recbole_mmkd.__version__,
+        "recbole": recbole.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(config["device"]),
+        "threads": torch.get_num_threads(),
+    }
+
+
 def teacher_for(
     student: str,
     dataset: str,
     seed: int,
     out_root: Path,
-    overrides: dict[str, Any],
-    data_path: Path | None,
-    reuse: bool,
-) -> dict[str, Any]:
-    """Train or reuse the teacher a student's config names; the keys that point the student
-    at it (``teacher_tables`` and ``teacher_state``, paths, and ``teacher_hash``, which enters
-    the student's config hash)."""
-    probe = build_config(student, dataset, overrides, data_path)
+    overrides: Mapping[str, Any],
+    *,
+    data_path: Path | None = None,
+    properties: Any = None,
+    reuse: bool = True,
+    source: str = "overrides",
+) -> TeacherRef:
+    """Train or reuse the teacher a student's config names (``teacher``, ``teacher_config``);
+    the reference that points the student at it."""
+    probe = config_for(
+        student, dataset, overrides, data_path=data_path, properties=properties, source=source
+    )
     teacher = probe["teacher"]
     result = run_one(
-        teacher, dataset, seed, out_root, probe["teacher_config"] or {}, data_path, reuse, True
+        teacher,
+        dataset,
+        seed,
+        out_root,
+        probe["teacher_config"] or {},
+        data_path=data_path,
+        properties=properties,
+        reuse=reuse,
+        keep_tables=True,
+        source=f"{source}: teacher_config",
     )
     run_dir = run_dir_for(out_root, dataset, teacher, result.config_hash, seed)
-    return {
-        "teacher_tables": str(run_dir / TABLES_FILE),
-        "teacher_state": str(run_dir / STATE_FILE),
-        "teacher_hash": result.config_hash,
-    }
-
-
-def _tables(net: MMKDRecommender) -> dict[str, Any]:
-    """The best state's user and item tables of a model used as a teacher."""
-    net.eval()
-    with torch.no_grad():
-        users, items = net.representations()
-    return {"user": users.cpu().numpy(), "item": items.cpu().numpy()}
-
-
-def _state(net: MMKDRecommender) -> dict[str, Any]:
-    """The best state's parameters and persistent buffers, for students that run the teacher
-    (PromptMM)."""
-    return {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
+    return TeacherRef(teacher, result.config_hash, run_dir)

@@ -8,14 +8,19 @@ written to a temporary sibling and renamed into place, so a reader sees a whole 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+import zipfile
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from recbole_mmkd.errors import MMKDError
+
+logger = logging.getLogger(__name__)
 RESULT_FILE = "result.json"
 PER_USER_FILE = "per_user.npz"
 
@@ -43,6 +48,10 @@ class RunResult:
     model_info: dict[str, Any] = field(default_factory=dict)
     # multimodal models: test means per (modality, share of items missing it)
     robustness: list[dict[str, Any]] = field(default_factory=list)
+    # the code that made it (identity.code_info); runs made before this was recorded: {}
+    code: dict[str, Any] = field(default_factory=dict)
+    # each move to new code by an identical fingerprint (recbole_mmkd.carry), oldest first
+    carried: list[dict[str, Any]] = field(default_factory=list)
     test_user_ids: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))
     test_per_user: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
 
@@ -76,12 +85,46 @@ class RunResult:
 
     @classmethod
     def load(cls, run_dir: Path) -> RunResult:
+        """The run stored in ``run_dir``; :class:`ResultError` naming the file where it is
+        truncated, corrupt or not a RunResult."""
         run_dir = Path(run_dir)
-        meta = json.loads((run_dir / RESULT_FILE).read_text())
-        with np.load(run_dir / PER_USER_FILE) as arrays:
-            meta["test_user_ids"] = arrays["user_ids"]
-            meta["test_per_user"] = {k: arrays[k] for k in arrays.files if k != "user_ids"}
+        path = run_dir / RESULT_FILE
+        try:
+            meta = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ResultError(path, f"unreadable ({err})") from None
+        if not isinstance(meta, dict):
+            raise ResultError(path, "not a RunResult (no JSON object)")
+        missing = sorted(cls.__dataclass_fields__.keys() - meta.keys() - _OPTIONAL)
+        unknown = sorted(meta.keys() - cls.__dataclass_fields__.keys())
+        if missing or unknown:
+            raise ResultError(path, f"not a RunResult (missing {missing}, unknown {unknown})")
+        arrays_path = run_dir / PER_USER_FILE
+        try:
+            with np.load(arrays_path) as arrays:
+                meta["test_user_ids"] = arrays["user_ids"]
+                meta["test_per_user"] = {k: arrays[k] for k in arrays.files if k != "user_ids"}
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise ResultError(arrays_path, f"unreadable ({err})") from None
         return cls(**meta)
+
+
+class ResultError(MMKDError):
+    """A stored RunResult that cannot be read: names the file and says what to do."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(
+            f"{path}: {problem}. Fix: delete its run folder ({Path(path).parent}); "
+            "`run` trains it again"
+        )
+        self.path = Path(path)
+
+
+_OPTIONAL = {
+    name
+    for name, f in RunResult.__dataclass_fields__.items()
+    if f.default is not MISSING or f.default_factory is not MISSING
+}
 
 
 def run_dir_for(root: Path, dataset: str, model: str, config_hash: str, seed: int) -> Path:
@@ -89,7 +132,19 @@ def run_dir_for(root: Path, dataset: str, model: str, config_hash: str, seed: in
 
 
 def find_results(root: Path) -> list[Path]:
-    """Every complete run directory under ``root`` (temporary ones are hidden, so skipped)."""
+    """Every run directory under ``root`` (temporary ones are hidden, so skipped)."""
     return sorted(
         p.parent for p in Path(root).rglob(RESULT_FILE) if not p.parent.name.startswith(".")
     )
+
+
+def load_results(root: Path) -> list[RunResult]:
+    """Every readable RunResult under ``root``; an unreadable one is named in a warning and
+    skipped."""
+    results = []
+    for path in find_results(root):
+        try:
+            results.append(RunResult.load(path))
+        except ResultError as err:
+            logger.warning("skipped: %s", err)
+    return results

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import perf_counter
 
@@ -15,6 +16,7 @@ from recbole.trainer.trainer import AbstractTrainer
 from recbole.utils import calculate_valid_score, early_stopping
 
 from recbole_mmkd.metrics import per_user_topk
+from recbole_mmkd.progress import EpochProgress
 
 logger = logging.getLogger(__name__)
 
@@ -103,16 +105,27 @@ class MMKDTrainer(Trainer):
     def _save_checkpoint(self, epoch: int, verbose: bool = True, **kwargs) -> None:
         self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
-    def fit(self, train_data, valid_data, callback=None) -> FitResult:  # type: ignore[override]
+    def fit(  # type: ignore[override]
+        self,
+        train_data,
+        valid_data,
+        *,
+        callback: Callable[[int, float, dict], None] | None = None,
+        progress: EpochProgress | None = None,
+        stop_after: int | None = None,
+    ) -> FitResult:
         """Train until ``epochs`` or early stop; the model ends holding its best-validation state.
 
-        ``callback(epoch, valid_score, valid_result)`` runs after every validation.
+        ``callback(epoch, valid_score, valid_result)`` runs after every validation;
+        ``progress`` is told each validation; ``stop_after`` ends training after that many
+        epochs (a fingerprint replay), with the run's own settings otherwise unchanged.
         """
         self.eval_collector.data_collect(train_data)
         best_score = -np.inf if self.valid_metric_bigger else np.inf
         bad_steps = 0
         result = FitResult(best_epoch=-1, best_valid={})
-        for epoch in range(self.epochs):
+        epochs = self.epochs if stop_after is None else min(self.epochs, stop_after)
+        for epoch in range(epochs):
             start = perf_counter()
             if hasattr(self.model, "on_epoch_start"):  # RecBole's own models lack the hook
                 self.model.on_epoch_start(epoch)
@@ -143,6 +156,9 @@ class MMKDTrainer(Trainer):
             )
             if callback is not None:
                 callback(epoch, score, valid_result)
+            if progress is not None:
+                last = stop or epoch + 1 >= epochs
+                progress.update(epoch, loss, score, best_score, bad_steps, last=last)
             if stop:
                 break
         if self.best_state is not None:

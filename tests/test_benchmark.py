@@ -6,9 +6,11 @@ import pandas as pd
 import pytest
 from conftest import fast
 
-from recbole_mmkd.benchmark import load_benchmark, report, run_benchmark
-from recbole_mmkd.data.files import DataError
+from recbole_mmkd.benchmark import run_benchmark
+from recbole_mmkd.errors import ConfigError, DataError
+from recbole_mmkd.reporting.report import Report
 from recbole_mmkd.result import find_results
+from recbole_mmkd.specs import load_benchmark
 
 SPEC = """
 datasets: [toy]
@@ -28,19 +30,21 @@ def test_benchmark_runs_reports_and_reuses(toy, tmp_path):
     folder.mkdir()
     quick = str(fast()).replace("'", "")
     (folder / "tiny.yaml").write_text(SPEC % (quick, quick))
-    bench = load_benchmark("tiny", folder)
+    bench = load_benchmark(folder / "tiny.yaml")
     assert [e.model for e in bench.entries] == ["BPR", "LightGCN"]
     out = tmp_path / "out"
-    runs = run_benchmark(bench, out, toy)
+    runs = run_benchmark(bench, out, data_path=toy)
     assert len(runs["toy"]) == 4 and len(find_results(out)) == 4
-    text = report(bench, runs, out)
+    report = Report(bench, runs, teachers_from=out)
+    report.save(out)
+    text = report.to_markdown()
     assert (out / "leaderboard-toy.md").is_file() and (out / "comparisons-toy.csv").is_file()
     assert r"\toprule" in (out / "table-toy.tex").read_text()
     names = {p.name for p in (out / "figures").iterdir()}
     assert {"bars-toy-recall10.png", "curves-toy.pdf", "efficiency-toy.png"} <= names
     assert "LightGCN" in text and "p (t)" in text and "p (holm)" in text
     stamps = {p: (p / "result.json").stat().st_mtime_ns for p in find_results(out)}
-    run_benchmark(bench, out, toy)  # everything on disk: nothing re-trained
+    run_benchmark(bench, out, data_path=toy)  # everything on disk: nothing re-trained
     assert {p: (p / "result.json").stat().st_mtime_ns for p in find_results(out)} == stamps
 
 
@@ -58,24 +62,26 @@ def test_benchmark_runs_reports_and_reuses(toy, tmp_path):
 def test_bad_benchmark_files_name_file_field_and_fix(tmp_path, body, message):
     (tmp_path / "bad.yaml").write_text(body)
     with pytest.raises(DataError, match=message) as err:
-        load_benchmark("bad", tmp_path)
+        load_benchmark(tmp_path / "bad.yaml")
     assert "bad.yaml" in str(err.value)
-    with pytest.raises(DataError, match="name one of: bad"):
-        load_benchmark("missing", tmp_path)
+    (tmp_path / "benchmark").mkdir()
+    (tmp_path / "bad.yaml").rename(tmp_path / "benchmark" / "bad.yaml")
+    with pytest.raises(DataError, match="name one of: backbones, bad, default"):
+        load_benchmark("missing", properties=tmp_path)
 
 
 def test_all_pairs_and_the_combined_leaderboard(toy, tmp_path):
     from conftest import write_dataset
 
-    from recbole_mmkd.benchmark import combined_table
     from recbole_mmkd.pipeline import run_one
+    from recbole_mmkd.reporting.report import combined_table
 
     folder = tmp_path / "benchmarks"
     folder.mkdir()
     (folder / "pairs.yaml").write_text(
         "datasets: [toy]\nseeds: [1]\nmodels: [BPR, LightGCN, VBPR]\ncomparisons: all\n"
     )
-    bench = load_benchmark("pairs", folder)
+    bench = load_benchmark(folder / "pairs.yaml")
     assert bench.comparisons == [("LightGCN", "BPR"), ("VBPR", "BPR"), ("VBPR", "LightGCN")]
     write_dataset(toy, name="toy2", seed=1)
     quick = {"toy": [], "toy2": []}
@@ -95,7 +101,7 @@ def test_label_runs_names_each_configuration_of_a_model():
     import numpy as np
     from test_stats import _result
 
-    from recbole_mmkd.report.leaderboard import label_runs
+    from recbole_mmkd.reporting.leaderboard import label_runs
 
     base = _result("GRCN", 1, np.arange(3), np.zeros(3))
     runs = [
@@ -116,8 +122,8 @@ def test_label_runs_names_each_configuration_of_a_model():
 
 
 def test_labels_teachers_and_the_folder_report(toy, tmp_path):
-    from recbole_mmkd.benchmark import teacher_links
-    from run_benchmark import main as cli
+    from recbole_mmkd.cli import main as cli
+    from recbole_mmkd.reporting.report import teacher_links
 
     folder = tmp_path / "benchmarks"
     folder.mkdir()
@@ -129,11 +135,11 @@ def test_labels_teachers_and_the_folder_report(toy, tmp_path):
         f"  - {{model: KD-BPR, set: {kd}}}\n"
         f"comparisons: [[BPR-reg, BPR], [KD-BPR, BPR]]\nreference: BPR\n"
     )
-    bench = load_benchmark("labels", folder)
+    bench = load_benchmark(folder / "labels.yaml")
     assert [e.name for e in bench.entries] == ["BPR", "BPR-reg", "KD-BPR"]
     out = tmp_path / "out"
-    runs = run_benchmark(bench, out, toy)
-    report(bench, runs, out)
+    runs = run_benchmark(bench, out, data_path=toy)
+    Report(bench, runs, teachers_from=out).save(out)
     board = (out / "leaderboard-toy.md").read_text()
     assert "BPR-reg" in board and "VBPR (teacher)" in board  # the teacher joins the board
     assert "BPR-reg" in (out / "comparisons-toy.md").read_text()
@@ -146,52 +152,55 @@ def test_labels_teachers_and_the_folder_report(toy, tmp_path):
     cli(["report", str(out), "--reference", "VBPR", "--metrics", "recall@10"])
     board = (out / "leaderboard-toy.md").read_text()
     assert "BPR (reg_weight=0.5)" in board and "| VBPR " in board
-    from recbole_mmkd.report.leaderboard import label_runs, load_results
+    from recbole_mmkd.reporting.leaderboard import label_runs
+    from recbole_mmkd.result import load_results
 
     assert teacher_links(label_runs(load_results(out))) == [("VBPR", "KD-BPR")]
-    with pytest.raises(SystemExit, match="not among"):
+    with pytest.raises(SystemExit) as stop:
         cli(["report", str(out), "--reference", "Nope"])
+    assert stop.value.code == 2
 
 
 def test_every_shipped_benchmark_and_sweep_file_loads_and_names_registered_models():
-    from recbole_mmkd.benchmark import BENCHMARKS
+    from recbole_mmkd.config import PROPERTIES
     from recbole_mmkd.model import model_names
-    from recbole_mmkd.tune import SWEEPS, load_sweep
+    from recbole_mmkd.specs import load_sweep
 
     known = set(model_names())
-    benches = [load_benchmark(p.stem) for p in sorted(BENCHMARKS.glob("*.yaml"))]
+    benches = [load_benchmark(p.stem) for p in sorted((PROPERTIES / "benchmark").glob("*.yaml"))]
     assert {"default", "backbones", "kd"} <= {b.name for b in benches}
     for bench in benches:
         assert {e.model for e in bench.entries} <= known, bench.name
-    for path in sorted(SWEEPS.glob("*.yaml")):
+    for path in sorted((PROPERTIES / "sweep").glob("*.yaml")):
         assert load_sweep(path.stem).model in known, path.name
 
 
 def test_a_benchmark_splits_by_dataset_seeds_and_models_keeping_its_protocol():
-    from run_benchmark import _restrict
+    from recbole_mmkd.benchmark import restrict
 
     kd = load_benchmark("kd")
-    part = _restrict(kd, "ml-100k-mm", [2024, 2021])
+    part = restrict(kd, datasets=["ml-100k-mm"], seeds=[2024, 2021])
     assert part.datasets == ["ml-100k-mm"] and part.seeds == [2021, 2024]
     assert (part.entries, part.comparisons) == (kd.entries, kd.comparisons)
     assert (part.test, part.correction, part.reference) == (kd.test, kd.correction, kd.reference)
-    assert _restrict(kd, None, None) == kd
-    with pytest.raises(SystemExit, match="runs \\['tiktok', 'ml-100k-mm'\\]"):
-        _restrict(kd, "ml-1m", None)
-    with pytest.raises(SystemExit, match="seeds"):
-        _restrict(kd, None, [7])
-    lattice = _restrict(kd, None, None, ["SGFD-LATTICE", "LATTICE"])
+    assert restrict(kd) == kd
+    with pytest.raises(ConfigError, match="runs \\['tiktok', 'ml-100k-mm'\\]"):
+        restrict(kd, datasets=["ml-1m"])
+    with pytest.raises(ConfigError, match="seeds"):
+        restrict(kd, seeds=[7])
+    lattice = restrict(kd, models=["SGFD-LATTICE", "LATTICE"])
     assert [e.name for e in lattice.entries] == ["LATTICE", "SGFD-LATTICE"]
     assert lattice.comparisons == kd.comparisons and lattice.seeds == kd.seeds
-    with pytest.raises(SystemExit, match="--models \\['VBPR'\\]"):
-        _restrict(kd, None, None, ["VBPR"])
+    with pytest.raises(ConfigError, match="--models: '\\['VBPR'\\]'"):
+        restrict(kd, models=["VBPR"])
 
 
 def test_comparisons_skip_pairs_a_dataset_lacks():
     import numpy as np
     from test_stats import _result
 
-    from recbole_mmkd.benchmark import Benchmark, comparison_table
+    from recbole_mmkd.reporting.report import comparison_table
+    from recbole_mmkd.specs import Benchmark
 
     users = np.arange(50)
     runs = [
@@ -207,16 +216,14 @@ def test_comparisons_skip_pairs_a_dataset_lacks():
 def test_a_part_of_a_benchmark_leaves_its_tables_to_the_full_run(
     toy, tmp_path, monkeypatch, capsys
 ):
-    import recbole_mmkd.benchmark as benchmark
-    from run_benchmark import main
+    from recbole_mmkd.cli import main
 
-    folder = tmp_path / "benchmarks"
-    folder.mkdir()
+    folder = tmp_path / "props" / "benchmark"
+    folder.mkdir(parents=True)
     quick = str(fast()).replace("'", "")
     (folder / "tiny.yaml").write_text(SPEC % (quick, quick))
-    monkeypatch.setattr(benchmark, "load_benchmark", lambda name: load_benchmark(name, folder))
     out = tmp_path / "out"
-    common = ["--out", str(out), "--data-path", str(toy)]
+    common = ["--out", str(out), "--data-path", str(toy), "--properties", str(folder.parent)]
     main(["run", "tiny", "--models", "BPR", "--seeds", "1", *common])
     assert "part of tiny" in capsys.readouterr().out
     assert len(find_results(out)) == 1 and not list(out.glob("leaderboard-*"))

@@ -8,12 +8,12 @@ import torch
 from conftest import fast, write_dataset
 from recbole.data import data_preparation
 
-from recbole_mmkd.config import build_config
 from recbole_mmkd.data import DataError, MultimodalDataset
+from recbole_mmkd.prepare import config_for
 
 
 def _load(root, name="toy", **overrides):
-    config = build_config("BPR", name, fast(**overrides), data_path=root)
+    config = config_for("BPR", name, fast(**overrides), data_path=root)
     return config, MultimodalDataset(config)
 
 
@@ -67,7 +67,7 @@ def test_dataloaders_mask_history(toy):
 def test_tiktok_shipped():
     from conftest import ROOT
 
-    config = build_config("BPR", "tiktok", fast(), data_path=ROOT / "dataset")
+    config = config_for("BPR", "tiktok", fast(), data_path=ROOT / "dataset")
     data = MultimodalDataset(config)
     summary = data.data_summary
     assert summary["items"] == 6710 and summary["users"] == 9308

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from test_stats import _result
 
-from recbole_mmkd.report import figures
+from recbole_mmkd.reporting import figures
 
 
 def _runs():

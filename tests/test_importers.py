@@ -120,7 +120,7 @@ def test_cli_error_is_one_line(tmp_path):
     cmd = [sys.executable, script, "import", "--format", "mmrec", str(bad), "x"]
     cmd += ["--dest", str(tmp_path / "out")]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "'image'" in last and "Fix:" in last
     assert not (tmp_path / "out" / "x").exists()

@@ -8,16 +8,30 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from conftest import fast
+import yaml
+from conftest import ROOT, fast
 from recbole.data import data_preparation
 from recbole.utils import init_seed
 
-from recbole_mmkd.config import build_config
 from recbole_mmkd.data import MultimodalDataset
+from recbole_mmkd.distill import methods
+from recbole_mmkd.distill.methods import (
+    KDMethod,
+    LogitKD,
+    RankingDistillation,
+    RelaxedRankingDistillation,
+    items_outside,
+    register_kd_method,
+    resolve_kd_method,
+    scores,
+    teacher_top_items,
+)
+from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import get_model
-from recbole_mmkd.model.student.kd import TABLES_FILE, items_outside, scores, teacher_top_items
 from recbole_mmkd.pipeline import run_one
+from recbole_mmkd.prepare import config_for
 from recbole_mmkd.result import find_results
+from recbole_mmkd.teacher import TABLES_FILE
 
 
 def test_teacher_top_items_excludes_padding_and_training_items():
@@ -48,6 +62,25 @@ def test_scores_are_row_wise_inner_products():
     assert scores(users, items).tolist() == [[3.0, 3.0], [-5.0, 0.0]]
 
 
+def _random_tables(path, dataset, dim: int = 4):
+    """Stand-in teacher tables of the dataset's shape, stored where a teacher run puts them."""
+    rng = np.random.default_rng(0)
+    user = rng.normal(size=(dataset.user_num, dim)).astype(np.float32)
+    item = rng.normal(size=(dataset.item_num, dim)).astype(np.float32)
+    np.savez(path, user=user, item=item)
+    return path
+
+
+def _student(toy, method: str, **extra):
+    """A KD-LightGCN student of ``toy`` with stand-in teacher tables, and its training data."""
+    tables = toy / TABLES_FILE
+    kd = fast(teacher="LightGCN", teacher_run=str(tables.parent), kd_method=method, **extra)
+    config = config_for("KD-LightGCN", "toy", kd, data_path=toy)
+    train, _, _ = data_preparation(config, MultimodalDataset(config))
+    _random_tables(tables, train.dataset)
+    return get_model("KD-LightGCN")(config, train.dataset), train
+
+
 def _digest(path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()
 
@@ -74,8 +107,8 @@ def test_student_teacher_buffers_are_frozen_and_kd_weight_zero_is_the_plain_stud
     out = toy / "out"
     teacher = run_one("LightGCN", "toy", 1, out, fast(), data_path=toy, keep_tables=True)
     path = out / "toy" / "LightGCN" / teacher.config_hash / "seed-1" / TABLES_FILE
-    kd = fast(teacher="LightGCN", teacher_tables=str(path), kd_method="rd", rd_topk=3)
-    config = build_config("KD-LightGCN", "toy", kd, data_path=toy)
+    kd = fast(teacher="LightGCN", teacher_run=str(path.parent), kd_method="rd", rd_topk=3)
+    config = config_for("KD-LightGCN", "toy", kd, data_path=toy)
     init_seed(0, True)
     train, _, _ = data_preparation(config, MultimodalDataset(config))
     student = get_model("KD-LightGCN")(config, train.dataset)
@@ -88,7 +121,7 @@ def test_student_teacher_buffers_are_frozen_and_kd_weight_zero_is_the_plain_stud
     with_kd.backward()
     assert student.teacher_users.grad is None
     plain = get_model("LightGCN")(
-        build_config("LightGCN", "toy", fast(), data_path=toy), train.dataset
+        config_for("LightGCN", "toy", fast(), data_path=toy), train.dataset
     )
     plain.load_state_dict(student.state_dict())
     student.kd_weight = 0.0
@@ -97,20 +130,23 @@ def test_student_teacher_buffers_are_frozen_and_kd_weight_zero_is_the_plain_stud
 
 
 def test_student_errors_name_the_fix(toy):
-    kd = fast(teacher="LightGCN", teacher_tables=str(toy / "missing.npz"), kd_method="logit")
-    config = build_config("KD-LightGCN", "toy", kd, data_path=toy)
+    kd = fast(teacher="LightGCN", teacher_run=str(toy / "missing"), kd_method="logit")
+    config = config_for("KD-LightGCN", "toy", kd, data_path=toy)
     train, _, _ = data_preparation(config, MultimodalDataset(config))
     with pytest.raises(FileNotFoundError, match="run_one"):
         get_model("KD-LightGCN")(config, train.dataset)
-    with pytest.raises(ValueError, match="rrd_k <= rrd_top_n"):
-        bad = build_config(
-            "KD-LightGCN",
-            "toy",
-            {**kd, "kd_method": "rrd", "rrd_k": 9, "rrd_top_n": 5},
-            data_path=toy,
-        )
-        get_model("KD-LightGCN")(bad, train.dataset)
-    with pytest.raises(TypeError, match="cannot be a teacher"):
+    with pytest.raises(ConfigError, match="did you mean 'rd'"):  # before the teacher is read
+        typo = config_for("KD-LightGCN", "toy", {**kd, "kd_method": "rdd"}, data_path=toy)
+        get_model("KD-LightGCN")(typo, train.dataset)
+    kd["teacher_run"] = str(_random_tables(toy / TABLES_FILE, train.dataset).parent)
+    for bad, match in (
+        ({"kd_method": "rrd", "rrd_k": 9, "rrd_top_n": 5}, "rrd_k <= rrd_top_n"),
+        ({"kd_method": "rd", "rd_topk": 31}, "rd_topk 31 must be below n_items 31"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            bad_config = config_for("KD-LightGCN", "toy", {**kd, **bad}, data_path=toy)
+            get_model("KD-LightGCN")(bad_config, train.dataset)
+    with pytest.raises(ConfigError, match="cannot be a teacher"):
         run_one(
             "KD-LightGCN",
             "toy",
@@ -119,3 +155,89 @@ def test_student_errors_name_the_fix(toy):
             fast(teacher="recbole.BPR", teacher_config=fast()),
             data_path=toy,
         )
+
+
+SMALL = dict(kd_items=5, rd_topk=3, rrd_top_n=5, rrd_k=2, rrd_l=3)  # toy: 30 items
+SETTINGS = dict(SMALL, t_decay=1.0, rd_lambda=5.0, rrd_temperature=10.0)
+
+
+class _ReadKeys(dict):
+    """A config that records which keys are read."""
+
+    def __init__(self, values: dict) -> None:
+        super().__init__(values)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+
+def test_an_unknown_kd_method_is_a_config_error_naming_the_known_ones():
+    with pytest.raises(ConfigError, match="'kd_method': unknown KD method 'nope'") as error:
+        resolve_kd_method("nope")
+    assert "name one of logit, rd, rrd" in str(error.value)
+
+
+@pytest.mark.parametrize("cls", [LogitKD, RankingDistillation, RelaxedRankingDistillation])
+def test_each_kd_method_reads_exactly_its_declared_config_keys(cls):
+    assert resolve_kd_method(cls.name) is cls
+    config = _ReadKeys(SETTINGS)
+    seen = sp.csr_matrix((6, 12))
+    cls.from_config(
+        config,
+        teacher_users=torch.randn(6, 3),
+        teacher_items=torch.randn(12, 3),
+        seen=seen,
+        n_items=12,
+    )
+    assert config.read == set(cls.config_keys)
+    defaults = yaml.safe_load((ROOT / "properties" / "model" / "KD.yaml").read_text())
+    assert set(cls.config_keys) <= set(defaults)  # documented, with a default
+
+
+@pytest.mark.parametrize("method", ["logit", "rd", "rrd"])
+def test_kd_method_buffers_move_with_the_student_and_stay_out_of_its_state(toy, method):
+    student, train = _student(toy, method, **SMALL)
+    plain = get_model("LightGCN")(
+        config_for("LightGCN", "toy", fast(), data_path=toy), train.dataset
+    )
+    assert student.state_dict().keys() == plain.state_dict().keys()
+    assert not list(student.kd.parameters())
+    student.double()
+    floats = [b for b in student.kd.buffers() if b.is_floating_point()]
+    assert floats and all(b.dtype == torch.float64 for b in floats)
+
+
+def test_one_registered_class_is_all_a_new_kd_method_needs(toy, monkeypatch):
+    monkeypatch.setattr(methods, "KD_METHODS", dict(methods.KD_METHODS))  # undone after the test
+
+    @register_kd_method
+    class ScoreMSE(KDMethod):
+        """Squared error of the student's scores of each row's items against the teacher's."""
+
+        name = "score_mse"
+
+        def __init__(self, *, teacher_users, teacher_items, seen, n_items) -> None:
+            super().__init__()  # the default from_config passes all four
+            self.register_buffer("teacher_users", teacher_users, persistent=False)
+            self.register_buffer("teacher_items", teacher_items, persistent=False)
+
+        def loss(self, user_e, item_e, users, interaction_items):
+            student = scores(user_e[users], item_e[interaction_items])
+            teacher = scores(self.teacher_users[users], self.teacher_items[interaction_items])
+            return (student - teacher).pow(2).mean()
+
+    student, train = _student(toy, "score_mse", kd_weight=0.5)
+    assert isinstance(student.kd, ScoreMSE)
+    assert student.run_info()["kd_method"] == "score_mse"
+    batch = next(iter(train))
+    user_e, item_e = student.forward()
+    users = batch[student.USER_ID]
+    items = torch.stack([batch[student.ITEM_ID], batch[student.NEG_ITEM_ID]], dim=1)
+    teacher = scores(student.teacher_users[users], student.teacher_items[items])
+    term = (scores(user_e[users], item_e[items]) - teacher).pow(2).mean()
+    with_kd = student.calculate_loss(batch)
+    student.kd_weight = 0.0
+    assert torch.allclose(with_kd, student.calculate_loss(batch) + 0.5 * term)
+    assert term > 0

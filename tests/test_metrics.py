@@ -10,10 +10,10 @@ from recbole.data import data_preparation
 from recbole.trainer import Trainer
 from recbole.utils import init_seed
 
-from recbole_mmkd.config import build_config
 from recbole_mmkd.data import MultimodalDataset
 from recbole_mmkd.metrics import per_user_topk
 from recbole_mmkd.model import get_model
+from recbole_mmkd.prepare import config_for
 from recbole_mmkd.trainer import MMKDTrainer
 
 
@@ -41,7 +41,7 @@ def test_per_user_means_equal_recbole_means_on_tiktok(model_name, tmp_path, monk
     """Our per-user vectors average to the means of RecBole's own, unmodified Trainer."""
     monkeypatch.chdir(tmp_path)  # RecBole's Trainer writes saved/ and log_tensorboard/ here
     metrics = ["Recall", "NDCG", "Precision", "Hit", "MAP", "MRR"]
-    config = build_config(
+    config = config_for(
         model_name,
         "tiktok",
         fast(epochs=1, metrics=metrics, topk=[5, 10, 20, 50]),

@@ -9,11 +9,12 @@ from conftest import fast
 from recbole.data import data_preparation
 from recbole.data.interaction import Interaction
 
-from recbole_mmkd.config import build_config
 from recbole_mmkd.data import MultimodalDataset
+from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import get_model, model_names
 from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.pipeline import teacher_for
+from recbole_mmkd.prepare import config_for
 
 MODELS = model_names()
 MULTIMODAL = [m for m in MODELS if issubclass(get_model(m), MultimodalRecommender)]
@@ -21,14 +22,15 @@ MULTIMODAL = [m for m in MODELS if issubclass(get_model(m), MultimodalRecommende
 
 def _teacher(root, name: str) -> dict:
     """Train (once per test directory) the teacher ``name``'s YAML names; point at it."""
-    quick = fast(teacher_config=fast(), rd_topk=3, rrd_top_n=5, rrd_k=2, rrd_l=3)
-    return {**quick, **teacher_for(name, "toy", 0, root / "teachers", quick, root, True)}
+    small_kd = dict(rd_topk=3, rrd_top_n=5, rrd_k=2, rrd_l=3) if name.startswith("KD-") else {}
+    quick = fast(teacher_config=fast(), **small_kd)
+    return {**quick, **teacher_for(name, "toy", 0, root / "teachers", quick, data_path=root).keys()}
 
 
 def _build(root, name, **overrides):
     if getattr(get_model(name), "needs_teacher", False):
         overrides = {**_teacher(root, name), **overrides}
-    config = build_config(name, "toy", fast(**overrides), data_path=root)
+    config = config_for(name, "toy", fast(**overrides), data_path=root)
     data = MultimodalDataset(config)
     train, _, _ = data_preparation(config, data)
     torch.manual_seed(0)
@@ -38,8 +40,10 @@ def _build(root, name, **overrides):
 def test_registry():
     assert {"BPR", "LightGCN", "VBPR"} <= set(MODELS)
     assert get_model("recbole.LightGCN").__module__.startswith("recbole.")
-    with pytest.raises(KeyError, match="Registered"):
+    with pytest.raises(ConfigError, match=r"unknown model.*name one of BM3"):
         get_model("NoSuchModel")
+    with pytest.raises(ConfigError, match="did you mean 'LightGCN'"):
+        get_model("LightGCNN")
 
 
 @pytest.mark.parametrize("name", MODELS)

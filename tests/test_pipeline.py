@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from conftest import fast
 
-from recbole_mmkd.config import build_config
 from recbole_mmkd.pipeline import run_one
-from recbole_mmkd.report.leaderboard import leaderboard, load_results, to_markdown
-from recbole_mmkd.result import RunResult, find_results
+from recbole_mmkd.prepare import config_for, prepare
+from recbole_mmkd.reporting.leaderboard import leaderboard, to_markdown
+from recbole_mmkd.result import RunResult, find_results, load_results
 
 
 @pytest.fixture
@@ -50,39 +50,32 @@ def test_run_one_writes_and_reuses(toy, tmp_path, in_tmp_cwd):
 
 
 def test_model_state_is_best_validation_state(toy, tmp_path):
-    from recbole.data import data_preparation
-    from recbole.utils import init_seed
-
-    from recbole_mmkd.data import MultimodalDataset
-    from recbole_mmkd.model import get_model
     from recbole_mmkd.trainer import MMKDTrainer
 
-    config = build_config("BPR", "toy", fast(epochs=6, learning_rate=0.05), data_path=toy)
-    init_seed(0, True)
-    train, valid, _ = data_preparation(config, MultimodalDataset(config))
-    trainer = MMKDTrainer(config, get_model("BPR")(config, train.dataset))
-    fit = trainer.fit(train, valid)
-    assert trainer.evaluate(valid) == fit.best_valid
+    run = prepare("BPR", "toy", fast(epochs=6, learning_rate=0.05), data_path=toy)
+    trainer = MMKDTrainer(run.config, run.model)
+    fit = trainer.fit(run.train, run.valid)
+    assert trainer.evaluate(run.valid) == fit.best_valid
 
 
 def test_config_ignores_command_line(toy, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["pytest", "--epochs=999", "--learning_rate=9"])
-    config = build_config("BPR", "toy", fast(), data_path=toy)
+    config = config_for("BPR", "toy", fast(), data_path=toy)
     assert config["epochs"] == 2 and config["learning_rate"] == 0.001
 
 
 def test_config_leaves_cuda_visible_devices(toy, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
-    build_config("BPR", "toy", {"gpu_id": "0"}, data_path=toy)
+    config_for("BPR", "toy", {"gpu_id": "0"}, data_path=toy)
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"
 
 
 def test_config_hash_tracks_settings_not_seed(toy):
-    from recbole_mmkd.config import config_hash
+    from recbole_mmkd.identity import config_hash
 
-    base = config_hash(build_config("BPR", "toy", fast(seed=1), data_path=toy))
-    assert base == config_hash(build_config("BPR", "toy", fast(seed=2), data_path=toy))
-    assert base != config_hash(build_config("BPR", "toy", fast(reg_weight=0.5), data_path=toy))
+    base = config_hash(config_for("BPR", "toy", fast(seed=1), data_path=toy))
+    assert base == config_hash(config_for("BPR", "toy", fast(seed=2), data_path=toy))
+    assert base != config_hash(config_for("BPR", "toy", fast(reg_weight=0.5), data_path=toy))
 
 
 def test_leaderboard_over_seeds(toy, tmp_path):

@@ -10,12 +10,12 @@ import torch
 from conftest import fast
 from recbole.data import data_preparation
 
-from recbole_mmkd.config import build_config
 from recbole_mmkd.data import MultimodalDataset
 from recbole_mmkd.model import get_model
-from recbole_mmkd.model.student.kd import STATE_FILE
 from recbole_mmkd.model.student.promptmm import pca_tokens
 from recbole_mmkd.pipeline import run_one, teacher_for
+from recbole_mmkd.prepare import config_for
+from recbole_mmkd.teacher import STATE_FILE
 
 QUICK = fast(teacher_config=fast())
 
@@ -30,8 +30,8 @@ def test_pca_tokens_keep_the_principal_axis_and_pad():
 
 
 def _student(root, **overrides):
-    keys = teacher_for("PromptMM", "toy", 0, root / "t", QUICK, root, True)
-    config = build_config("PromptMM", "toy", {**QUICK, **keys, **overrides}, data_path=root)
+    keys = teacher_for("PromptMM", "toy", 0, root / "t", QUICK, data_path=root).keys()
+    config = config_for("PromptMM", "toy", {**QUICK, **keys, **overrides}, data_path=root)
     train, _, _ = data_preparation(config, MultimodalDataset(config))
     return get_model("PromptMM")(config, train.dataset), train, keys
 
@@ -52,14 +52,13 @@ def test_kd_losses_train_the_prompt_only_in_the_paper_variant(toy, variant):
 
 def test_student_run_leaves_the_stored_teacher_unchanged(toy):
     out = toy / "out"
-    keys = teacher_for("PromptMM", "toy", 1, out, QUICK, toy, True)
-    state = keys["teacher_state"]
+    ref = teacher_for("PromptMM", "toy", 1, out, QUICK, data_path=toy)
+    state = ref.run_dir / STATE_FILE
     before = hashlib.sha1(Path(state).read_bytes()).hexdigest()
     result = run_one("PromptMM", "toy", 1, out, QUICK, data_path=toy)
     assert result.model_info == {"teacher": "PromptMMTeacher", "variant": "paper"}
-    assert result.config["teacher_hash"] == keys["teacher_hash"]
+    assert result.config["teacher_hash"] == ref.config_hash
     assert hashlib.sha1(Path(state).read_bytes()).hexdigest() == before
-    assert state.endswith(STATE_FILE)
 
 
 def test_embedding_sizes_must_match(toy):

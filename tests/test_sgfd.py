@@ -8,15 +8,15 @@ from conftest import fast, write_dataset
 from recbole.data import data_preparation
 from recbole.utils import init_seed
 
-from recbole_mmkd.config import build_config
 from recbole_mmkd.data import MultimodalDataset
 from recbole_mmkd.model import get_model
+from recbole_mmkd.prepare import config_for
 
 BACKBONES = ["VBPR", "BM3", "GRCN", "LATTICE", "FREEDOM", "MMGCN"]
 
 
 def _setup(model: str, root, **overrides):
-    config = build_config(model, "toy", fast(**overrides), data_path=root)
+    config = config_for(model, "toy", fast(**overrides), data_path=root)
     init_seed(0, True)
     train, _, _ = data_preparation(config, MultimodalDataset(config))
     return config, train
@@ -26,10 +26,10 @@ def _setup(model: str, root, **overrides):
 def test_sgfd_with_zero_weights_reduces_to_its_backbone(tmp_path, backbone):
     # identity students over L2-normalised features of width d: the backbone sees its raw input
     write_dataset(tmp_path, modalities={"image": 6, "text": 6})
-    same = dict(feature_norm="l2", sgfd_dim=6, student_activation=False, ce_weight=0, kd_weight=0)
-    _, train = _setup(backbone, tmp_path, **same)
-    plain = get_model(backbone)(*_setup(backbone, tmp_path, **same)[:1], train.dataset)
-    config, _ = _setup(f"SGFD-{backbone}", tmp_path, **same)
+    sgfd = dict(sgfd_dim=6, student_activation=False, ce_weight=0, kd_weight=0)
+    _, train = _setup(backbone, tmp_path, feature_norm="l2")
+    plain = get_model(backbone)(*_setup(backbone, tmp_path, feature_norm="l2")[:1], train.dataset)
+    config, _ = _setup(f"SGFD-{backbone}", tmp_path, feature_norm="l2", **sgfd)
     wrapped = get_model(f"SGFD-{backbone}")(config, train.dataset)
     missing, unexpected = wrapped.load_state_dict(plain.state_dict(), strict=False)
     assert not unexpected and all(k.startswith(("students.", "teacher.")) for k in missing)
@@ -88,8 +88,8 @@ def test_sgfd_temperature_schedule_and_label_source(toy, tmp_path):
 
 
 def test_sgfd_reads_backbone_then_sgfd_then_own_yaml(toy):
-    config = build_config("SGFD-GRCN", "toy", data_path=toy)
+    config = config_for("SGFD-GRCN", "toy", data_path=toy)
     assert config["n_routing"] == 3  # GRCN.yaml
     assert config["ce_weight"] == 1.0 and config["t_decay"] == 100  # SGFD-GRCN.yaml over SGFD.yaml
     assert config["student_activation"] is False
-    assert build_config("SGFD-LATTICE", "toy", data_path=toy)["kd_weight"] == 0.2  # SGFD.yaml
+    assert config_for("SGFD-LATTICE", "toy", data_path=toy)["kd_weight"] == 0.2  # SGFD.yaml

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from recbole_mmkd.report.stats import compare, per_user_means
+from recbole_mmkd.reporting.stats import compare, per_user_means
 from recbole_mmkd.result import RunResult
 
 
@@ -55,7 +55,7 @@ def _planted(seed: int = 0):
 
 @pytest.mark.parametrize("test", ["t", "randomisation", "wilcoxon"])
 def test_paired_p_values_equal_scipy_and_separate_effect_from_null(test):
-    from recbole_mmkd.report.stats import paired_p_value
+    from recbole_mmkd.reporting.stats import paired_p_value
 
     base, effect, null = _planted()
     p_effect = paired_p_value(effect, base, test, n_resamples=2000)
@@ -80,7 +80,7 @@ def test_paired_p_values_equal_scipy_and_separate_effect_from_null(test):
 def test_corrections_equal_statsmodels():
     from statsmodels.stats.multitest import multipletests
 
-    from recbole_mmkd.report.stats import adjust
+    from recbole_mmkd.reporting.stats import adjust
 
     p = [0.01, 0.04, 0.03, 0.5]
     assert np.allclose(adjust(p, "holm"), multipletests(p, method="holm")[1])
@@ -91,7 +91,7 @@ def test_corrections_equal_statsmodels():
 
 
 def test_effect_sizes():
-    from recbole_mmkd.report.stats import cohens_d_paired, relative_improvement_ci
+    from recbole_mmkd.reporting.stats import cohens_d_paired, relative_improvement_ci
 
     base, effect, null = _planted()
     point, low, high = relative_improvement_ci(effect, base, n_resamples=500)

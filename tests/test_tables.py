@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from test_stats import _result
 
-from recbole_mmkd.report.leaderboard import leaderboard
-from recbole_mmkd.report.tables import caption, ranks, significant_vs, to_latex, to_markdown
+from recbole_mmkd.reporting.leaderboard import leaderboard
+from recbole_mmkd.reporting.tables import caption, ranks, significant_vs, to_latex, to_markdown
 
 
 def _runs():

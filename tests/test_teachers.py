@@ -8,12 +8,12 @@ import torch
 import torch.nn.functional as F
 from conftest import fast, write_dataset
 
-from recbole_mmkd.config import build_config
 from recbole_mmkd.data import MultimodalDataset
 from recbole_mmkd.data.labels import item_labels, kmeans_labels
 from recbole_mmkd.model.teacher.cross_modal_attention import masked_mean
 from recbole_mmkd.model.teacher.sgfd_teacher import SemanticTeacher, class_loss, tower_widths
 from recbole_mmkd.pipeline import run_one
+from recbole_mmkd.prepare import config_for
 
 
 def test_tower_widths():
@@ -51,13 +51,13 @@ def test_kmeans_labels_recover_planted_clusters():
 
 
 def test_label_sources(toy, tmp_path):
-    config = build_config("SGFDTeacher", "toy", fast(), data_path=toy)
+    config = config_for("SGFDTeacher", "toy", fast(), data_path=toy)
     data = MultimodalDataset(config)
     labels, source = item_labels(data, config)
     assert source.startswith("dataset") and torch.equal(labels, data.item_labels)
 
     write_dataset(tmp_path, name="nolabels", labels=None)
-    config = build_config("SGFDTeacher", "nolabels", fast(label_clusters=3), data_path=tmp_path)
+    config = config_for("SGFDTeacher", "nolabels", fast(label_clusters=3), data_path=tmp_path)
     data = MultimodalDataset(config)
     labels, source = item_labels(data, config)
     assert (

@@ -15,7 +15,7 @@ import pytest
 import torch
 from conftest import ROOT
 
-from recbole_mmkd.data.files import DataError
+from recbole_mmkd.errors import DataError
 from recbole_mmkd.tune import BEST, load_sweep, planned_trials, run_sweep, select_best
 
 SWEEP = """
@@ -40,8 +40,8 @@ import sys
 from pathlib import Path
 import recbole_mmkd
 from recbole_mmkd.tune import load_sweep, run_sweep
-sweep = load_sweep("tiny", Path(sys.argv[1]))
-run_sweep(sweep, Path(sys.argv[2]), Path(sys.argv[3]), resume=sys.argv[4] == "resume")
+sweep = load_sweep(Path(sys.argv[1]) / "tiny.yaml")
+run_sweep(sweep, Path(sys.argv[2]), data_path=Path(sys.argv[3]), resume=sys.argv[4] == "resume")
 """
 
 
@@ -70,7 +70,7 @@ def test_sweep_interrupted_after_two_trials_resumes_to_exactly_the_planned_grid(
 
     folder, out = tmp_path / "sweeps", tmp_path / "out"
     _write(folder)
-    assert planned_trials(load_sweep("tiny", folder)) == 4
+    assert planned_trials(load_sweep(folder / "tiny.yaml")) == 4
     first = _sweep(folder, out, toy, "new")
     log = out / "progress.log"
     deadline = time.time() + 600
@@ -100,7 +100,7 @@ def test_sweep_interrupted_after_two_trials_resumes_to_exactly_the_planned_grid(
     for path, stamp in stamps.items():  # nothing of the first launch was touched
         assert path.stat().st_mtime_ns == stamp
     with pytest.raises(DataError, match="--resume"):  # a second sweep into the same folder
-        run_sweep(load_sweep("tiny", folder), out, toy)
+        run_sweep(load_sweep(folder / "tiny.yaml"), out, data_path=toy)
 
 
 def test_resume_runs_exactly_the_grid_points_missing_from_the_ledger(toy, tmp_path):
@@ -109,13 +109,13 @@ def test_resume_runs_exactly_the_grid_points_missing_from_the_ledger(toy, tmp_pa
     from recbole_mmkd.tune import LEDGER
 
     _write(tmp_path / "sweeps")
-    sweep, out = load_sweep("tiny", tmp_path / "sweeps"), tmp_path / "out"
+    sweep, out = load_sweep(tmp_path / "sweeps" / "tiny.yaml"), tmp_path / "out"
     try:
-        first = run_sweep(sweep, out, toy)
+        first = run_sweep(sweep, out, data_path=toy)
         lines = (out / LEDGER).read_text().splitlines()
         # as if killed after two trials, while the third one's record was being written
         (out / LEDGER).write_text(lines[0] + "\n" + lines[1] + "\n" + lines[2][:25])
-        table = run_sweep(sweep, out, toy, resume=True)
+        table = run_sweep(sweep, out, data_path=toy, resume=True)
     finally:
         ray.shutdown()
     assert len(table) == 4 and list(table["trial_id"][:2]) == list(first["trial_id"][:2])
@@ -134,7 +134,7 @@ def test_ledger_survives_a_cut_line_and_plans_what_is_left(tmp_path):
     append_ledger(ledger, {"point": {"a": 3}})
     assert [r["point"] for r in read_ledger(ledger)] == [{"a": 1}, {"a": 3}]
     _write(tmp_path / "sweeps", "num_samples: 2")
-    sweep = load_sweep("tiny", tmp_path / "sweeps")
+    sweep = load_sweep(tmp_path / "sweeps" / "tiny.yaml")
     planned = planned_points(sweep)  # the 2 x 2 grid, twice
     assert len(planned) == 8 and planned[:4] == planned[4:]
     done = [planned[0], planned[0], planned[1]]
@@ -144,13 +144,14 @@ def test_ledger_survives_a_cut_line_and_plans_what_is_left(tmp_path):
     (tmp_path / "sweeps" / "tiny.yaml").write_text(
         text.replace("[0.0001, 0.001]", "{loguniform: [0.0001, 0.01]}")
     )
-    draws = planned_points(load_sweep("tiny", tmp_path / "sweeps"))
-    assert draws == planned_points(load_sweep("tiny", tmp_path / "sweeps"))  # seeded
+    draws = planned_points(load_sweep(tmp_path / "sweeps" / "tiny.yaml"))
+    assert draws == planned_points(load_sweep(tmp_path / "sweeps" / "tiny.yaml"))  # seeded
     assert len(draws) == 2 and all(1e-4 <= d["reg_weight"] <= 1e-2 for d in draws)
 
 
 def test_a_categorical_grid_key_gets_its_heatmap_axis():
-    from recbole_mmkd.tune import planned_points, sweep_figure, sweep_table
+    from recbole_mmkd.reporting.sweep import sweep_figure
+    from recbole_mmkd.tune import planned_points, sweep_table
 
     sweep = load_sweep("kd-lightgcn-freedom")  # kd_method x kd_weight
     rows = [
@@ -190,7 +191,7 @@ def test_trials_report_no_test_metric():
 def test_bad_sweep_files_name_the_field(tmp_path, extra, field):
     _write(tmp_path, extra)
     with pytest.raises(DataError, match=f"field '{field}'"):
-        load_sweep("tiny", tmp_path)
+        load_sweep(tmp_path / "tiny.yaml")
 
 
 def test_bad_space_values(tmp_path):
@@ -200,13 +201,15 @@ def test_bad_space_values(tmp_path):
         text.replace("[0.0001, 0.001]", "{loguniform: [0.0001, 0.1]}")
     )
     with pytest.raises(DataError, match="in a grid search"):
-        load_sweep("tiny", tmp_path)
+        load_sweep(tmp_path / "tiny.yaml")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_fractional_gpu_trials_run_on_cuda(toy, tmp_path):
     _write(tmp_path / "sweeps", "gpus_per_trial: 0.5")
-    table = run_sweep(load_sweep("tiny", tmp_path / "sweeps"), tmp_path / "out", toy)
+    table = run_sweep(
+        load_sweep(tmp_path / "sweeps" / "tiny.yaml"), tmp_path / "out", data_path=toy
+    )
     assert len(table) == 4 and set(table["device"]) == {"cuda"}
 
 
@@ -218,14 +221,18 @@ def test_tpe_search_with_asha_runs_the_planned_trials_and_resumes_informed(toy, 
     text = text.replace("[0.0001, 0.001]", "{loguniform: [0.0001, 0.01]}")
     (tmp_path / "sweeps" / "tiny.yaml").write_text(text)
     try:
-        table = run_sweep(load_sweep("tiny", tmp_path / "sweeps"), tmp_path / "out", toy)
+        table = run_sweep(
+            load_sweep(tmp_path / "sweeps" / "tiny.yaml"), tmp_path / "out", data_path=toy
+        )
         assert len(table) == 3 and table[BEST].notna().all()
         assert table["reg_weight"].between(0.0001, 0.01).all()
         assert (tmp_path / "out" / "figures" / "sweep-tiny.pdf").is_file()  # the trials' scatter
         # one more trial on resume: Optuna is told the three finished ones, none re-runs
         folder = tmp_path / "sweeps"
         (folder / "tiny.yaml").write_text(text.replace("num_samples: 3", "num_samples: 4"))
-        more = run_sweep(load_sweep("tiny", folder), tmp_path / "out", toy, resume=True)
+        more = run_sweep(
+            load_sweep(folder / "tiny.yaml"), tmp_path / "out", data_path=toy, resume=True
+        )
     finally:
         ray.shutdown()
     assert len(more) == 4 and list(more["trial_id"][:3]) == list(table["trial_id"])

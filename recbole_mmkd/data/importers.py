@@ -150,6 +150,7 @@ def import_dataset(
     src: Path,
     name: str,
     dest_root: Path,
+    *,
     overwrite: bool = False,
     valid_ratio: float = 0.1,
     seed: int = 0,

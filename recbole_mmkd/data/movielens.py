@@ -40,7 +40,7 @@ def chronological_split(frame: pd.DataFrame, valid: float = 0.1, test: float = 0
     return labels.loc[frame.index].to_numpy()
 
 
-def build(dest_root: Path, overwrite: bool = False) -> Path:
+def build(dest_root: Path, *, overwrite: bool = False) -> Path:
     dest = Path(dest_root) / NAME
     inter = pd.read_csv(SOURCE / "ml-100k.inter", sep="\t")
     inter.columns = [c.split(":")[0] for c in inter.columns]

@@ -63,7 +63,7 @@ def item_texts(items_file: Path, text_columns: list[str], n_items: int) -> list[
 
 
 def extract_text_features(
-    data_dir: Path, name: str, items_file: Path, text_columns: list[str], modality: str = "text"
+    data_dir: Path, name: str, items_file: Path, text_columns: list[str], *, modality: str = "text"
 ) -> Path:
     """Write ``NAME.<modality>.npy`` from the item texts; atomic (temp file, then rename)."""
     data_dir = Path(data_dir)

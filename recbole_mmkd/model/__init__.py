@@ -6,12 +6,19 @@ reachable as ``recbole.<Name>`` (e.g. ``recbole.LightGCN``).
 
 from __future__ import annotations
 
+import difflib
+import importlib
 from collections.abc import Callable
 
 from recbole.model.abstract_recommender import AbstractRecommender
 
+from recbole_mmkd.errors import ConfigError
+
 _REGISTRY: dict[str, type[AbstractRecommender]] = {}
 RECBOLE_PREFIX = "recbole."
+# Loaded by name, so that the registry's source does not import (and a run's code digest does
+# not cover) every model; student after general (its wrappers subclass registered backbones).
+BUILTIN_PACKAGES = ("general", "teacher", "student")
 
 
 def register_model(
@@ -48,18 +55,28 @@ def register_wrapper(
     return register_model(name)(cls)
 
 
-def get_model(name: str) -> type[AbstractRecommender]:
-    """The model class registered as ``name``, or RecBole's own for ``recbole.<Name>``."""
+def get_model(name: str, *, source: str = "model") -> type[AbstractRecommender]:
+    """The model class registered as ``name``, or RecBole's own for ``recbole.<Name>``;
+    :class:`~recbole_mmkd.errors.ConfigError` (naming ``source``) for any other name."""
     _load_builtin_models()
     if name in _REGISTRY:
         return _REGISTRY[name]
     if name.startswith(RECBOLE_PREFIX):
         from recbole.utils import get_model as recbole_get_model
 
-        return recbole_get_model(name[len(RECBOLE_PREFIX) :])
-    raise KeyError(
-        f"unknown model {name!r}. Registered: {', '.join(sorted(_REGISTRY))}; "
-        f"RecBole's own models are named '{RECBOLE_PREFIX}<Name>'"
+        try:
+            return recbole_get_model(name[len(RECBOLE_PREFIX) :])
+        except ValueError:
+            raise ConfigError(
+                source, name, "RecBole has no such model", "see RecBole's model list"
+            ) from None
+    close = difflib.get_close_matches(name, sorted(_REGISTRY), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise ConfigError(
+        source,
+        name,
+        f"unknown model{hint}",
+        f"name one of {', '.join(sorted(_REGISTRY))}, or RecBole's own as '{RECBOLE_PREFIX}<Name>'",
     )
 
 
@@ -69,4 +86,5 @@ def model_names() -> list[str]:
 
 
 def _load_builtin_models() -> None:
-    from recbole_mmkd.model import general, student, teacher  # noqa: F401  (register on import)
+    for package in BUILTIN_PACKAGES:  # registers on import
+        importlib.import_module(f"{__name__}.{package}")

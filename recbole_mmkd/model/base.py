@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import ClassVar
 
 import torch
 from recbole.data.interaction import Interaction
@@ -25,6 +26,9 @@ class MMKDRecommender(GeneralRecommender):
     """
 
     input_type = InputType.PAIRWISE
+    # Capabilities the runner reads before building anything (RecBole's models have none):
+    needs_teacher: ClassVar[bool] = False  # distils from a stored teacher run (TeacherRef)
+    needs_features: ClassVar[bool] = False  # reads the dataset's item features
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
@@ -107,6 +111,8 @@ class MultimodalRecommender(MMKDRecommender):
     lets a model rebuild what it derived from features (kNN graphs). Missing-modality
     robustness is evaluated through this mask.
     """
+
+    needs_features = True
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recbole_mmkd.config import build_config
 from recbole_mmkd.distill.losses import (
     decoupled_kd,
     kl_rows,
@@ -21,10 +19,13 @@ from recbole_mmkd.distill.losses import (
     raw_kl_div,
     scaled_cosine_error,
 )
+from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import get_model, register_model
 from recbole_mmkd.model.general.lightgcn import LightGCN
 from recbole_mmkd.model.graph import normalized_adjacency, propagate
 from recbole_mmkd.model.teacher.promptmm_teacher import PromptMMTeacher
+from recbole_mmkd.prepare import config_for
+from recbole_mmkd.teacher import TeacherRef
 
 VARIANTS = ("paper", "released")
 
@@ -57,23 +58,25 @@ class PromptModule(nn.Module):
 
 
 def load_teacher(config, dataset) -> PromptMMTeacher:
-    """The stored teacher a student's config points at (``teacher``, ``teacher_config``,
-    ``teacher_state``), rebuilt on the same dataset, frozen, in eval mode."""
-    path = Path(config["teacher_state"] or "")
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"teacher state {path} does not exist: students get it from pipeline.run_one, "
-            f"which trains (or reuses) the teacher named by the config key 'teacher' first"
-        )
+    """The stored teacher a student's config points at (``teacher``, ``teacher_config`` and the
+    teacher run of :class:`~recbole_mmkd.teacher.TeacherRef`), rebuilt on the same dataset,
+    frozen, in eval mode."""
+    ref = TeacherRef.from_config(config)
     overrides = {**(config["teacher_config"] or {}), "seed": config["seed"]}
-    teacher_config = build_config(
-        config["teacher"], config["dataset"], overrides, config["data_path"]
+    teacher_config = config_for(
+        ref.model,
+        config["dataset"],
+        overrides,
+        data_path=Path(config["data_path"]).parent,
+        properties=config["properties"],
+        source="teacher_config",
     )
-    teacher = get_model(config["teacher"])(teacher_config, dataset)
+    teacher = get_model(ref.model)(teacher_config, dataset)
     if not isinstance(teacher, PromptMMTeacher):
-        raise TypeError(f"PromptMM needs a PromptMMTeacher teacher, got {config['teacher']}")
-    with np.load(path) as arrays:
-        teacher.load_state_dict({k: torch.from_numpy(arrays[k]) for k in arrays.files})
+        raise ConfigError(
+            "teacher", ref.model, "PromptMM distils from a PromptMMTeacher", "name PromptMMTeacher"
+        )
+    teacher.load_state_dict(ref.state())
     teacher.requires_grad_(False)
     return teacher.eval()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from recbole_mmkd.report.stats import adjust, compare
+from recbole_mmkd.reporting.stats import adjust, compare
 from recbole_mmkd.result import RunResult
 
 MARK = r"$^{\dagger}$"

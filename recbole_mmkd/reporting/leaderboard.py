@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from recbole_mmkd.result import RunResult, find_results
+from recbole_mmkd.result import RunResult
 
 DEFAULT_METRICS = ("recall@20", "ndcg@20")
-
-
-def load_results(root: Path) -> list[RunResult]:
-    return [RunResult.load(path) for path in find_results(root)]
 
 
 def label_runs(results: Iterable[RunResult]) -> list[RunResult]:

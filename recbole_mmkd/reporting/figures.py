@@ -12,8 +12,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 from scipy import stats
 
-from recbole_mmkd.report.stats import per_user_means
-from recbole_mmkd.report.tables import metric_label
+from recbole_mmkd.reporting.stats import per_user_means
+from recbole_mmkd.reporting.tables import metric_label
 from recbole_mmkd.result import RunResult
 
 

@@ -1,0 +1,202 @@
+"""The Python API: what the command line does, as functions a notebook can call.
+
+.. code-block:: python
+
+    import recbole_mmkd as mm
+
+    runs = mm.run("LightGCN", "tiktok", seeds=[2020, 2021], overrides={"epochs": 50})
+    report = mm.run_benchmark("kd", datasets=["tiktok"])   # trains what is missing
+    report = mm.report("results/kd", reference="LightGCN") # trains nothing
+    print(report.to_markdown()); report.comparisons; report.save("results/kd")
+    result = mm.sweep("kd-lightgcn-freedom", resume=True)
+
+Results go under ``results/<name>`` of the working directory unless ``out`` says otherwise.
+Datasets and ``properties/`` folders of your own come by ``data_path`` / ``properties`` or
+``$RECBOLE_MMKD_DATA`` / ``$RECBOLE_MMKD_PROPERTIES`` (:mod:`recbole_mmkd.config`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from recbole_mmkd import benchmark as _benchmark
+from recbole_mmkd.errors import ConfigError
+from recbole_mmkd.reporting.leaderboard import label_runs
+from recbole_mmkd.reporting.report import Report
+from recbole_mmkd.result import RunResult, load_results
+from recbole_mmkd.specs import DEFAULT_METRICS, Benchmark, Entry, Sweep, load_benchmark, load_sweep
+
+__all__ = ["Report", "RunResult", "SweepResult", "load_results", "report", "run",
+           "run_benchmark", "run_models", "sweep"]  # fmt: skip
+DEFAULT_SEEDS = (2020, 2021, 2022)
+
+
+def _out(out: str | Path | None, *parts: str) -> Path:
+    return Path(out) if out is not None else Path.cwd().joinpath("results", *parts)
+
+
+def run(
+    model: str,
+    dataset: str = "tiktok",
+    *,
+    seeds: Iterable[int] = DEFAULT_SEEDS,
+    overrides: Mapping[str, Any] | None = None,
+    out: str | Path | None = None,
+    reuse: bool = True,
+    data_path: str | Path | None = None,
+    properties: Any = None,
+) -> list[RunResult]:
+    """Train ``model`` on ``dataset`` once per seed (validation-only selection, test read once)
+    and store each RunResult under ``out`` (default ``results/adhoc``); with ``reuse``, a run
+    already stored for the same settings and code is loaded instead."""
+    return run_models([model], dataset, seeds=seeds, overrides=overrides, out=out, reuse=reuse,
+                      data_path=data_path, properties=properties)[dataset]  # fmt: skip
+
+
+def run_models(
+    models: Sequence[str],
+    dataset: str = "tiktok",
+    *,
+    seeds: Iterable[int] = DEFAULT_SEEDS,
+    overrides: Mapping[str, Any] | None = None,
+    out: str | Path | None = None,
+    reuse: bool = True,
+    data_path: str | Path | None = None,
+    properties: Any = None,
+) -> dict[str, list[RunResult]]:
+    """:func:`run` for several models, as one ad hoc benchmark (every setting checked first)."""
+    entries = [Entry(m, dict(overrides or {})) for m in models]
+    bench = Benchmark("adhoc", [dataset], list(seeds), list(DEFAULT_METRICS), entries, [],
+                      source="--set")  # fmt: skip
+    return _benchmark.run_benchmark(bench, _out(out, "adhoc"), data_path=data_path,
+                                    properties=properties, force=not reuse)  # fmt: skip
+
+
+def _benchmark_spec(name_or_spec: str | Path | Benchmark, properties: Any) -> Benchmark:
+    if isinstance(name_or_spec, Benchmark):
+        return name_or_spec
+    return load_benchmark(name_or_spec, properties=properties)
+
+
+def run_benchmark(
+    name_or_spec: str | Path | Benchmark,
+    *,
+    datasets: list[str] | None = None,
+    models: list[str] | None = None,
+    seeds: list[int] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    out: str | Path | None = None,
+    force: bool = False,
+    data_path: str | Path | None = None,
+    properties: Any = None,
+) -> Report:
+    """Run a benchmark (its name, its YAML path or a :class:`~recbole_mmkd.specs.Benchmark`):
+    train every (dataset, model, seed) not stored under ``out`` (default
+    ``results/<name>``), then report.
+
+    ``datasets`` / ``models`` (table names) / ``seeds`` run a part of it, so a benchmark can
+    split across processes sharing ``out``. The report of the whole benchmark, or of some of
+    its datasets with all their models and seeds, is saved to ``out``; a part's is returned
+    but not saved, since the benchmark's tables describe all of it. ``overrides`` apply to
+    every entry."""
+    whole = _benchmark_spec(name_or_spec, properties)
+    if overrides:
+        entries = [replace(e, overrides={**e.overrides, **overrides}) for e in whole.entries]
+        whole = replace(whole, entries=entries)
+    bench = _benchmark.restrict(whole, datasets=datasets, seeds=seeds, models=models)
+    folder = _out(out, whole.name)
+    runs = _benchmark.run_benchmark(
+        bench, folder, data_path=data_path, properties=properties, force=force
+    )
+    result = Report(bench, runs, teachers_from=folder)
+    if not _benchmark.is_part(bench, whole):
+        result.save(folder)
+    return result
+
+
+def report(
+    folder: str | Path,
+    *,
+    reference: str | None = None,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    test: str = "t",
+    correction: str = "holm",
+) -> Report:
+    """The report of every RunResult under ``folder`` (trains nothing), comparing every model
+    with ``reference``. A model found under several configurations is named by the config
+    keys that differ (``GRCN (routing=paper)``), or by its config hash."""
+    from recbole_mmkd.reporting.stats import CORRECTIONS, TESTS
+
+    folder = Path(folder)
+    results = label_runs(load_results(folder))
+    if not results:
+        raise ConfigError(
+            "report", str(folder), "no RunResults (result.json) under it", "run models first"
+        )
+    for key, value, known in (("test", test, TESTS), ("correction", correction, CORRECTIONS)):
+        if value not in known:
+            raise ConfigError("report", key, f"unknown {value!r}", f"use one of {list(known)}")
+    names = sorted({r.model for r in results})
+    if reference is not None and reference not in names:
+        raise ConfigError("--reference", reference, f"is not among {names}", "name one of them")
+    runs: dict[str, list[RunResult]] = {}
+    for r in results:
+        runs.setdefault(r.dataset, []).append(r)
+    pairs = [(n, reference) for n in names if reference and n != reference]
+    seeds = sorted({r.seed for r in results})
+    bench = Benchmark(folder.name, list(runs), seeds, [m.lower() for m in metrics], [], pairs,
+                      test, correction, reference, str(folder))  # fmt: skip
+    return Report(bench, runs, link_comparisons=False)
+
+
+@dataclass
+class SweepResult:
+    """A sweep's trials, the configuration chosen on validation, and its final runs."""
+
+    sweep: Sweep
+    trials: pd.DataFrame
+    best: dict[str, Any]  # the chosen trial's row
+    runs: list[RunResult]  # the best configuration on final_seeds (empty without final)
+    report: Report | None
+
+
+def sweep(
+    name_or_spec: str | Path | Sweep,
+    *,
+    resume: bool = False,
+    overrides: Mapping[str, Any] | None = None,
+    out: str | Path | None = None,
+    address: str | None = None,
+    final: bool = True,
+    data_path: str | Path | None = None,
+    properties: Any = None,
+) -> SweepResult:
+    """Run (or continue) a Ray Tune sweep, select on validation only and, with ``final``,
+    re-run the chosen configuration on the sweep's ``final_seeds`` (test read once each).
+    ``address`` joins an existing Ray cluster (``auto``, ``ray://host:10001``)."""
+    from recbole_mmkd.tune import final_runs, run_sweep, select_best
+
+    spec = (
+        name_or_spec
+        if isinstance(name_or_spec, Sweep)
+        else load_sweep(name_or_spec, properties=properties)
+    )
+    if overrides:
+        spec = replace(spec, overrides={**spec.overrides, **overrides})
+    folder = _out(out, "sweeps", spec.name)
+    common = {"data_path": data_path, "properties": properties}
+    trials = run_sweep(spec, folder, resume=resume, address=address, **common)
+    best = select_best(trials)
+    if not final:
+        return SweepResult(spec, trials, best.to_dict(), [], None)
+    runs = final_runs(spec, best, folder, **common)
+    bench = Benchmark(spec.name, [spec.dataset], spec.final_seeds, list(DEFAULT_METRICS),
+                      [Entry(spec.model)], [], source=spec.source)  # fmt: skip
+    result = Report(bench, {spec.dataset: runs}, teachers_from=folder / "runs")
+    result.save(folder)
+    return SweepResult(spec, trials, best.to_dict(), runs, result)

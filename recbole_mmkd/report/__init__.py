@@ -1,1 +1,0 @@
-"""Reports over RunResults: leaderboards (significance tests and figures come later)."""

@@ -1,0 +1,290 @@
+"""A benchmark's report: leaderboards, significance-tested comparisons, student / teacher
+costs, LaTeX tables and figures, held as DataFrames and rendered on demand (in the manner of
+ranx's ``compare(...) -> Report``).
+
+.. code-block:: python
+
+    report = Report(bench, runs)          # runs: {dataset: [RunResult, ...]}
+    report.leaderboard                    # one DataFrame over every dataset
+    report.comparisons                    # one row per (dataset, comparison, metric)
+    print(report.to_markdown())
+    report.save("results/mine")           # md, csv, tex and figures (PNG + PDF)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+
+from recbole_mmkd.reporting.leaderboard import leaderboard, to_markdown
+from recbole_mmkd.reporting.stats import adjust, compare
+from recbole_mmkd.reporting.tables import caption, significant_vs, to_latex
+from recbole_mmkd.result import RunResult, load_results
+from recbole_mmkd.specs import Benchmark
+
+
+def comparison_table(bench: Benchmark, results: list[RunResult]) -> pd.DataFrame:
+    """One row per (comparison, metric): means, relative change with its bootstrap 95% CI,
+    Cohen's d, the paired test's p-value and the p-value corrected across the comparisons of
+    the same metric (``test``, ``correction`` of the benchmark)."""
+    by_model: dict[str, list[RunResult]] = {}
+    for r in results:
+        by_model.setdefault(r.model, []).append(r)
+    rows = []
+    for metric in bench.metrics:
+        found = [
+            compare(by_model[model], by_model[reference], metric, bench.test)
+            for model, reference in bench.comparisons
+            if model in by_model and reference in by_model  # a folder report's other datasets
+        ]
+        corrected = adjust([c.p_value for c in found], bench.correction)
+        for c, p_adj in zip(found, corrected, strict=True):
+            rows.append(
+                {
+                    "model": c.model,
+                    "reference": c.reference,
+                    "metric": metric,
+                    "model mean": round(c.mean, 4),
+                    "reference mean": round(c.reference_mean, 4),
+                    "relative": f"{100 * c.relative:+.1f}%",
+                    "95% CI": f"[{100 * c.relative_low:+.1f}%, {100 * c.relative_high:+.1f}%]",
+                    "Cohen's d": round(c.cohens_d, 3),
+                    f"p ({c.test})": f"{c.p_value:.2g}",
+                    f"p ({bench.correction})": f"{p_adj:.2g}",
+                    "users": c.n_users,
+                    "seeds": f"{len(by_model[c.model])}/{len(by_model[c.reference])}",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def teacher_runs(results: list[RunResult], out: Path) -> list[RunResult]:
+    """The stored runs of the teachers that students among ``results`` distilled from (under
+    ``out``, where the pipeline trained them), named ``<teacher> (teacher)``; teachers already
+    among ``results`` are not repeated."""
+    have = {r.config_hash for r in results}
+    wanted = {
+        (r.dataset, r.config["teacher"], r.config["teacher_hash"])
+        for r in results
+        if r.config.get("teacher_hash") and r.config["teacher_hash"] not in have
+    }
+    return [
+        replace(run, model=f"{teacher} (teacher)")
+        for dataset, teacher, digest in sorted(wanted)
+        for run in load_results(Path(out) / dataset / teacher / digest)
+    ]
+
+
+def teacher_links(results: list[RunResult]) -> list[tuple[str, str]]:
+    """(teacher, student) names for every student among ``results`` whose teacher is too."""
+    names = {r.config_hash: r.model for r in results}
+    return sorted(
+        {
+            (names[r.config["teacher_hash"]], r.model)
+            for r in results
+            if r.config.get("teacher_hash") in names
+        }
+    )
+
+
+def efficiency_table(
+    results: list[RunResult], pairs: list[tuple[str, str]], metric: str
+) -> pd.DataFrame:
+    """One row per (teacher or reference, student) pair: the student (``model``) and what it
+    is set ``against``, each side's trainable parameters, full-sort inference seconds per
+    1,000 test users and test ``metric`` (means over seeds), and model / against ratios."""
+    table = leaderboard(results, [metric]).set_index("model")
+    columns = {"params": "params", "eval_s_per_1k_users": "s / 1k users", metric: metric}
+    rows = []
+    for teacher, student in pairs:
+        row = {"model": student, "against": teacher}
+        for key, name in columns.items():
+            a, b = table.loc[student, key], table.loc[teacher, key]
+            row |= {name: a, f"{name} (against)": b, f"{name} ratio": a / b}
+        rows.append(row)
+    return pd.DataFrame(rows).round(4)
+
+
+def combined_table(runs: dict[str, list[RunResult]], metrics: list[str]) -> pd.DataFrame:
+    """One row per model, one ``mean ± std`` column per (dataset, metric)."""
+    columns = {}
+    for dataset, results in runs.items():
+        table = leaderboard(results, metrics).set_index("model")
+        for m in metrics:
+            std = table[f"{m} std"].fillna(0.0)
+            columns[f"{dataset} {m}"] = {
+                model: f"{table.loc[model, m]:.4f} ± {std[model]:.4f}" for model in table.index
+            }
+    return pd.DataFrame(columns).rename_axis("model").reset_index().fillna("")
+
+
+def code_versions(results: list[RunResult]) -> Counter:
+    """How many runs each package digest made (``unrecorded`` for runs older than the
+    record); more than one key means a table mixes code versions."""
+    return Counter(r.code.get("package_digest", "unrecorded") for r in results)
+
+
+@dataclass
+class DatasetReport:
+    """One dataset's part of a report."""
+
+    dataset: str
+    results: list[RunResult]  # the benchmark's runs and the teachers its students used
+    leaderboard: pd.DataFrame
+    comparisons: pd.DataFrame
+    efficiency: pd.DataFrame
+    links: list[tuple[str, str]]  # (from, to) arrows of the efficiency figure
+    latex: str
+    versions: Counter = field(default_factory=Counter)
+
+    @property
+    def mixed_code(self) -> bool:
+        return len(self.versions) > 1
+
+
+class Report:
+    """The report of a benchmark's runs, per dataset. ``teachers_from`` is the results folder
+    where the pipeline stored the teachers that students among the runs distilled from: they
+    join the leaderboard and figures as ``<teacher> (teacher)`` (not the comparisons). With
+    ``link_comparisons`` the efficiency figure also draws each comparison's arrow."""
+
+    def __init__(
+        self,
+        bench: Benchmark,
+        runs: dict[str, list[RunResult]],
+        *,
+        teachers_from: Path | None = None,
+        link_comparisons: bool = True,
+    ) -> None:
+        self.bench = bench
+        self.datasets: dict[str, DatasetReport] = {}
+        for dataset, results in runs.items():
+            if teachers_from is not None:
+                results = results + teacher_runs(results, teachers_from)
+            self.datasets[dataset] = self._dataset(dataset, results, link_comparisons)
+
+    def _dataset(
+        self, dataset: str, results: list[RunResult], link_comparisons: bool
+    ) -> DatasetReport:
+        bench = self.bench
+        table = leaderboard(results, bench.metrics)
+        p_adj = (
+            significant_vs(results, bench.reference, bench.metrics, bench.test, bench.correction)
+            if any(r.model == bench.reference for r in results)  # a folder's other datasets
+            else {}
+        )
+        title = caption(dataset, len(bench.seeds), bench.reference, bench.test, bench.correction)
+        latex = to_latex(table, bench.metrics, p_adj, title, f"tab:{bench.name}-{dataset}")
+        comparisons = comparison_table(bench, results) if bench.comparisons else pd.DataFrame()
+        links = teacher_links(results)
+        if link_comparisons:
+            present = {r.model for r in results}  # a part of a benchmark may lack some
+            links += [(r, m) for m, r in bench.comparisons if {m, r} <= present]
+        efficiency = efficiency_table(results, links, bench.metrics[0]) if links else None
+        return DatasetReport(
+            dataset,
+            results,
+            table,
+            comparisons,
+            efficiency if efficiency is not None else pd.DataFrame(),
+            links,
+            latex,
+            code_versions(results),
+        )
+
+    @property
+    def leaderboard(self) -> pd.DataFrame:
+        """Every dataset's leaderboard, one row per (dataset, model, config)."""
+        return pd.concat([d.leaderboard for d in self.datasets.values()], ignore_index=True)
+
+    @property
+    def comparisons(self) -> pd.DataFrame:
+        """Every dataset's comparisons, with a ``dataset`` column."""
+        parts = [
+            d.comparisons.assign(dataset=d.dataset)
+            for d in self.datasets.values()
+            if not d.comparisons.empty
+        ]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+    def combined(self) -> pd.DataFrame:
+        """One row per model, a ``mean ± std`` column per (dataset, metric)."""
+        return combined_table(
+            {name: d.results for name, d in self.datasets.items()}, self.bench.metrics
+        )
+
+    def to_latex(self, dataset: str | None = None) -> str:
+        """The booktabs table of ``dataset`` (default: every dataset's, one after another)."""
+        names = [dataset] if dataset else list(self.datasets)
+        return "\n\n".join(self.datasets[n].latex for n in names)
+
+    def to_markdown(self) -> str:
+        bench, parts = self.bench, []
+        for d in self.datasets.values():
+            parts.append(f"## {d.dataset}\n\n{to_markdown(d.leaderboard, bench.metrics)}")
+            if d.mixed_code:
+                versions = ", ".join(f"{k} ({n} runs)" for k, n in sorted(d.versions.items()))
+                parts.append(f"**Mixed code versions** (package digests): {versions}.")
+            if not d.comparisons.empty:
+                parts.append(
+                    f"Paired {bench.test} test over seed-averaged per-user test metrics, "
+                    f"{bench.correction}-corrected per metric:\n\n"
+                    + d.comparisons.to_markdown(index=False)
+                )
+            if not d.efficiency.empty:
+                parts.append(
+                    "Student / teacher costs (inference time per 1,000 users):\n\n"
+                    + d.efficiency.to_markdown(index=False)
+                )
+        if len(self.datasets) > 1:
+            parts.append(f"## all datasets\n\n{self.combined().to_markdown(index=False)}")
+        return "\n\n".join(parts)
+
+    def figures(self, folder: Path) -> list[Path]:
+        """Write every figure (PNG + PDF) under ``folder``; the paths written."""
+        from recbole_mmkd.reporting import figures
+
+        folder, written = Path(folder), []
+        for d in self.datasets.values():
+            for metric in self.bench.metrics:
+                slug = metric.replace("@", "")
+                bars = figures.leaderboard_bars(d.results, metric)
+                written += figures.save(bars, folder / f"bars-{d.dataset}-{slug}")
+            curves = figures.training_curves(d.results)
+            written += figures.save(curves, folder / f"curves-{d.dataset}")
+            frontier = figures.efficiency_frontier(d.results, self.bench.metrics[0], d.links)
+            written += figures.save(frontier, folder / f"efficiency-{d.dataset}")
+            if any(r.robustness for r in d.results):
+                robust = figures.robustness_curves(d.results, self.bench.metrics[0])
+                written += figures.save(robust, folder / f"robustness-{d.dataset}")
+        return written
+
+    def save(self, folder: Path) -> Path:
+        """Write each dataset's ``leaderboard-``, ``comparisons-``, ``efficiency-<dataset>``
+        (md, csv), ``table-<dataset>.tex``, ``leaderboard-all`` across datasets, and
+        ``figures/``; return ``folder``."""
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        metrics = self.bench.metrics
+        for d in self.datasets.values():
+            _write(
+                out, f"leaderboard-{d.dataset}", d.leaderboard, to_markdown(d.leaderboard, metrics)
+            )
+            (out / f"table-{d.dataset}.tex").write_text(d.latex + "\n")
+            if not d.comparisons.empty:
+                _write(out, f"comparisons-{d.dataset}", d.comparisons)
+            if not d.efficiency.empty:
+                _write(out, f"efficiency-{d.dataset}", d.efficiency)
+        if len(self.datasets) > 1:
+            _write(out, "leaderboard-all", self.combined())
+        self.figures(out / "figures")
+        return out
+
+
+def _write(out: Path, stem: str, table: pd.DataFrame, markdown: str | None = None) -> None:
+    table.to_csv(out / f"{stem}.csv", index=False)
+    text = markdown if markdown is not None else table.to_markdown(index=False)
+    (out / f"{stem}.md").write_text(text + "\n")

@@ -1,0 +1,265 @@
+"""Benchmarks and sweeps as data: reading ``properties/{benchmark,sweep}/<name>.yaml``, and
+checking every setting they name before anything trains.
+
+A benchmark:
+
+.. code-block:: yaml
+
+    datasets: [tiktok]
+    seeds: [2020, 2021, 2022]
+    metrics: [recall@20, ndcg@20]
+    models:
+      - LightGCN
+      - {model: KD-LightGCN, set: {teacher: FREEDOM}}   # per-model config overrides
+      - {model: GRCN, set: {routing: paper}, label: GRCN-paper}  # a model twice needs labels
+    comparisons:                                         # [label, reference] pairs, or all
+      - [KD-LightGCN, LightGCN]
+    reference: LightGCN       # the LaTeX table marks significant differences from it
+    test: t                   # paired test over per-user metrics: t | randomisation | wilcoxon
+    correction: holm          # across each metric's comparisons: holm | bh | none
+
+A sweep:
+
+.. code-block:: yaml
+
+    model: SGFD-BM3
+    dataset: tiktok
+    search: grid              # grid | random | tpe (Optuna's TPE through Ray Tune)
+    num_samples: 16           # random / tpe: trials; grid: repeats of the grid (1)
+    scheduler: asha           # none | asha (early stopping on the per-epoch validation metric)
+    space:
+      ce_weight: [0.01, 0.1, 1.0]            # a list: grid values (choice for random / tpe)
+      kd_weight: {loguniform: [0.001, 1.0]}  # or {uniform: [a, b]}, {choice: [...]}
+    set: {epochs: 200}        # fixed overrides for every trial
+    seed: 2020                # the seed of every trial
+    final_seeds: [2020, 2021, 2022, 2023, 2024]
+
+Resources: ``cpus_per_trial``, ``gpus_per_trial`` (fractions share a GPU), ``max_concurrent``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from recbole_mmkd.config import find_spec, read_yaml
+from recbole_mmkd.errors import DataError
+from recbole_mmkd.prepare import check_run, config_for
+from recbole_mmkd.reporting.stats import CORRECTIONS, TESTS
+
+SEARCHES = ("grid", "random", "tpe")
+SCHEDULERS = ("none", "asha")
+DISTRIBUTIONS = ("loguniform", "uniform", "choice")
+DEFAULT_METRICS = ["recall@20", "ndcg@20"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    model: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    label: str = ""  # the name in tables, figures and comparisons; the model's by default
+
+    @property
+    def name(self) -> str:
+        return self.label or self.model
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    datasets: list[str]
+    seeds: list[int]
+    metrics: list[str]
+    entries: list[Entry]
+    comparisons: list[tuple[str, str]]
+    test: str = "t"  # paired test: t | randomisation | wilcoxon
+    correction: str = "holm"  # across a metric's comparisons: holm | bh | none
+    reference: str | None = None  # the model the LaTeX table marks significance against
+    source: str = "benchmark"  # where it was read from, for error messages
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    model: str
+    dataset: str
+    space: dict[str, Any]
+    search: str = "grid"
+    num_samples: int = 1
+    scheduler: str = "none"
+    grace_period: int = 10
+    reduction_factor: int = 3
+    overrides: dict[str, Any] = field(default_factory=dict)
+    seed: int = 2020
+    final_seeds: list[int] = field(default_factory=lambda: [2020, 2021, 2022, 2023, 2024])
+    cpus_per_trial: float = 1
+    gpus_per_trial: float = 0
+    max_concurrent: int = 0  # 0: as many as the resources allow
+    source: str = "sweep"
+
+
+def _read(kind: str, name_or_path: str | Path, properties: Any) -> tuple[Path, dict, str]:
+    """The spec file (a path, or a name looked up in the properties folders), its mapping and
+    its name."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = find_spec(kind, str(name_or_path), properties)
+    elif not path.is_file():
+        raise DataError(path, kind, "no such file", "give the path of an existing YAML file")
+    spec = read_yaml(path) or {}
+    if not isinstance(spec, dict):
+        raise DataError(path, kind, "not a mapping", "write 'key: value' lines")
+    return path, spec, path.stem
+
+
+def _refuse_unknown(path: Path, spec: dict, known: set[str]) -> None:
+    unknown = sorted(set(spec) - known)
+    if unknown:
+        raise DataError(path, unknown[0], "unknown key", f"use one of {sorted(known)}")
+
+
+def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Benchmark:
+    """Read and validate a benchmark file; errors name the file, the field and the fix."""
+    path, spec, name = _read("benchmark", name_or_path, properties)
+    _refuse_unknown(path, spec, {f.name for f in fields(Benchmark)} - {"name", "entries",
+                    "source"} | {"models"})  # fmt: skip
+
+    def need(key: str, kind: type) -> Any:
+        value = spec.get(key)
+        if not isinstance(value, kind) or not value:
+            raise DataError(path, key, "missing or empty", f"give a non-empty {kind.__name__}")
+        return value
+
+    entries = []
+    for item in need("models", list):
+        if isinstance(item, str):
+            entries.append(Entry(item))
+        elif isinstance(item, dict) and isinstance(item.get("model"), str):
+            entries.append(Entry(item["model"], dict(item.get("set") or {}), item.get("label", "")))
+        else:
+            raise DataError(
+                path,
+                "models",
+                f"bad entry {item!r}",
+                "use NAME or {model: NAME, set: {...}, label: NAME}",
+            )
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):
+        raise DataError(
+            path,
+            "models",
+            "a name is listed twice",
+            "give entries of the same model distinct `label`s (or list each model once)",
+        )
+    comparisons = []
+    pairs = spec.get("comparisons") or []
+    if pairs == "all":  # every model against every model listed before it
+        pairs = [[b, a] for i, a in enumerate(names) for b in names[i + 1 :]]
+    for pair in pairs:
+        if not (isinstance(pair, list) and len(pair) == 2 and set(pair) <= set(names)):
+            raise DataError(
+                path,
+                "comparisons",
+                f"bad entry {pair!r}",
+                "use [NAME, REFERENCE] pairs of listed models (their labels where given)",
+            )
+        comparisons.append((pair[0], pair[1]))
+    metrics = [m.lower() for m in spec.get("metrics") or DEFAULT_METRICS]
+    test, correction = spec.get("test", "t"), spec.get("correction", "holm")
+    if test not in TESTS:
+        raise DataError(path, "test", f"unknown {test!r}", f"use one of {TESTS}")
+    if correction not in CORRECTIONS:
+        raise DataError(
+            path, "correction", f"unknown {correction!r}", f"use one of {tuple(CORRECTIONS)}"
+        )
+    reference = spec.get("reference")
+    if reference is not None and reference not in names:
+        raise DataError(path, "reference", f"{reference!r} is not a listed model", "name one")
+    return Benchmark(
+        name, need("datasets", list), need("seeds", list), metrics, entries, comparisons,
+        test, correction, reference, str(path),
+    )  # fmt: skip
+
+
+def load_sweep(name_or_path: str | Path, *, properties: Any = None) -> Sweep:
+    """Read and validate a sweep file; errors name the file, the field and the fix."""
+    path, spec, name = _read("sweep", name_or_path, properties)
+    for key in ("model", "dataset", "space"):
+        if not spec.get(key):
+            raise DataError(path, key, "missing", f"add '{key}:' (see recbole_mmkd/specs.py)")
+    _refuse_unknown(path, spec, {f.name for f in fields(Sweep)} - {"name", "overrides",
+                    "source"} | {"set"})  # fmt: skip
+    sweep = Sweep(name=name, overrides=dict(spec.pop("set", None) or {}), source=str(path), **spec)
+    if sweep.search not in SEARCHES:
+        raise DataError(path, "search", f"unknown {sweep.search!r}", f"use one of {SEARCHES}")
+    if sweep.scheduler not in SCHEDULERS:
+        raise DataError(
+            path, "scheduler", f"unknown {sweep.scheduler!r}", f"use one of {SCHEDULERS}"
+        )
+    for key, value in sweep.space.items():
+        _check_dimension(path, sweep.search, key, value)
+    return sweep
+
+
+def _check_dimension(path: Path, search: str, key: str, value: Any) -> None:
+    if isinstance(value, list) and value:
+        return
+    if not (isinstance(value, dict) and len(value) == 1 and next(iter(value)) in DISTRIBUTIONS):
+        raise DataError(
+            path, f"space.{key}", f"bad value {value!r}", f"use a list or one of {DISTRIBUTIONS}"
+        )
+    ((kind, args),) = value.items()
+    if kind != "choice" and search == "grid":
+        raise DataError(path, f"space.{key}", f"{kind} in a grid search", "list the grid values")
+    if kind != "choice" and not (isinstance(args, list) and len(args) == 2 and args[0] < args[1]):
+        raise DataError(path, f"space.{key}", f"bad {kind} bounds {args!r}", "use [low, high]")
+    if kind == "loguniform" and args[0] <= 0:
+        raise DataError(path, f"space.{key}", "loguniform bound <= 0", "use positive bounds")
+
+
+def space_values(value: Any) -> list[Any]:
+    """The values a space dimension can take that a check can try: a list's or a choice's
+    values, a distribution's two bounds."""
+    if isinstance(value, list):
+        return value
+    ((_kind, args),) = value.items()
+    return list(args)
+
+
+def check_benchmark(
+    bench: Benchmark, *, data_path: str | Path | None = None, properties: Any = None
+) -> None:
+    """Build and check every (dataset, entry) configuration, so a bad key or value in any
+    entry is refused before the first run trains."""
+    for dataset in bench.datasets:
+        for i, entry in enumerate(bench.entries):
+            source = f"{bench.source}: models[{i}] ({entry.name}) set"
+            config = config_for(
+                entry.model,
+                dataset,
+                {**entry.overrides, "seed": bench.seeds[0]},
+                data_path=data_path,
+                properties=properties,
+                source=source,
+            )
+            check_run(config, source=source)
+
+
+def check_sweep(
+    sweep: Sweep, *, data_path: str | Path | None = None, properties: Any = None
+) -> None:
+    """Check the sweep's fixed overrides, then each value (or bound) of each swept key."""
+    common = {"data_path": data_path, "properties": properties}
+    fixed = {**sweep.overrides, "seed": sweep.seed}
+    config = config_for(sweep.model, sweep.dataset, fixed, source=f"{sweep.source}: set", **common)
+    check_run(config, source=f"{sweep.source}: set")
+    for key, value in sweep.space.items():
+        for point in space_values(value):
+            config_for(
+                sweep.model,
+                sweep.dataset,
+                {**fixed, key: point},
+                source=f"{sweep.source}: space.{key}",
+                **common,
+            )

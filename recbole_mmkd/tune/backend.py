@@ -1,0 +1,274 @@
+"""The Ray Tune backend of sweeps: trials selected on the validation metric only, then the
+best configuration re-run on several seeds and tested once.
+
+Each trial runs on the device Ray gives it (``MMKDConfig`` never rewrites
+``CUDA_VISIBLE_DEVICES``), locally or on an existing Ray cluster (``address``). A sweep killed
+at any point continues with ``resume=True`` as a new Tune launch over what the ledger
+(:mod:`.ledger`) lacks: the grid points (or, for random search, the seeded draws) not finished
+yet, or for TPE the remaining trials, with Optuna told the finished ones' results. Trials that
+were running at the kill restart; ASHA's rungs restart with the new launch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from recbole_mmkd.errors import DataError
+from recbole_mmkd.specs import Sweep, check_sweep
+from recbole_mmkd.tune.ledger import BEST, LEDGER, POINT, append_ledger, read_ledger, sweep_table
+from recbole_mmkd.tune.space import param_space, planned_points, planned_trials, remaining_points
+
+logger = logging.getLogger(__name__)
+
+
+def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
+    """One Ray Tune trial: train with ``params`` on top of the sweep's overrides and report the
+    validation metric after every evaluation. The test split is never evaluated here."""
+    import torch
+    from ray import tune
+
+    import recbole_mmkd  # noqa: F401  (compat shims first, in the worker process)
+    from recbole_mmkd.prepare import prepare
+    from recbole_mmkd.trainer import MMKDTrainer
+
+    torch.set_num_threads(max(1, int(static["cpus"])))
+    overrides = {**static["overrides"], **params.get(POINT, params)}
+    overrides["use_gpu"] = static["gpus"] > 0
+    run = prepare(
+        static["model"],
+        static["dataset"],
+        overrides,
+        seed=static["seed"],
+        data_path=static["data_path"],
+        properties=static["properties"],
+        source=static["source"],
+    )
+    config = run.config
+    best = [-math.inf]
+
+    def report(epoch: int, score: float, _result: dict) -> None:
+        best[0] = max(best[0], score)
+        tune.report(
+            {"valid": score, BEST: best[0], "epoch": epoch, "device": str(config["device"])}
+        )
+
+    MMKDTrainer(config, run.model).fit(run.train, run.valid, callback=report)
+
+
+def _progress_callback(sweep: Sweep, out: Path, finished: list[dict]):
+    from ray import tune
+
+    planned, ledger, log = planned_trials(sweep), out / LEDGER, out / "progress.log"
+
+    class Progress(tune.Callback):
+        """Records every finished trial in the ledger, and says one line per trial state
+        change, with the best validation value so far, to the logger and ``progress.log``."""
+
+        def __init__(self) -> None:
+            values = [r[BEST] for r in finished]
+            self.best, self.done = max(values, default=-math.inf), len(finished)
+
+        def _say(self, line: str) -> None:
+            logger.info(line)
+            with open(log, "a") as handle:
+                handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+
+        def _record(self, trial, status: str) -> dict:
+            result = trial.last_result or {}
+            point = trial.config.get(POINT) or {k: trial.config[k] for k in sweep.space}
+            row = {
+                "trial_id": trial.trial_id,
+                "point": point,
+                BEST: result.get(BEST),
+                "epochs": result.get("epoch", -1) + 1 if result else 0,
+                "seconds": result.get("time_total_s"),
+                "status": status,
+                "device": result.get("device"),
+            }
+            append_ledger(ledger, row)
+            return row
+
+        def on_trial_start(self, iteration, trials, trial, **info) -> None:
+            config = trial.config.get(POINT) or trial.config
+            self._say(f"started {trial.trial_id}: {_short(config)}")
+
+        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+            row = self._record(trial, "done")
+            self.done += 1
+            value = row[BEST] if row[BEST] is not None else float("nan")
+            self.best = max(self.best, value) if value == value else self.best
+            self._say(
+                f"done {trial.trial_id} ({self.done}/{planned}): best valid "
+                f"{value:.5f}; best so far {self.best:.5f}"
+            )
+
+        def on_trial_error(self, iteration, trials, trial, **info) -> None:
+            row = self._record(trial, "error")
+            self._say(f"failed {trial.trial_id}: {_short(row['point'])}")
+
+    return Progress()
+
+
+def _short(config: dict) -> str:
+    return ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in config.items()
+    )
+
+
+def run_sweep(
+    sweep: Sweep,
+    out: Path,
+    *,
+    data_path: Path | None = None,
+    properties: Any = None,
+    resume: bool = False,
+    address: str | None = None,
+) -> pd.DataFrame:
+    """Check every setting the sweep names, then run (or, with ``resume``, continue) it; write
+    and return its trial table."""
+    import ray
+    from ray import tune
+
+    from recbole_mmkd.model import get_model
+    from recbole_mmkd.pipeline import teacher_for
+    from recbole_mmkd.prepare import config_for
+    from recbole_mmkd.reporting.sweep import sweep_figure
+
+    check_sweep(sweep, data_path=data_path, properties=properties)
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    storage = out / "ray"
+    records = read_ledger(out / LEDGER)
+    if records and not resume:
+        raise DataError(
+            out / LEDGER, "trials", "this folder already holds a sweep's finished trials",
+            "add --resume to continue that sweep, or give another --out",
+        )  # fmt: skip
+    finished = [r for r in records if r["status"] == "done"]
+    overrides = dict(sweep.overrides)
+    common = {"data_path": data_path, "properties": properties}
+    if getattr(get_model(sweep.model), "needs_teacher", False):  # trained once, before any trial
+        probe = {**overrides, "seed": sweep.seed}
+        ref = teacher_for(sweep.model, sweep.dataset, sweep.seed, out / "runs", probe, **common)
+        overrides.update(ref.keys())
+    static = {
+        "model": sweep.model,
+        "dataset": sweep.dataset,
+        "data_path": str(data_path) if data_path else None,
+        "properties": properties,
+        "source": f"{sweep.source}: space",
+        "overrides": overrides,
+        "seed": sweep.seed,
+        "cpus": sweep.cpus_per_trial,
+        "gpus": sweep.gpus_per_trial,
+    }
+    if sweep.search == "tpe":
+        todo, space = sweep.num_samples - len(finished), param_space(sweep)
+        search = _optuna(sweep, finished)
+    else:
+        points = remaining_points(planned_points(sweep), [r["point"] for r in finished])
+        todo, space, search = len(points), {POINT: tune.grid_search(points)}, None
+    start = time.perf_counter()
+    if todo > 0:
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        resources = {"cpu": sweep.cpus_per_trial, "gpu": sweep.gpus_per_trial}
+        trainable = tune.with_resources(tune.with_parameters(trial, static=static), resources)
+        launch = f"{sweep.name}-{len(list(storage.glob(f'{sweep.name}-*')))}"
+        logger.info("%s: %d of %d trials to run (launch %s)", sweep.name, todo,
+                    planned_trials(sweep), launch)  # fmt: skip
+        tune.Tuner(
+            trainable,
+            param_space=space,
+            tune_config=tune.TuneConfig(
+                metric=BEST,
+                mode="max",
+                num_samples=todo if sweep.search == "tpe" else 1,
+                search_alg=search,
+                scheduler=_scheduler(sweep),
+                max_concurrent_trials=sweep.max_concurrent or None,
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=launch,
+                storage_path=str(storage),
+                verbose=0,
+                callbacks=[_progress_callback(sweep, out, finished)],
+            ),
+        ).fit()
+    table = sweep_table(read_ledger(out / LEDGER), sweep)
+    table.to_csv(out / f"sweep-{sweep.name}.csv", index=False)
+    metric = config_for(sweep.model, sweep.dataset, overrides, **common)["valid_metric"]
+    figure = sweep_figure(table, sweep, metric)
+    if figure is not None:
+        from recbole_mmkd.reporting.figures import save
+
+        save(figure, out / "figures" / f"sweep-{sweep.name}")
+    logger.info(
+        "sweep %s: %d trials in %.0f s", sweep.name, len(table), time.perf_counter() - start
+    )
+    return table
+
+
+def _optuna(sweep: Sweep, finished: list[dict]):
+    """Optuna's TPE, told the results of the trials a resumed sweep already finished."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    if not finished:
+        return OptunaSearch(seed=sweep.seed)
+    return OptunaSearch(
+        seed=sweep.seed,
+        points_to_evaluate=[r["point"] for r in finished],
+        evaluated_rewards=[r[BEST] for r in finished],
+    )
+
+
+def _scheduler(sweep: Sweep):
+    if sweep.scheduler == "none":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=int(sweep.overrides.get("epochs", 1000)),
+        grace_period=sweep.grace_period,
+        reduction_factor=sweep.reduction_factor,
+    )
+
+
+def final_runs(
+    sweep: Sweep,
+    best: pd.Series,
+    out: Path,
+    *,
+    data_path: Path | None = None,
+    properties: Any = None,
+) -> list:
+    """Re-run the best configuration on ``final_seeds``; test once each; ordinary RunResults."""
+    from recbole_mmkd.pipeline import run_one
+
+    params = {k: _plain(best[k]) for k in sweep.space}
+    logger.info("best configuration on validation: %s", _short(params))
+    overrides = {**sweep.overrides, **params}
+    return [
+        run_one(
+            sweep.model,
+            sweep.dataset,
+            seed,
+            Path(out) / "runs",
+            overrides,
+            data_path=data_path,
+            properties=properties,
+        )
+        for seed in sweep.final_seeds
+    ]
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value

@@ -1,0 +1,67 @@
+"""The trial ledger: one fsync'd JSON line per finished trial, written by the driver.
+
+Resume does not rely on Ray's saved experiment state (Ray copies it into the sweep folder
+without an atomic rename, so a kill can leave it truncated). A line cut by a kill is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from recbole_mmkd.specs import Sweep
+
+BEST = "best_valid"  # the metric every trial reports: best validation value so far
+LEDGER = "trials.jsonl"  # one line per finished trial, written by the driver
+POINT = "point"  # grid and random trials get their whole configuration under this key
+
+
+def read_ledger(path: Path) -> list[dict[str, Any]]:
+    """The ledger's trial records; a line cut short by a kill is skipped."""
+    rows = []
+    if Path(path).is_file():
+        for line in Path(path).read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+def append_ledger(path: Path, row: dict[str, Any]) -> None:
+    """Append one record and fsync it; a record cut by an earlier kill is closed first."""
+    with open(path, "ab+") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell():
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
+        handle.write(json.dumps(row).encode() + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def sweep_table(rows: list[dict[str, Any]], sweep: Sweep) -> pd.DataFrame:
+    """Every recorded trial: parameters, best validation value, epochs run, seconds, status
+    (``done``, or ``error`` for a trial that failed; a resume runs its point again), device."""
+    columns = ["trial_id", *sweep.space, BEST, "epochs", "seconds", "status", "device"]
+    return pd.DataFrame(
+        [{"trial_id": r["trial_id"], **r["point"], **{k: r.get(k) for k in columns[-5:]},
+          BEST: r.get(BEST)} for r in rows],
+        columns=columns,
+    )  # fmt: skip
+
+
+def select_best(table: pd.DataFrame) -> pd.Series:
+    """The finished trial with the highest best validation value (ties: the earlier trial);
+    failed trials are never selected."""
+    done = table[table[BEST].notna()]
+    if "status" in done:
+        done = done[done["status"] == "done"]
+    if done.empty:
+        raise RuntimeError("no trial reported a validation value")
+    return done.loc[done[BEST].idxmax()]
