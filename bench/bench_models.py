@@ -35,6 +35,7 @@ import pandas as pd
 import psutil
 import scipy.sparse as sp
 import torch
+
 import recbole_mmkd  # noqa: F401
 from recbole_mmkd.distill.methods import KD_METHODS
 from recbole_mmkd.model import get_model, model_names

@@ -22,6 +22,7 @@ from time import perf_counter
 import pandas as pd
 import ray
 import torch
+
 import recbole_mmkd  # noqa: F401
 from recbole_mmkd.prepare import prepare
 from recbole_mmkd.trainer import MMKDTrainer

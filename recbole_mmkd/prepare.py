@@ -59,7 +59,8 @@ def config_for(
 
 def check_run(config: MMKDConfig, *, source: str = "overrides") -> None:
     """Checks that need no data loaded: a multimodal model needs features on disk, a student's
-    teacher must be a model that can teach."""
+    teacher must be a model that can teach, with settings of its own that pass the same
+    checks."""
     model_class = get_model(config["model"])
     if getattr(model_class, "needs_features", False):
         found = files.find_modalities(Path(config["data_path"]), config["dataset"])
@@ -77,6 +78,15 @@ def check_run(config: MMKDConfig, *, source: str = "overrides") -> None:
     if getattr(model_class, "needs_teacher", False):
         teacher = config["teacher"]
         check_teacher(get_model(teacher, source=f"{source}: teacher"), teacher, source=source)
+        teacher_config = config_for(
+            teacher,
+            config["dataset"],
+            config["teacher_config"] or {},
+            data_path=Path(config["data_path"]).parent,
+            properties=config["properties"],
+            source=f"{source}: teacher_config",
+        )
+        check_run(teacher_config, source=f"{source}: teacher_config")
 
 
 def prepare(

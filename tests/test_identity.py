@@ -1,0 +1,134 @@
+"""Run identity: the config hash covers every project module a run executes, each RunResult
+records its code, corrupt RunResults are named and skipped, and a stored run moves to new
+code only when a replay of its first epochs is identical (recbole_mmkd.carry)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from conftest import fast
+
+from recbole_mmkd import identity
+from recbole_mmkd.carry import carry_folder, carry_run
+from recbole_mmkd.model import get_model
+from recbole_mmkd.pipeline import run_one
+from recbole_mmkd.prepare import config_for
+from recbole_mmkd.result import RunResult, find_results, load_results
+
+
+def _hash(model: str, toy) -> str:
+    return identity.config_hash(config_for(model, "toy", fast(), data_path=toy))
+
+
+def test_editing_a_helper_module_changes_the_hash_of_the_models_that_use_it(toy, monkeypatch):
+    # model/graph.py is in no model's class hierarchy; LightGCN calls it, BPR does not
+    assert "recbole_mmkd.model.graph" in identity.run_modules(get_model("LightGCN"))
+    assert "recbole_mmkd.model.graph" not in identity.run_modules(get_model("BPR"))
+    before = {m: _hash(m, toy) for m in ("LightGCN", "BPR", "KD-LightGCN")}
+    source = identity._source
+
+    def edited(module: str) -> str:
+        return source(module) + ("\n# edited\n" if module == "recbole_mmkd.model.graph" else "")
+
+    monkeypatch.setattr(identity, "_source", edited)
+    after = {m: _hash(m, toy) for m in before}
+    assert after["LightGCN"] != before["LightGCN"]
+    assert after["BPR"] == before["BPR"]
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["recbole_mmkd.trainer", "recbole_mmkd.metrics", "recbole_mmkd.data.files",
+     "recbole_mmkd.distill.losses"],
+)  # fmt: skip
+def test_the_run_path_and_losses_are_covered(module):
+    assert module in identity.run_modules(get_model("KD-LightGCN"))
+
+
+def test_a_run_records_its_code(toy, tmp_path):
+    result = run_one("BPR", "toy", 1, tmp_path / "out", fast(), data_path=toy)
+    assert result.code["version"] and len(result.code["package_digest"]) == 12
+    assert result.code["code_digest"] == identity.code_digest(result.code["modules"])
+    assert result.environment["threads"] >= 1
+    assert "git_commit" in result.code  # a commit in a checkout, None in an installed package
+
+
+@pytest.mark.parametrize(
+    ("damage", "file"),
+    [
+        (lambda d: (d / "result.json").write_text('{"dataset": "to'), "result.json"),
+        (lambda d: (d / "result.json").write_text("[]"), "result.json"),
+        (lambda d: (d / "per_user.npz").write_bytes(b"PK\x03"), "per_user.npz"),
+    ],
+)
+def test_a_corrupt_result_is_named_skipped_and_rerun(toy, tmp_path, caplog, damage, file):
+    out = tmp_path / "out"
+    run_one("BPR", "toy", 1, out, fast(), data_path=toy)
+    good = run_one("BPR", "toy", 2, out, fast(), data_path=toy)
+    [broken, _] = find_results(out)
+    damage(broken)
+    assert [r.seed for r in load_results(out)] == [good.seed]
+    assert str(broken / file) in caplog.text and "skipped" in caplog.text
+    again = run_one("BPR", "toy", 1, out, fast(), data_path=toy)  # re-trained, not a crash
+    assert RunResult.load(broken).test == again.test
+
+
+def test_report_of_a_folder_with_a_corrupt_result_reports_the_rest(toy, tmp_path):
+    from recbole_mmkd.api import report
+
+    out = tmp_path / "out"
+    for seed in (1, 2):
+        run_one("BPR", "toy", seed, out, fast(), data_path=toy)
+    (find_results(out)[0] / "result.json").write_text("{")
+    assert report(out).leaderboard["seeds"].tolist() == [1]
+
+
+def _age(run_dir, old_hash: str, **edit):
+    """Make a stored run look as if older code had made it under ``old_hash``."""
+    meta = json.loads((run_dir / "result.json").read_text())
+    meta.update(config_hash=old_hash, code={}, **edit)
+    (run_dir / "result.json").write_text(json.dumps(meta))
+    old = run_dir.parent.parent / old_hash / run_dir.name
+    shutil.move(str(run_dir), old)
+    return old
+
+
+def test_carry_moves_an_identical_run_to_the_current_code(toy, tmp_path):
+    out = tmp_path / "out"
+    made = run_one("LightGCN", "toy", 3, out, fast(epochs=4), data_path=toy)
+    [run_dir] = find_results(out)
+    old = _age(run_dir, "0ld0ld0ld0")
+    line = carry_run(old, epochs=3, data_path=toy)
+    assert line.startswith("carried") and "0ld0ld0ld0 -> " + made.config_hash in line
+    [moved] = find_results(out)
+    assert moved == run_dir and not old.parent.exists()
+    carried = RunResult.load(moved)
+    assert carried.carried[0]["from_hash"] == "0ld0ld0ld0" and carried.code["code_digest"]
+    assert carried.test == made.test
+    again = run_one("LightGCN", "toy", 3, out, fast(epochs=4), data_path=toy)
+    assert again.carried  # reused: the carried run is current
+    assert carry_run(moved, data_path=toy).startswith("current")
+
+
+def test_carry_refuses_a_run_whose_fingerprint_differs(toy, tmp_path):
+    out = tmp_path / "out"
+    run_one("LightGCN", "toy", 3, out, fast(epochs=4), data_path=toy)
+    [run_dir] = find_results(out)
+    curve = RunResult.load(run_dir).valid_curve
+    curve[1]["loss"] += 1e-12  # older code that trained differently, by one ulp or so
+    old = _age(run_dir, "0ld0ld0ld0", valid_curve=curve)
+    line = carry_run(old, epochs=3, data_path=toy)
+    assert line.startswith("kept") and "fingerprint differs (epoch 1 loss" in line
+    assert find_results(out) == [old]  # left where it was
+
+
+def test_carry_refuses_settings_that_no_longer_exist(toy, tmp_path):
+    out = tmp_path / "out"
+    run_one("BPR", "toy", 3, out, fast(epochs=3), data_path=toy)
+    [run_dir] = find_results(out)
+    config = RunResult.load(run_dir).config | {"retired_key": 1}
+    old = _age(run_dir, "0ld0ld0ld0", config=config)
+    [line] = carry_folder(out, data_path=toy)
+    assert line.startswith("kept") and "['retired_key'] no longer exist" in line
