@@ -29,6 +29,7 @@ from recbole_mmkd.config import hashable_config
 from recbole_mmkd.errors import MMKDError
 from recbole_mmkd.identity import code_info, config_hash
 from recbole_mmkd.model import get_model
+from recbole_mmkd.pipeline import cpu_model
 from recbole_mmkd.prepare import config_for, prepare
 from recbole_mmkd.result import ResultError, RunResult, find_results, run_dir_for
 from recbole_mmkd.teacher import STATE_FILE, TABLES_FILE, TeacherRef
@@ -142,7 +143,11 @@ def carry_run(
         stored, replay(config, seed=result.seed, epochs=epochs, threads=threads)
     )
     if difference:
-        return f"kept    {name}: fingerprint differs ({difference}); `run` trains it again"
+        made = result.environment.get("cpu", "an unrecorded processor")
+        return (
+            f"kept    {name}: fingerprint differs ({difference}; made on {made}, replayed on "
+            f"{cpu_model()}); `run` trains it again"
+        )
     if dry_run:
         return f"same    {name}: {result.config_hash} -> {digest} (dry run, not moved)"
     record = {

@@ -194,8 +194,9 @@ def run_one(
 
 
 def environment(config: MMKDConfig) -> dict[str, Any]:
-    """Where a run executed: versions, device, and the CPU threads (which change float sums,
-    so a fingerprint replay uses the same number)."""
+    """Where a run executed: versions, device, the processor and the CPU threads (float sums
+    depend on both: a fingerprint replay uses the same threads, and one on another processor
+    may differ in the last bits)."""
     import recbole_mmkd
 
     return {
@@ -205,7 +206,21 @@ def environment(config: MMKDConfig) -> dict[str, Any]:
         "python": platform.python_version(),
         "device": str(config["device"]),
         "threads": torch.get_num_threads(),
+        "cpu": cpu_model(),
     }
+
+
+def cpu_model() -> str:
+    """The processor's model name (Linux; else what ``platform`` knows) and the vector
+    instruction set torch's CPU kernels use on it (AVX2, AVX512, ...)."""
+    name = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.partition(":")[2].strip()
+                break
+    return f"{name}, {torch.backends.cpu.get_cpu_capability()}"
 
 
 def teacher_for(

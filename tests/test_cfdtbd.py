@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import torch
 from conftest import fast, write_dataset
-from recbole.data import data_preparation
 
-from recbole_mmkd.data import MultimodalDataset
-from recbole_mmkd.model import get_model
 from recbole_mmkd.model.student.cfdtbd import CFDTBD
-from recbole_mmkd.prepare import config_for
+from recbole_mmkd.prepare import prepare
 
 
 def _model(root, **overrides) -> CFDTBD:
-    config = config_for("CFDTBD", "toy", fast(**overrides), data_path=root)
-    train, _, _ = data_preparation(config, MultimodalDataset(config))
-    torch.manual_seed(0)
-    return get_model("CFDTBD")(config, train.dataset)
+    return prepare("CFDTBD", "toy", fast(**overrides), data_path=root).model
 
 
 def test_blocks_per_modality(toy):

@@ -129,6 +129,6 @@ def test_carry_refuses_settings_that_no_longer_exist(toy, tmp_path):
     run_one("BPR", "toy", 3, out, fast(epochs=3), data_path=toy)
     [run_dir] = find_results(out)
     config = RunResult.load(run_dir).config | {"retired_key": 1}
-    old = _age(run_dir, "0ld0ld0ld0", config=config)
+    _age(run_dir, "0ld0ld0ld0", config=config)
     [line] = carry_folder(out, data_path=toy)
     assert line.startswith("kept") and "['retired_key'] no longer exist" in line

@@ -11,7 +11,6 @@ import torch
 import yaml
 from conftest import ROOT, fast
 from recbole.data import data_preparation
-from recbole.utils import init_seed
 
 from recbole_mmkd.data import MultimodalDataset
 from recbole_mmkd.distill import methods
@@ -29,7 +28,7 @@ from recbole_mmkd.distill.methods import (
 from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import get_model
 from recbole_mmkd.pipeline import run_one
-from recbole_mmkd.prepare import config_for
+from recbole_mmkd.prepare import config_for, prepare
 from recbole_mmkd.result import find_results
 from recbole_mmkd.teacher import TABLES_FILE
 
@@ -108,10 +107,8 @@ def test_student_teacher_buffers_are_frozen_and_kd_weight_zero_is_the_plain_stud
     teacher = run_one("LightGCN", "toy", 1, out, fast(), data_path=toy, keep_tables=True)
     path = out / "toy" / "LightGCN" / teacher.config_hash / "seed-1" / TABLES_FILE
     kd = fast(teacher="LightGCN", teacher_run=str(path.parent), kd_method="rd", rd_topk=3)
-    config = config_for("KD-LightGCN", "toy", kd, data_path=toy)
-    init_seed(0, True)
-    train, _, _ = data_preparation(config, MultimodalDataset(config))
-    student = get_model("KD-LightGCN")(config, train.dataset)
+    run = prepare("KD-LightGCN", "toy", kd, data_path=toy)
+    train, student = run.train, run.model
     stored = np.load(path)
     assert torch.equal(student.teacher_users, torch.from_numpy(stored["user"]))
     names = {n for n, _ in student.named_parameters()}

@@ -6,14 +6,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import ROOT, fast
-from recbole.data import data_preparation
 from recbole.trainer import Trainer
-from recbole.utils import init_seed
 
-from recbole_mmkd.data import MultimodalDataset
 from recbole_mmkd.metrics import per_user_topk
-from recbole_mmkd.model import get_model
-from recbole_mmkd.prepare import config_for
+from recbole_mmkd.prepare import prepare
 from recbole_mmkd.trainer import MMKDTrainer
 
 
@@ -41,16 +37,13 @@ def test_per_user_means_equal_recbole_means_on_tiktok(model_name, tmp_path, monk
     """Our per-user vectors average to the means of RecBole's own, unmodified Trainer."""
     monkeypatch.chdir(tmp_path)  # RecBole's Trainer writes saved/ and log_tensorboard/ here
     metrics = ["Recall", "NDCG", "Precision", "Hit", "MAP", "MRR"]
-    config = config_for(
+    run = prepare(
         model_name,
         "tiktok",
         fast(epochs=1, metrics=metrics, topk=[5, 10, 20, 50]),
         data_path=ROOT / "dataset",
     )
-    init_seed(0, True)
-    data = MultimodalDataset(config)
-    train, valid, test = data_preparation(config, data)
-    model = get_model(model_name)(config, train.dataset)
+    config, model, train, valid, test = run.config, run.model, run.train, run.valid, run.test
     trainer = MMKDTrainer(config, model)
     trainer.fit(train, valid)
     stock = Trainer(config, model)

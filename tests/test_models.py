@@ -6,15 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import fast
-from recbole.data import data_preparation
 from recbole.data.interaction import Interaction
 
-from recbole_mmkd.data import MultimodalDataset
 from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import get_model, model_names
 from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.pipeline import teacher_for
-from recbole_mmkd.prepare import config_for
+from recbole_mmkd.prepare import prepare
 
 MODELS = model_names()
 MULTIMODAL = [m for m in MODELS if issubclass(get_model(m), MultimodalRecommender)]
@@ -30,11 +28,8 @@ def _teacher(root, name: str) -> dict:
 def _build(root, name, **overrides):
     if getattr(get_model(name), "needs_teacher", False):
         overrides = {**_teacher(root, name), **overrides}
-    config = config_for(name, "toy", fast(**overrides), data_path=root)
-    data = MultimodalDataset(config)
-    train, _, _ = data_preparation(config, data)
-    torch.manual_seed(0)
-    return get_model(name)(config, train.dataset), train
+    run = prepare(name, "toy", fast(**overrides), data_path=root)
+    return run.model, run.train
 
 
 def test_registry():

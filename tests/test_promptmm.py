@@ -8,13 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import fast
-from recbole.data import data_preparation
 
-from recbole_mmkd.data import MultimodalDataset
-from recbole_mmkd.model import get_model
 from recbole_mmkd.model.student.promptmm import pca_tokens
 from recbole_mmkd.pipeline import run_one, teacher_for
-from recbole_mmkd.prepare import config_for
+from recbole_mmkd.prepare import prepare
 from recbole_mmkd.teacher import STATE_FILE
 
 QUICK = fast(teacher_config=fast())
@@ -31,9 +28,8 @@ def test_pca_tokens_keep_the_principal_axis_and_pad():
 
 def _student(root, **overrides):
     keys = teacher_for("PromptMM", "toy", 0, root / "t", QUICK, data_path=root).keys()
-    config = config_for("PromptMM", "toy", {**QUICK, **keys, **overrides}, data_path=root)
-    train, _, _ = data_preparation(config, MultimodalDataset(config))
-    return get_model("PromptMM")(config, train.dataset), train, keys
+    run = prepare("PromptMM", "toy", {**QUICK, **keys, **overrides}, data_path=root)
+    return run.model, run.train, keys
 
 
 @pytest.mark.parametrize("variant", ["paper", "released"])

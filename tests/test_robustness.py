@@ -5,12 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import fast
-from recbole.data import data_preparation
 
-from recbole_mmkd.data import MultimodalDataset
-from recbole_mmkd.model import get_model
 from recbole_mmkd.pipeline import run_one
-from recbole_mmkd.prepare import config_for
+from recbole_mmkd.prepare import prepare
 from recbole_mmkd.robustness import missing_items
 
 
@@ -35,9 +32,7 @@ def test_run_result_has_robustness_rows_for_multimodal_models(toy):
 
 
 def _md_model(root, **overrides):
-    config = config_for("MDLightGCN", "toy", fast(**overrides), data_path=root)
-    train, _, _ = data_preparation(config, MultimodalDataset(config))
-    return get_model("MDLightGCN")(config, train.dataset)
+    return prepare("MDLightGCN", "toy", fast(**overrides), data_path=root).model
 
 
 def test_modality_dropout_only_in_training(toy):

@@ -15,6 +15,7 @@ keys in ``properties/model/KD.yaml``.
 from __future__ import annotations
 
 import difflib
+import inspect
 from typing import Any, ClassVar
 
 import scipy.sparse as sp
@@ -73,7 +74,8 @@ class KDMethod(torch.nn.Module):
     """A distillation term: subclasses set ``name`` and ``config_keys``, take those keys as
     keyword arguments of their constructor (which raises :class:`ConfigError` for settings it
     cannot run with), and implement :meth:`loss`. The default :meth:`from_config` passes the
-    constructor the teacher tables, ``seen``, ``n_items`` and the ``config_keys`` values."""
+    constructor those of the teacher tables, ``seen`` and ``n_items`` it names, and the
+    ``config_keys`` values."""
 
     name: ClassVar[str] = ""  # the config's kd_method value
     config_keys: ClassVar[tuple[str, ...]] = ()  # the config keys the method reads
@@ -95,14 +97,16 @@ class KDMethod(torch.nn.Module):
     ) -> KDMethod:
         """The method for a student: ``teacher_users`` and ``teacher_items`` are the teacher's
         tables, ``seen`` the student's training interactions (users x items csr), ``n_items``
-        the dataset's item count (padding item 0 included)."""
-        return cls(
-            teacher_users=teacher_users,
-            teacher_items=teacher_items,
-            seen=seen,
-            n_items=n_items,
-            **cls.settings(config),
-        )
+        the dataset's item count (padding item 0 included); the constructor gets those it
+        names, and the ``config_keys`` values."""
+        given = {
+            "teacher_users": teacher_users,
+            "teacher_items": teacher_items,
+            "seen": seen,
+            "n_items": n_items,
+        }
+        wanted = inspect.signature(cls.__init__).parameters
+        return cls(**{k: v for k, v in given.items() if k in wanted}, **cls.settings(config))
 
     def loss(
         self,
@@ -173,24 +177,6 @@ class LogitKD(KDMethod):
         self.n_items, self.t_decay, self.kd_items = n_items, t_decay, kd_items
         self.register_buffer("teacher_users", teacher_users, persistent=False)
         self.register_buffer("teacher_items", teacher_items, persistent=False)
-
-    @classmethod
-    def from_config(
-        cls,
-        config: Any,
-        *,
-        teacher_users: torch.Tensor,
-        teacher_items: torch.Tensor,
-        seen: sp.csr_matrix,
-        n_items: int,
-    ) -> LogitKD:
-        """As :meth:`KDMethod.from_config`; ``seen`` is unused (samples may be training items)."""
-        return cls(
-            teacher_users=teacher_users,
-            teacher_items=teacher_items,
-            n_items=n_items,
-            **cls.settings(config),
-        )
 
     def loss(
         self,
