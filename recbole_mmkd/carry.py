@@ -52,10 +52,15 @@ def first_difference(stored: list[dict], replayed: list[dict]) -> str | None:
     for a, b in zip(stored, replayed, strict=False):
         for key in sorted(a.keys() | b.keys()):
             if a.get(key) != b.get(key):
-                return f"epoch {a['epoch']} {key}: stored {a.get(key)!r}, now {b.get(key)!r}"
+                was, now = (_plain(row.get(key)) for row in (a, b))
+                return f"epoch {a['epoch']} {key}: stored {was!r}, now {now!r}"
     if len(stored) != len(replayed):
         return f"{len(stored)} stored evaluations, {len(replayed)} now"
     return None
+
+
+def _plain(value: Any) -> Any:
+    return float(value) if hasattr(value, "dtype") else value
 
 
 @contextmanager

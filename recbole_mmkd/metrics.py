@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from recbole.evaluator import metrics as recbole_metrics
 
+from recbole_mmkd.errors import ConfigError
+
 TOPK_METRICS = {
     "recall": recbole_metrics.Recall,
     "ndcg": recbole_metrics.NDCG,
@@ -39,7 +41,12 @@ def per_user_topk(
     for name in metrics:
         key = name.lower()
         if key not in TOPK_METRICS:
-            raise ValueError(f"metric {name!r} is not a top-k metric; use {sorted(TOPK_METRICS)}")
+            raise ConfigError(
+                "config",
+                "metrics",
+                f"{name!r} is not a top-k metric",
+                f"use {sorted(TOPK_METRICS)}",
+            )
         metric = TOPK_METRICS[key]({"metric_decimal_place": 10, "topk": topk})
         n_args = len(inspect.signature(metric.metric_info).parameters)
         values = (

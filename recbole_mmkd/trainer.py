@@ -15,6 +15,7 @@ from recbole.trainer import Trainer
 from recbole.trainer.trainer import AbstractTrainer
 from recbole.utils import calculate_valid_score, early_stopping
 
+from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.metrics import per_user_topk
 from recbole_mmkd.progress import EpochProgress
 
@@ -184,9 +185,12 @@ class MMKDTrainer(Trainer):
         if not isinstance(eval_data, FullSortEvalDataLoader):
             raise TypeError("only full-sort evaluation is supported (eval_args.mode: full)")
         if max(self.config["topk"]) >= eval_data._dataset.item_num:
-            raise ValueError(
-                f"topk {self.config['topk']} needs more items than the dataset's "
-                f"{eval_data._dataset.item_num - 1}; lower `topk`"
+            raise ConfigError(
+                "config",
+                "topk",
+                f"{self.config['topk']} needs more items than the dataset's "
+                f"{eval_data._dataset.item_num - 1}",
+                "lower `topk`",
             )
         start = perf_counter()
         self.model.eval()  # drops any cached representations; the first batch recomputes them

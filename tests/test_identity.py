@@ -132,3 +132,18 @@ def test_carry_refuses_settings_that_no_longer_exist(toy, tmp_path):
     _age(run_dir, "0ld0ld0ld0", config=config)
     [line] = carry_folder(out, data_path=toy)
     assert line.startswith("kept") and "['retired_key'] no longer exist" in line
+
+
+def test_a_report_marks_a_table_that_mixes_code_versions(toy, tmp_path):
+    from recbole_mmkd.api import report
+
+    out = tmp_path / "out"
+    for seed in (1, 2):
+        run_one("BPR", "toy", seed, out, fast(), data_path=toy)
+    assert "Mixed code versions" not in report(out).to_markdown()
+    _age(find_results(out)[0], "0ld0ld0ld0")
+    mixed = report(out)
+    assert "**Mixed code versions** (package digests): " in mixed.to_markdown()
+    assert "unrecorded (1 runs)" in mixed.to_markdown()
+    mixed.save(out)
+    assert "Mixed code versions" in (out / "leaderboard-toy.md").read_text()

@@ -65,7 +65,7 @@ def test_failed_import_writes_nothing_and_keeps_existing(tmp_path):
     assert {p.name: p.read_bytes() for p in dest.iterdir()} == before
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["mini"]
 
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    with pytest.raises(DataError, match="--overwrite"):
         import_dataset("mmrec", good, "mini", tmp_path / "out")
 
 

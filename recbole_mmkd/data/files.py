@@ -312,7 +312,7 @@ def staged_folder(dest: Path, overwrite: bool = False) -> Iterator[Path]:
     the block finishes without an error, and is removed in every case."""
     dest = Path(dest)
     if dest.exists() and not overwrite:
-        raise FileExistsError(f"{dest} exists; pass --overwrite to replace it")
+        raise DataError(dest, "-", "exists already", "pass --overwrite to replace it")
     tmp = dest.with_name(f".{dest.name}.staging")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from recbole_mmkd.data import files
+from recbole_mmkd.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +113,9 @@ def carve_validation(users: np.ndarray, ratio: float, seed: int) -> np.ndarray:
     """x_label per training row: ``ratio`` of each user's rows (rounded, at least 1 when the
     user has 2 or more rows, never all of them) become validation (1), drawn with ``seed``."""
     if not 0 < ratio < 1:
-        raise ValueError(f"valid_ratio must lie in (0, 1), got {ratio}")
+        raise ConfigError(
+            "--valid-ratio", "valid_ratio", f"{ratio} is outside (0, 1)", "give 0 < ratio < 1"
+        )
     rng = np.random.default_rng(seed)
     labels = np.zeros(len(users), dtype=np.int64)
     codes = pd.factorize(users)[0]
@@ -157,7 +160,7 @@ def import_dataset(
 ) -> Path:
     """Convert the ``fmt`` layout in ``src`` into ``dest_root/name``; returns that folder."""
     if fmt not in _READERS:
-        raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
+        raise ConfigError("--format", "format", f"unknown {fmt!r}", f"use one of {FORMATS}")
     src, dest = Path(src), Path(dest_root) / name
     if not src.is_dir():
         raise files.DataError(

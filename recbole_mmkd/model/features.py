@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from recbole_mmkd.errors import ConfigError
+
 FEATURE_NORMS = ("none", "l2", "standard")
 
 
@@ -24,6 +26,8 @@ def normalize_features(features: torch.Tensor, mode: str) -> torch.Tensor:
         real = features[1:]
         out = (features - real.mean(0)) / real.std(0).clamp_min(1e-8)
     else:
-        raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {mode!r}")
+        raise ConfigError(
+            "config", "feature_norm", f"unknown {mode!r}", f"use one of {FEATURE_NORMS}"
+        )
     out[0] = 0.0
     return out

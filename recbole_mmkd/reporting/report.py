@@ -144,6 +144,15 @@ class DatasetReport:
     def mixed_code(self) -> bool:
         return len(self.versions) > 1
 
+    def board_markdown(self, metrics: list[str]) -> str:
+        """The leaderboard as Markdown, with a warning where its runs came from more than one
+        version of the code."""
+        text = to_markdown(self.leaderboard, metrics)
+        if self.mixed_code:
+            versions = ", ".join(f"{k} ({n} runs)" for k, n in sorted(self.versions.items()))
+            text += f"\n\n**Mixed code versions** (package digests): {versions}."
+        return text
+
 
 class Report:
     """The report of a benchmark's runs, per dataset. ``teachers_from`` is the results folder
@@ -224,10 +233,7 @@ class Report:
     def to_markdown(self) -> str:
         bench, parts = self.bench, []
         for d in self.datasets.values():
-            parts.append(f"## {d.dataset}\n\n{to_markdown(d.leaderboard, bench.metrics)}")
-            if d.mixed_code:
-                versions = ", ".join(f"{k} ({n} runs)" for k, n in sorted(d.versions.items()))
-                parts.append(f"**Mixed code versions** (package digests): {versions}.")
+            parts.append(f"## {d.dataset}\n\n{d.board_markdown(bench.metrics)}")
             if not d.comparisons.empty:
                 parts.append(
                     f"Paired {bench.test} test over seed-averaged per-user test metrics, "
@@ -270,9 +276,7 @@ class Report:
         out.mkdir(parents=True, exist_ok=True)
         metrics = self.bench.metrics
         for d in self.datasets.values():
-            _write(
-                out, f"leaderboard-{d.dataset}", d.leaderboard, to_markdown(d.leaderboard, metrics)
-            )
+            _write(out, f"leaderboard-{d.dataset}", d.leaderboard, d.board_markdown(metrics))
             (out / f"table-{d.dataset}.tex").write_text(d.latex + "\n")
             if not d.comparisons.empty:
                 _write(out, f"comparisons-{d.dataset}", d.comparisons)

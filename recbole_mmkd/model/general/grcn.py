@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.graph import BipartiteGraph
@@ -68,9 +69,16 @@ class GRCN(MultimodalRecommender):
         self.pruning: bool = config["pruning"]
         self.reg_weight: float = config["reg_weight"]
         if self.routing not in ("paper", "released"):
-            raise ValueError(f"routing must be 'paper' or 'released', got {self.routing!r}")
+            raise ConfigError(
+                "config", "routing", f"unknown {self.routing!r}", "use 'paper' or 'released'"
+            )
         if self.weight_mode not in WEIGHT_MODES:
-            raise ValueError(f"weight_mode must be one of {WEIGHT_MODES}, got {self.weight_mode!r}")
+            raise ConfigError(
+                "config",
+                "weight_mode",
+                f"unknown {self.weight_mode!r}",
+                f"use one of {WEIGHT_MODES}",
+            )
         interactions = dataset.inter_matrix(form="coo")
         self.register_buffer("edge_user", torch.from_numpy(interactions.row).long(), False)
         self.register_buffer("edge_item", torch.from_numpy(interactions.col).long(), False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.graph import lightgcn_layers, normalized_adjacency
@@ -41,7 +42,12 @@ class MDLightGCN(MultimodalRecommender):
         self.reg_weight: float = config["reg_weight"]
         self.modality_dropout: float = config["modality_dropout"]
         if not 0 <= self.modality_dropout < 1:
-            raise ValueError(f"modality_dropout must be in [0, 1), got {self.modality_dropout}")
+            raise ConfigError(
+                "config",
+                "modality_dropout",
+                f"{self.modality_dropout} is outside [0, 1)",
+                "give a share below 1 (1 would drop every modality)",
+            )
         self.init_id_embeddings(self.embedding_size)
         self.projections = nn.ModuleDict(
             {

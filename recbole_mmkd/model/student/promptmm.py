@@ -129,13 +129,17 @@ class PromptMM(LightGCN):
         self.list_negatives: int = config["list_negatives"]
         self.variant: str = config["variant"]
         if self.variant not in VARIANTS:
-            raise ValueError(f"PromptMM variant must be one of {VARIANTS}, got {self.variant!r}")
+            raise ConfigError(
+                "config", "variant", f"unknown {self.variant!r}", f"use one of {VARIANTS}"
+            )
         self.teacher = load_teacher(config, dataset)
         if self.teacher.embedding_size != self.embedding_size:
-            raise ValueError(
+            raise ConfigError(
+                "teacher_config",
+                "embedding_size",
                 f"PromptMM's embedding KD compares teacher features ({self.teacher.embedding_size}"
-                f"-d) with student embeddings ({self.embedding_size}-d): set the teacher's "
-                f"embedding_size (teacher_config) equal to the student's"
+                f"-d) with student embeddings ({self.embedding_size}-d)",
+                "set the teacher's embedding_size (teacher_config) equal to the student's",
             )
         tokens = torch.stack(
             [
