@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from recbole_mmkd.config import hashable_config
+from recbole_mmkd.config import RUN_KEYS, hashable_config
 from recbole_mmkd.errors import MMKDError
 from recbole_mmkd.identity import code_info, config_hash
 from recbole_mmkd.model import get_model
@@ -102,7 +102,11 @@ def replay_config(result: RunResult, root: Path, *, data_path: Any = None, prope
     defaults = hashable_config(
         config_for(result.model, result.dataset, {"seed": result.seed}, **common)
     )
-    gone = sorted(k for k, v in result.config.items() if k not in defaults and v is not None)
+    gone = sorted(
+        k
+        for k, v in result.config.items()
+        if k not in defaults and k not in RUN_KEYS and v is not None
+    )
     if gone:
         raise CarryError(f"{result.model} seed {result.seed}: settings {gone} no longer exist")
     overrides = {k: v for k, v in result.config.items() if k in defaults and defaults[k] != v}

@@ -75,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         bench = report.bench
         if is_part(bench, load_benchmark(args.benchmark, properties=args.properties)):
             for dataset, part in report.datasets.items():
-                print(f"## {dataset}\n\n{to_markdown(part.leaderboard, bench.metrics)}\n")
+                print(f"## {dataset}\n\n{to_markdown(part.leaderboard, metrics=bench.metrics)}\n")
             print(f"(part of {bench.name}: its tables are written by a run of all its models "
                   "and seeds)")  # fmt: skip
         else:

@@ -181,7 +181,7 @@ def run_one(
         test_user_ids=data.id2token(data.uid_field, test.user_ids).astype("int64"),
         test_per_user=test.per_user,
     )
-    result.save(run_dir, arrays)
+    result.save(run_dir, arrays=arrays)
     logger.info(
         "%s %s seed %d: best epoch %d, test %s",
         dataset,

@@ -59,7 +59,9 @@ class RunResult:
     def test_seconds_per_1k_users(self) -> float:
         return 1000.0 * self.test_seconds / max(self.n_test_users, 1)
 
-    def save(self, run_dir: Path, arrays: dict[str, dict[str, np.ndarray]] | None = None) -> Path:
+    def save(
+        self, run_dir: Path, *, arrays: dict[str, dict[str, np.ndarray]] | None = None
+    ) -> Path:
         """Write atomically into ``run_dir`` (replacing an older result there), with extra
         ``arrays`` files (``{file name: {key: array}}``, e.g. a teacher's representations)."""
         run_dir = Path(run_dir)

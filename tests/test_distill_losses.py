@@ -80,8 +80,8 @@ def test_decoupled_kd_target_and_non_target_parts():
 
 
 def test_scaled_cosine_error():
-    assert close(L.scaled_cosine_error(t([1.0, 0.0]), t([0.0, 1.0]), 2.0), 1.0)
-    assert close(L.scaled_cosine_error(t([1.0, 0.0]), t([1.0, 1.0]), 3.0), (1 - 2**-0.5) ** 3)
+    assert close(L.scaled_cosine_error(t([1.0, 0.0]), t([0.0, 1.0]), alpha=2.0), 1.0)
+    assert close(L.scaled_cosine_error(t([1.0, 0.0]), t([1.0, 1.0]), alpha=3.0), (1 - 2**-0.5) ** 3)
 
 
 def test_bidirectional_info_nce_and_orthogonality():

@@ -43,7 +43,7 @@ def test_every_figure_is_written_with_labelled_axes_and_one_series_per_model(tmp
     ]
     assert len(lines) == 3 and ax.get_xlabel() == "epoch"
     assert ax.get_ylabel() == "validation Recall@20"
-    frontier = figures.efficiency_frontier(runs, "recall@20", [("Teacher", "Student")])
+    frontier = figures.efficiency_frontier(runs, "recall@20", pairs=[("Teacher", "Student")])
     assert [a.get_xlabel() for a in frontier.axes] == [
         "full-sort inference s / 1,000 users",
         "trainable parameters",
@@ -67,7 +67,7 @@ def test_every_figure_is_written_with_labelled_axes_and_one_series_per_model(tmp
         [{"kd_weight": k, "kd_method": m, "best_valid": k + len(m)}
          for k in (0.01, 1.0) for m in ("logit", "rd", "rrd")]
     )  # fmt: skip
-    by_method = figures.sweep_heatmaps(methods, "kd_weight", "kd_method", None).axes[0]
+    by_method = figures.sweep_heatmaps(methods, x="kd_weight", y="kd_method", facet=None).axes[0]
     assert [t.get_text() for t in by_method.get_yticklabels()] == ["logit", "rd", "rrd"]
     assert by_method.patches[0].get_xy() == (0.5, -0.5)  # logit (5 letters) at kd_weight 1
     scatter = figures.sweep_scatter(table, "kd_weight", "ce_weight")

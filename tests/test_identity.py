@@ -147,3 +147,18 @@ def test_a_report_marks_a_table_that_mixes_code_versions(toy, tmp_path):
     assert "unrecorded (1 runs)" in mixed.to_markdown()
     mixed.save(out)
     assert "Mixed code versions" in (out / "leaderboard-toy.md").read_text()
+
+
+def test_carry_moves_a_teacher_then_its_student(toy, tmp_path):
+    out = tmp_path / "out"
+    kd = fast(epochs=3, teacher="LightGCN", teacher_config=fast(epochs=3), kd_method="logit")
+    student = run_one("KD-BPR", "toy", 1, out, kd, data_path=toy)
+    teacher_dir = find_results(out / "toy" / "LightGCN")[0]
+    student_dir = find_results(out / "toy" / "KD-BPR")[0]
+    _age(teacher_dir, "01dteacher")
+    _age(student_dir, "01dstudent", config={**student.config, "teacher_hash": "01dteacher"})
+    lines = list(carry_folder(out, data_path=toy))
+    assert [line.split()[0] for line in lines] == ["carried", "carried"], lines
+    assert "LightGCN" in lines[0] and "KD-BPR" in lines[1]  # the teacher first
+    again = run_one("KD-BPR", "toy", 1, out, kd, data_path=toy)
+    assert again.carried and again.test == student.test

@@ -58,7 +58,7 @@ def test_paired_p_values_equal_scipy_and_separate_effect_from_null(test):
     from recbole_mmkd.reporting.stats import paired_p_value
 
     base, effect, null = _planted()
-    p_effect = paired_p_value(effect, base, test, n_resamples=2000)
+    p_effect = paired_p_value(effect, base, test=test, n_resamples=2000)
     expected = {
         "t": stats.ttest_rel(effect, base).pvalue,
         "wilcoxon": stats.wilcoxon(effect, base).pvalue,
@@ -73,8 +73,8 @@ def test_paired_p_values_equal_scipy_and_separate_effect_from_null(test):
     }[test]
     assert p_effect == pytest.approx(expected)
     assert p_effect < 0.01
-    assert paired_p_value(null, base, test, n_resamples=2000) > 0.05
-    assert paired_p_value(base, base, test) == 1.0
+    assert paired_p_value(null, base, test=test, n_resamples=2000) > 0.05
+    assert paired_p_value(base, base, test=test) == 1.0
 
 
 def test_corrections_equal_statsmodels():
@@ -83,11 +83,11 @@ def test_corrections_equal_statsmodels():
     from recbole_mmkd.reporting.stats import adjust
 
     p = [0.01, 0.04, 0.03, 0.5]
-    assert np.allclose(adjust(p, "holm"), multipletests(p, method="holm")[1])
-    assert np.allclose(adjust(p, "bh"), multipletests(p, method="fdr_bh")[1])
-    assert np.allclose(adjust(p, "none"), p)
+    assert np.allclose(adjust(p, correction="holm"), multipletests(p, method="holm")[1])
+    assert np.allclose(adjust(p, correction="bh"), multipletests(p, method="fdr_bh")[1])
+    assert np.allclose(adjust(p, correction="none"), p)
     with pytest.raises(ValueError, match="correction"):
-        adjust(p, "bonferroni-ish")
+        adjust(p, correction="bonferroni-ish")
 
 
 def test_effect_sizes():

@@ -35,10 +35,12 @@ def _runs():
 
 def test_latex_marks_best_second_and_significance():
     runs = _runs()
-    table = leaderboard(runs, ["recall@20"])
+    table = leaderboard(runs, metrics=["recall@20"])
     p_adj = significant_vs(runs, "Ref", ["recall@20"])
     assert p_adj[("Big_gain", "recall@20")] < 0.05 < p_adj[("Null", "recall@20")]
-    text = to_latex(table, ["recall@20"], p_adj, caption("tiktok", 2, "Ref", "t", "holm"))
+    text = to_latex(
+        table, ["recall@20"], p_adj=p_adj, caption_text=caption("tiktok", 2, "Ref", "t", "holm")
+    )
     rows = {line.split(" & ")[0]: line for line in text.splitlines() if " & " in line}
     assert r"\textbf{" in rows[r"Big\_gain"] and r"$^{\dagger}$" in rows[r"Big\_gain"]
     second = max(("Ref", "Null"), key=lambda m: table.set_index("model").loc[m, "recall@20"])
@@ -47,7 +49,7 @@ def test_latex_marks_best_second_and_significance():
     assert text.count(r"\begin{") == text.count(r"\end{") == 2
     assert all(line.count("&") == 1 for line in rows.values())
     assert re.search(r"\\caption\{.*Ref.*holm", text)
-    md = to_markdown(table, ["recall@20"], p_adj, "caption")
+    md = to_markdown(table, ["recall@20"], p_adj=p_adj, caption_text="caption")
     assert "**" in md and "†" in md
 
 
@@ -61,8 +63,10 @@ def test_ranks_share_ties():
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no LaTeX engine installed")
 def test_latex_compiles(tmp_path):
     runs = _runs()
-    table = leaderboard(runs, ["recall@20"])
-    body = to_latex(table, ["recall@20"], significant_vs(runs, "Ref", ["recall@20"]), "x")
+    table = leaderboard(runs, metrics=["recall@20"])
+    body = to_latex(
+        table, ["recall@20"], p_adj=significant_vs(runs, "Ref", ["recall@20"]), caption_text="x"
+    )
     doc = "\\documentclass{article}\\usepackage{booktabs}\\begin{document}%s\\end{document}"
     (tmp_path / "t.tex").write_text(doc % body)
     done = subprocess.run(

@@ -307,7 +307,7 @@ def check_item_count(
 
 
 @contextmanager
-def staged_folder(dest: Path, overwrite: bool = False) -> Iterator[Path]:
+def staged_folder(dest: Path, *, overwrite: bool = False) -> Iterator[Path]:
     """A temporary sibling of ``dest`` to write a dataset into; it replaces ``dest`` only when
     the block finishes without an error, and is removed in every case."""
     dest = Path(dest)

@@ -79,7 +79,7 @@ def _read_mmssl(src: Path, **_: object) -> tuple[pd.DataFrame, dict[str, Path], 
 
 
 def _read_sgfd(
-    src: Path, valid_ratio: float = 0.1, seed: int = 0, **_: object
+    src: Path, *, valid_ratio: float = 0.1, seed: int = 0, **_: object
 ) -> tuple[pd.DataFrame, dict[str, Path], np.ndarray | None]:
     frames = []
     for split, name in ((0, "train.csv"), (2, "test.csv")):
@@ -168,7 +168,7 @@ def import_dataset(
         )
     frame, feature_paths, labels = _READERS[fmt](src, valid_ratio=valid_ratio, seed=seed)
 
-    with files.staged_folder(dest, overwrite) as tmp:
+    with files.staged_folder(dest, overwrite=overwrite) as tmp:
         files.write_interactions(frame, files.inter_path(tmp, name))
         interactions = files.read_interactions(files.inter_path(tmp, name))
         n_rows = interactions.max_item + 1

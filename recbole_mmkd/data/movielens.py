@@ -26,7 +26,9 @@ NAME = "ml-100k-mm"
 SOURCE = Path(recbole.__file__).parent / "dataset_example" / "ml-100k"
 
 
-def chronological_split(frame: pd.DataFrame, valid: float = 0.1, test: float = 0.1) -> np.ndarray:
+def chronological_split(
+    frame: pd.DataFrame, *, valid: float = 0.1, test: float = 0.1
+) -> np.ndarray:
     """x_label per row: per user, by time, the last ``test`` share is test, the ``valid`` share
     before it is valid (each at least one row), the rest train."""
     order = frame.sort_values([files.USER, "timestamp", files.ITEM], kind="stable")
@@ -71,7 +73,7 @@ def build(dest_root: Path, *, overwrite: bool = False) -> Path:
         }
     )
 
-    with files.staged_folder(dest, overwrite) as tmp:
+    with files.staged_folder(dest, overwrite=overwrite) as tmp:
         files.write_interactions(frame, files.inter_path(tmp, NAME))
         texts.to_csv(tmp / f"{NAME}.items.tsv", sep="\t", index=False)
         n_items = len(raw_items)

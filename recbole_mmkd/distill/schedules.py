@@ -20,7 +20,7 @@ def constant_temperature(t_decay: float, epoch: int) -> float:
     return t_decay
 
 
-def decayed_temperature(t_decay: float, epoch: int, rate: float, floor: float = 1.0) -> float:
+def decayed_temperature(t_decay: float, epoch: int, rate: float, *, floor: float = 1.0) -> float:
     """``T(epoch) = max(floor, t_decay * rate ** epoch)`` with ``0 < rate <= 1``."""
     _check(t_decay)
     if not 0 < rate <= 1:
@@ -35,7 +35,7 @@ def temperature(schedule: str, t_decay: float, epoch: int, rate: float, floor: f
     if schedule == "constant":
         return constant_temperature(t_decay, epoch)
     if schedule == "exponential":
-        return decayed_temperature(t_decay, epoch, rate, floor)
+        return decayed_temperature(t_decay, epoch, rate, floor=floor)
     raise ConfigError("config", "t_schedule", f"unknown {schedule!r}", f"use one of {SCHEDULES}")
 
 

@@ -56,7 +56,7 @@ def propagate(adjacency: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
     return _SymmetricSpMM.apply(adjacency, dense)
 
 
-def knn_graph(features: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:
+def knn_graph(features: torch.Tensor, k: int, *, chunk: int = 2048) -> torch.Tensor:
     """Item-item kNN graph by cosine similarity, normalised ``D^-1/2 A D^-1/2`` (LATTICE/FREEDOM).
 
     Each row keeps its ``k`` most similar items (itself included, as in LATTICE and FREEDOM);

@@ -39,7 +39,7 @@ def _styles(models: Iterable[str]) -> dict[str, dict[str, str]]:
 
 
 def mean_ci(
-    values: np.ndarray, seed: int = 0, n_resamples: int = 2000
+    values: np.ndarray, *, seed: int = 0, n_resamples: int = 2000
 ) -> tuple[float, float, float]:
     """Mean and its 95% bootstrap percentile interval (scipy)."""
     result = stats.bootstrap(
@@ -53,7 +53,7 @@ def mean_ci(
     )
 
 
-def leaderboard_bars(runs: Iterable[RunResult], metric: str, title: str = "") -> Figure:
+def leaderboard_bars(runs: Iterable[RunResult], metric: str, *, title: str = "") -> Figure:
     """One bar per model: test ``metric`` (seed-averaged per-user values), 95% bootstrap CI
     over users; sorted best first."""
     rows = []
@@ -76,7 +76,7 @@ def leaderboard_bars(runs: Iterable[RunResult], metric: str, title: str = "") ->
     return fig
 
 
-def training_curves(runs: Iterable[RunResult], metric: str | None = None) -> Figure:
+def training_curves(runs: Iterable[RunResult], *, metric: str | None = None) -> Figure:
     """Validation metric per epoch, one line per model: the mean over its seeds, drawn up to
     the last epoch every seed reached (so the line never jumps where a seed stopped early)."""
     fig = Figure(figsize=(7.5, 3.4))
@@ -99,7 +99,7 @@ def training_curves(runs: Iterable[RunResult], metric: str | None = None) -> Fig
 
 
 def efficiency_frontier(
-    runs: Iterable[RunResult], metric: str, pairs: Iterable[tuple[str, str]] = ()
+    runs: Iterable[RunResult], metric: str, *, pairs: Iterable[tuple[str, str]] = ()
 ) -> Figure:
     """Test ``metric`` against inference time per 1,000 users and against parameter count
     (log scale where the values span more than 10x), one point per model (named in the
@@ -175,9 +175,14 @@ def _tick(value: object) -> str:
 
 
 def sweep_heatmaps(
-    table: pd.DataFrame, x: str = "kd_weight", y: str = "ce_weight", facet: str | None = "t_decay",
-    value: str = "best_valid", label: str = "best validation value",
-) -> Figure:  # fmt: skip
+    table: pd.DataFrame,
+    *,
+    x: str = "kd_weight",
+    y: str = "ce_weight",
+    facet: str | None = "t_decay",
+    value: str = "best_valid",
+    label: str = "best validation value",
+) -> Figure:
     """Grid sweeps: validation ``value`` over ``x`` by ``y``, one panel per ``facet`` value
     (mean over repeated cells), one colour scale; the best cell of all is outlined in red.
     Keys may be numeric or categorical (``kd_method``)."""
@@ -210,7 +215,7 @@ def sweep_heatmaps(
 
 
 def sweep_scatter(
-    table: pd.DataFrame, x: str, y: str, value: str = "best_valid",
+    table: pd.DataFrame, x: str, y: str, *, value: str = "best_valid",
     label: str = "best validation value", log: bool = True,
 ) -> Figure:  # fmt: skip
     """Random or model-based sweeps: one point per trial at its (``x``, ``y``), coloured by

@@ -44,7 +44,7 @@ def label_runs(results: Iterable[RunResult]) -> list[RunResult]:
 
 
 def leaderboard(
-    results: Iterable[RunResult], metrics: Iterable[str] = DEFAULT_METRICS
+    results: Iterable[RunResult], *, metrics: Iterable[str] = DEFAULT_METRICS
 ) -> pd.DataFrame:
     """One row per (dataset, model, config): mean and std over seeds of each test metric, the
     number of seeds, best epoch, parameter count and timings. Sorted by the first metric."""
@@ -78,7 +78,7 @@ def leaderboard(
     return table.reset_index().sort_values(["dataset", metrics[0]], ascending=[True, False])
 
 
-def to_markdown(table: pd.DataFrame, metrics: Iterable[str] = DEFAULT_METRICS) -> str:
+def to_markdown(table: pd.DataFrame, *, metrics: Iterable[str] = DEFAULT_METRICS) -> str:
     """Markdown table with ``mean ± std`` cells."""
     metrics = list(metrics)
     shown = pd.DataFrame(

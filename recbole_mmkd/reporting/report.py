@@ -36,11 +36,11 @@ def comparison_table(bench: Benchmark, results: list[RunResult]) -> pd.DataFrame
     rows = []
     for metric in bench.metrics:
         found = [
-            compare(by_model[model], by_model[reference], metric, bench.test)
+            compare(by_model[model], by_model[reference], metric, test=bench.test)
             for model, reference in bench.comparisons
             if model in by_model and reference in by_model  # a folder report's other datasets
         ]
-        corrected = adjust([c.p_value for c in found], bench.correction)
+        corrected = adjust([c.p_value for c in found], correction=bench.correction)
         for c, p_adj in zip(found, corrected, strict=True):
             rows.append(
                 {
@@ -96,7 +96,7 @@ def efficiency_table(
     """One row per (teacher or reference, student) pair: the student (``model``) and what it
     is set ``against``, each side's trainable parameters, full-sort inference seconds per
     1,000 test users and test ``metric`` (means over seeds), and model / against ratios."""
-    table = leaderboard(results, [metric]).set_index("model")
+    table = leaderboard(results, metrics=[metric]).set_index("model")
     columns = {"params": "params", "eval_s_per_1k_users": "s / 1k users", metric: metric}
     rows = []
     for teacher, student in pairs:
@@ -112,7 +112,7 @@ def combined_table(runs: dict[str, list[RunResult]], metrics: list[str]) -> pd.D
     """One row per model, one ``mean ± std`` column per (dataset, metric)."""
     columns = {}
     for dataset, results in runs.items():
-        table = leaderboard(results, metrics).set_index("model")
+        table = leaderboard(results, metrics=metrics).set_index("model")
         for m in metrics:
             std = table[f"{m} std"].fillna(0.0)
             columns[f"{dataset} {m}"] = {
@@ -147,7 +147,7 @@ class DatasetReport:
     def board_markdown(self, metrics: list[str]) -> str:
         """The leaderboard as Markdown, with a warning where its runs came from more than one
         version of the code."""
-        text = to_markdown(self.leaderboard, metrics)
+        text = to_markdown(self.leaderboard, metrics=metrics)
         if self.mixed_code:
             versions = ", ".join(f"{k} ({n} runs)" for k, n in sorted(self.versions.items()))
             text += f"\n\n**Mixed code versions** (package digests): {versions}."
@@ -179,14 +179,26 @@ class Report:
         self, dataset: str, results: list[RunResult], link_comparisons: bool
     ) -> DatasetReport:
         bench = self.bench
-        table = leaderboard(results, bench.metrics)
+        table = leaderboard(results, metrics=bench.metrics)
         p_adj = (
-            significant_vs(results, bench.reference, bench.metrics, bench.test, bench.correction)
+            significant_vs(
+                results,
+                bench.reference,
+                bench.metrics,
+                test=bench.test,
+                correction=bench.correction,
+            )
             if any(r.model == bench.reference for r in results)  # a folder's other datasets
             else {}
         )
         title = caption(dataset, len(bench.seeds), bench.reference, bench.test, bench.correction)
-        latex = to_latex(table, bench.metrics, p_adj, title, f"tab:{bench.name}-{dataset}")
+        latex = to_latex(
+            table,
+            bench.metrics,
+            p_adj=p_adj,
+            caption_text=title,
+            label=f"tab:{bench.name}-{dataset}",
+        )
         comparisons = comparison_table(bench, results) if bench.comparisons else pd.DataFrame()
         links = teacher_links(results)
         if link_comparisons:
@@ -261,7 +273,7 @@ class Report:
                 written += figures.save(bars, folder / f"bars-{d.dataset}-{slug}")
             curves = figures.training_curves(d.results)
             written += figures.save(curves, folder / f"curves-{d.dataset}")
-            frontier = figures.efficiency_frontier(d.results, self.bench.metrics[0], d.links)
+            frontier = figures.efficiency_frontier(d.results, self.bench.metrics[0], pairs=d.links)
             written += figures.save(frontier, folder / f"efficiency-{d.dataset}")
             if any(r.robustness for r in d.results):
                 robust = figures.robustness_curves(d.results, self.bench.metrics[0])

@@ -63,6 +63,7 @@ def compare(
     model: list[RunResult],
     reference: list[RunResult],
     metric: str,
+    *,
     test: str = "t",
     n_resamples: int = 10_000,
     seed: int = 0,
@@ -83,14 +84,14 @@ def compare(
         low,
         high,
         cohens_d_paired(a, b),
-        paired_p_value(a, b, test, n_resamples, seed),
+        paired_p_value(a, b, test=test, n_resamples=n_resamples, seed=seed),
         test,
         len(a),
     )
 
 
 def paired_p_value(
-    a: np.ndarray, b: np.ndarray, test: str = "t", n_resamples: int = 10_000, seed: int = 0
+    a: np.ndarray, b: np.ndarray, *, test: str = "t", n_resamples: int = 10_000, seed: int = 0
 ) -> float:
     """Two-sided p-value of a paired test of ``a`` against ``b``: ``t`` (scipy's
     ``ttest_rel``, the default), ``randomisation`` (scipy's ``permutation_test`` flipping
@@ -116,7 +117,7 @@ def paired_p_value(
     return float(result.pvalue)
 
 
-def adjust(p_values: Iterable[float], correction: str = "holm") -> np.ndarray:
+def adjust(p_values: Iterable[float], *, correction: str = "holm") -> np.ndarray:
     """p-values corrected across the comparisons of one table: ``holm``, ``bh``
     (Benjamini-Hochberg) or ``none``; statsmodels' ``multipletests``."""
     if correction not in CORRECTIONS:
@@ -128,7 +129,7 @@ def adjust(p_values: Iterable[float], correction: str = "holm") -> np.ndarray:
 
 
 def relative_improvement_ci(
-    a: np.ndarray, b: np.ndarray, n_resamples: int = 2_000, seed: int = 0, level: float = 0.95
+    a: np.ndarray, b: np.ndarray, *, n_resamples: int = 2_000, seed: int = 0, level: float = 0.95
 ) -> tuple[float, float, float]:
     """Relative improvement ``mean(a) / mean(b) - 1`` and its paired bootstrap percentile
     confidence interval over users (scipy's ``bootstrap``)."""

@@ -26,8 +26,10 @@ def sweep_figure(table: pd.DataFrame, sweep: Sweep, metric: str):
         keys = numeric + [k for k in sweep.space if k not in numeric]
         if len(keys) < 2 or done.empty:
             return None
-        return figures.sweep_heatmaps(done, keys[0], keys[1], keys[2] if len(keys) > 2 else None,
-                                      BEST, label)  # fmt: skip
+        facet = keys[2] if len(keys) > 2 else None
+        return figures.sweep_heatmaps(
+            done, x=keys[0], y=keys[1], facet=facet, value=BEST, label=label
+        )
     if len(numeric) < 2 or done.empty:
         return None
-    return figures.sweep_scatter(done, numeric[0], numeric[1], BEST, label)
+    return figures.sweep_scatter(done, numeric[0], numeric[1], value=BEST, label=label)

@@ -25,6 +25,7 @@ def significant_vs(
     runs: list[RunResult],
     reference: str,
     metrics: list[str],
+    *,
     test: str = "t",
     correction: str = "holm",
     alpha: float = 0.05,
@@ -39,8 +40,10 @@ def significant_vs(
     out = {}
     for metric in metrics:
         models = [m for m in by_model if m != reference]
-        p = [compare(by_model[m], by_model[reference], metric, test).p_value for m in models]
-        out.update({(m, metric): q for m, q in zip(models, adjust(p, correction), strict=True)})
+        p = [compare(by_model[m], by_model[reference], metric, test=test).p_value for m in models]
+        out.update(
+            {(m, metric): q for m, q in zip(models, adjust(p, correction=correction), strict=True)}
+        )
     return out
 
 
@@ -89,6 +92,7 @@ def caption(dataset: str, seeds: int, reference: str | None, test: str, correcti
 def to_latex(
     table: pd.DataFrame,
     metrics: list[str],
+    *,
     p_adj: dict[tuple[str, str], float] | None = None,
     caption_text: str = "",
     label: str = "tab:results",
@@ -120,6 +124,7 @@ def to_latex(
 def to_markdown(
     table: pd.DataFrame,
     metrics: list[str],
+    *,
     p_adj: dict[tuple[str, str], float] | None = None,
     caption_text: str = "",
     alpha: float = 0.05,

@@ -17,7 +17,7 @@ from recbole_mmkd.model.graph import lightgcn_layers, normalized_adjacency
 
 
 def _negative_cosine(
-    online: torch.Tensor, target: torch.Tensor, keep: torch.Tensor | None = None
+    online: torch.Tensor, target: torch.Tensor, *, keep: torch.Tensor | None = None
 ) -> torch.Tensor:
     """``1 - cos(online, target)``, averaged over the rows where ``keep`` (default: all rows);
     the target is detached. Zero when no row is kept."""
@@ -110,6 +110,8 @@ class BM3(MultimodalRecommender):
             latent = self.projections[m](self.modal_feature(m, items))
             online = self.predictor(latent)
             keep = self.item_present(m)[items]
-            modal = modal + _negative_cosine(online, i_target, keep)
-            modal = modal + _negative_cosine(online, F.dropout(latent.detach(), self.dropout), keep)
+            modal = modal + _negative_cosine(online, i_target, keep=keep)
+            modal = modal + _negative_cosine(
+                online, F.dropout(latent.detach(), self.dropout), keep=keep
+            )
         return loss + self.reg_weight * reg + self.cl_weight * modal

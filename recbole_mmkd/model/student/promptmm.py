@@ -202,17 +202,22 @@ class PromptMM(LightGCN):
             )
             dkd = 0.0
         else:
-            pair = pairwise_kd(s_margin, t_margin, self.t_decay)
+            pair = pairwise_kd(s_margin, t_margin, temperature=self.t_decay)
             listwise = sum(
                 kl_rows(t, student_list, self.t_decay).mean() for t in modal_lists.values()
             )
             target = torch.zeros_like(users)
             dkd = decoupled_kd(
-                student_list, teacher_list, target, self.t_decay, self.dkd_alpha, self.dkd_beta
+                student_list,
+                teacher_list,
+                target,
+                self.t_decay,
+                alpha=self.dkd_alpha,
+                beta=self.dkd_beta,
             )
         items = torch.cat([pos, neg])
         embedding = sum(
-            scaled_cosine_error(item_e[items], mi[items], self.sce_alpha)
+            scaled_cosine_error(item_e[items], mi[items], alpha=self.sce_alpha)
             for _, mi in modal.values()
         )
         return (

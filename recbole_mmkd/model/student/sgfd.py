@@ -70,7 +70,7 @@ class SGFDMixin:
             {m: nn.Linear(dim, self.sgfd_dim) for m, dim in raw_dims.items()}
         )
         self.teacher = SemanticTeacher(
-            raw_dims, self.sgfd_dim, self.n_labels, config["teacher_activation"]
+            raw_dims, self.sgfd_dim, self.n_labels, activation=config["teacher_activation"]
         )
 
     def feature_dims(self) -> dict[str, int]:

@@ -50,7 +50,7 @@ class SemanticTeacher(nn.Module):
     """
 
     def __init__(
-        self, dims: dict[str, int], d: int, n_labels: int, activation: bool = True
+        self, dims: dict[str, int], d: int, n_labels: int, *, activation: bool = True
     ) -> None:
         super().__init__()
         self.towers = nn.ModuleDict(
@@ -106,7 +106,10 @@ class SGFDTeacher(MultimodalRecommender):
         self.register_buffer("labels", labels, persistent=False)
         n_labels = int(labels.max()) + 1
         self.teacher = SemanticTeacher(
-            self.feature_dims(), self.embedding_size, n_labels, config["teacher_activation"]
+            self.feature_dims(),
+            self.embedding_size,
+            n_labels,
+            activation=config["teacher_activation"],
         )
         self.init_id_embeddings(self.embedding_size)
 
