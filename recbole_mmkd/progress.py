@@ -43,10 +43,11 @@ class EpochProgress:
         self.start = perf_counter()
 
     def line(self, epoch: int, loss: float, score: float, best: float, bad_steps: int) -> str:
+        left = max(self.patience - bad_steps, 0)  # RecBole counts one past the patience
         return (
             f"{self.title}: epoch {epoch + 1}/{self.epochs} loss {loss:.4f} "
-            f"{self.metric} {score:.4f} (best {best:.4f}) patience "
-            f"{self.patience - bad_steps}/{self.patience} {_clock(perf_counter() - self.start)}"
+            f"{self.metric} {score:.4f} (best {best:.4f}) patience {left}/{self.patience} "
+            f"{_clock(perf_counter() - self.start)}"
         )
 
     def update(

@@ -106,24 +106,24 @@ def test_student_teacher_buffers_are_frozen_and_kd_weight_zero_is_the_plain_stud
     out = toy / "out"
     teacher = run_one("LightGCN", "toy", 1, out, fast(), data_path=toy, keep_tables=True)
     path = out / "toy" / "LightGCN" / teacher.config_hash / "seed-1" / TABLES_FILE
-    kd = fast(teacher="LightGCN", teacher_run=str(path.parent), kd_method="rd", rd_topk=3)
+    kd = fast(teacher="LightGCN", teacher_run=str(path.parent), kd_method="logit")
     run = prepare("KD-LightGCN", "toy", kd, data_path=toy)
     train, student = run.train, run.model
     stored = np.load(path)
-    assert torch.equal(student.teacher_users, torch.from_numpy(stored["user"]))
+    assert torch.equal(student.kd.teacher_users, torch.from_numpy(stored["user"]))
     names = {n for n, _ in student.named_parameters()}
     assert not any(n.startswith("teacher") for n in names)
     batch = next(iter(train))
     with_kd = student.calculate_loss(batch)
     with_kd.backward()
-    assert student.teacher_users.grad is None
+    assert student.kd.teacher_users.grad is None
     plain = get_model("LightGCN")(
         config_for("LightGCN", "toy", fast(), data_path=toy), train.dataset
     )
     plain.load_state_dict(student.state_dict())
     student.kd_weight = 0.0
     assert torch.allclose(student.calculate_loss(batch), plain.calculate_loss(batch))
-    assert with_kd > plain.calculate_loss(batch)  # the RD term is positive
+    assert with_kd > plain.calculate_loss(batch)  # the KD term is positive
 
 
 def test_student_errors_name_the_fix(toy):
@@ -232,7 +232,7 @@ def test_one_registered_class_is_all_a_new_kd_method_needs(toy, monkeypatch):
     user_e, item_e = student.forward()
     users = batch[student.USER_ID]
     items = torch.stack([batch[student.ITEM_ID], batch[student.NEG_ITEM_ID]], dim=1)
-    teacher = scores(student.teacher_users[users], student.teacher_items[items])
+    teacher = scores(student.kd.teacher_users[users], student.kd.teacher_items[items])
     term = (scores(user_e[users], item_e[items]) - teacher).pow(2).mean()
     with_kd = student.calculate_loss(batch)
     student.kd_weight = 0.0

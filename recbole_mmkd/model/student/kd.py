@@ -20,8 +20,8 @@ class KDStudentMixin:
 
     The teacher (config ``teacher``, with ``teacher_config`` overrides) is trained once per
     (dataset, teacher config, seed) by :func:`recbole_mmkd.pipeline.run_one`, which stores its
-    best-epoch user and item tables; the student loads them as frozen buffers, so no student
-    step can change its teacher.
+    best-epoch user and item tables; the student's KD method (submodule ``kd``) holds what it
+    needs of them as frozen buffers, so no student step can change its teacher.
 
     .. math:: \mathcal{L} = \mathcal{L}_{student} + \text{kd\_weight}\,\mathcal{L}_{KD}
 
@@ -49,8 +49,6 @@ class KDStudentMixin:
                 f"{item_t.shape[0]} items, the dataset has {self.n_users} x {self.n_items}",
                 "train the teacher on the student's dataset",
             )
-        self.register_buffer("teacher_users", user_t, persistent=False)
-        self.register_buffer("teacher_items", item_t, persistent=False)
         self.kd = method.from_config(
             config,
             teacher_users=user_t,
