@@ -42,7 +42,8 @@ def test_benchmark_runs_reports_and_reuses(toy, tmp_path):
     assert r"\toprule" in (out / "table-toy.tex").read_text()
     names = {p.name for p in (out / "figures").iterdir()}
     assert {"bars-toy-recall10.png", "curves-toy.pdf", "efficiency-toy.png"} <= names
-    assert "LightGCN" in text and "p (t)" in text and "p (holm)" in text
+    assert "LightGCN" in text and "p (t, users)" in text and "p (holm, seeds)" in text
+    assert "established" in text and "min detectable" in text
     stamps = {p: (p / "result.json").stat().st_mtime_ns for p in find_results(out)}
     run_benchmark(bench, out, data_path=toy)  # everything on disk: nothing re-trained
     assert {p: (p / "result.json").stat().st_mtime_ns for p in find_results(out)} == stamps

@@ -125,3 +125,8 @@ def test_an_unknown_dataset_names_where_it_looked(tmp_path):
 
     with pytest.raises(DataError, match="no dataset 'nope'"):
         config_for("BPR", "nope", data_path=tmp_path)
+
+
+def test_default_metrics_include_the_cutoff_of_5(toy):
+    config = config_for("BPR", "toy", data_path=toy)
+    assert config["topk"] == [5, 10, 20, 50]

@@ -102,3 +102,54 @@ def test_effect_sizes():
     diff = np.array([1.0, 2.0, 3.0])
     assert cohens_d_paired(diff, np.zeros(3)) == pytest.approx(2.0)  # mean 2, sd 1
     assert cohens_d_paired(diff, diff - 1) == 0.0
+
+
+def _seed_runs(model: str, shifts: list[float], users: np.ndarray, base: np.ndarray, rng):
+    """One run per seed: every user's value moved by that seed's shift, plus user noise."""
+    return [
+        _result(model, s, users, base + shift + rng.normal(0, 0.002, len(users)))
+        for s, shift in enumerate(shifts)
+    ]
+
+
+def test_an_effect_in_every_user_but_not_across_seeds_is_not_significant_over_seeds():
+    rng = np.random.default_rng(3)
+    users = np.arange(4000)
+    base = rng.random(4000) * 0.2
+    # the reference's and the model's runs scatter alike (sd ~0.01); by chance the model's
+    # seeds average 0.004 higher, a shift every user shares
+    ref = _seed_runs("R", [0.0, 0.01, -0.01, 0.005, -0.005], users, base, rng)
+    lucky = _seed_runs("L", [0.012, -0.004, 0.02, -0.008, 0.0], users, base, rng)
+    c = compare(lucky, ref, "recall@20")
+    assert c.p_value < 1e-6 and c.relative_low > 0  # the users say: different
+    assert c.seed_p_value > 0.3 and c.seed_low < 0 < c.seed_high  # re-training says: no
+    assert c.seeds_needed > 10 and c.min_detectable > abs(c.relative)
+    assert c.n_seeds == (5, 5)
+
+
+def test_an_effect_consistent_across_seeds_is_significant_over_seeds():
+    rng = np.random.default_rng(4)
+    users = np.arange(4000)
+    base = rng.random(4000) * 0.2
+    ref = _seed_runs("R", [0.0, 0.001, -0.001, 0.0005, -0.0005], users, base, rng)
+    better = _seed_runs("B", [0.02, 0.021, 0.019, 0.0205, 0.0195], users, base, rng)
+    c = compare(better, ref, "recall@20")
+    assert c.seed_p_value < 1e-4 and c.seed_low > 0
+    assert c.seeds_needed == 2 and c.min_detectable < c.relative
+    assert c.seed_p_value == pytest.approx(
+        stats.ttest_ind(
+            [r.test_per_user["recall@20"].mean() for r in better],
+            [r.test_per_user["recall@20"].mean() for r in ref],
+            equal_var=False,
+        ).pvalue
+    )
+
+
+def test_one_seed_gives_no_seed_level_verdict():
+    users = np.arange(50)
+    one = compare([_result("A", 1, users, np.full(50, 0.3))],
+                  [_result("B", 1, users, np.full(50, 0.2))], "recall@20")  # fmt: skip
+    assert np.isnan(one.seed_p_value) and np.isnan(one.seed_low) and np.isnan(one.min_detectable)
+    from recbole_mmkd.reporting.stats import adjust_seed_p
+
+    assert np.allclose(adjust_seed_p([0.01, np.nan, 0.04]), [0.02, np.nan, 0.04], equal_nan=True)

@@ -13,6 +13,7 @@ ranx's ``compare(...) -> Report``).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,16 +21,19 @@ from pathlib import Path
 import pandas as pd
 
 from recbole_mmkd.reporting.leaderboard import leaderboard, to_markdown
-from recbole_mmkd.reporting.stats import adjust, compare
+from recbole_mmkd.reporting.stats import ALPHA, adjust, adjust_seed_p, compare
 from recbole_mmkd.reporting.tables import caption, significant_vs, to_latex
 from recbole_mmkd.result import RunResult, load_results
 from recbole_mmkd.specs import Benchmark
 
 
 def comparison_table(bench: Benchmark, results: list[RunResult]) -> pd.DataFrame:
-    """One row per (comparison, metric): means, relative change with its bootstrap 95% CI,
-    Cohen's d, the paired test's p-value and the p-value corrected across the comparisons of
-    the same metric (``test``, ``correction`` of the benchmark)."""
+    """One row per (comparison, metric), at both levels of :mod:`~.stats`: over users (the
+    benchmark's paired ``test`` on seed-averaged per-user values, its bootstrap 95% CI of the
+    relative change, Cohen's d) and over seeds (Welch's t on the runs' means, the two-level
+    bootstrap CI, the smallest change the seeds could detect and the seeds the observed change
+    would need). Each level's p-values are corrected (``correction``) across the comparisons
+    of the same metric; ``established`` reads the seed level."""
     by_model: dict[str, list[RunResult]] = {}
     for r in results:
         by_model.setdefault(r.model, []).append(r)
@@ -40,8 +44,9 @@ def comparison_table(bench: Benchmark, results: list[RunResult]) -> pd.DataFrame
             for model, reference in bench.comparisons
             if model in by_model and reference in by_model  # a folder report's other datasets
         ]
-        corrected = adjust([c.p_value for c in found], correction=bench.correction)
-        for c, p_adj in zip(found, corrected, strict=True):
+        by_users = adjust([c.p_value for c in found], correction=bench.correction)
+        by_seeds = adjust_seed_p([c.seed_p_value for c in found], correction=bench.correction)
+        for c, p_users, p_seeds in zip(found, by_users, by_seeds, strict=True):
             rows.append(
                 {
                     "model": c.model,
@@ -50,15 +55,44 @@ def comparison_table(bench: Benchmark, results: list[RunResult]) -> pd.DataFrame
                     "model mean": round(c.mean, 4),
                     "reference mean": round(c.reference_mean, 4),
                     "relative": f"{100 * c.relative:+.1f}%",
-                    "95% CI": f"[{100 * c.relative_low:+.1f}%, {100 * c.relative_high:+.1f}%]",
+                    "95% CI (users)": _interval(c.relative_low, c.relative_high),
+                    f"p ({c.test}, users)": f"{c.p_value:.2g}",
+                    f"p ({bench.correction}, users)": f"{p_users:.2g}",
+                    "95% CI (seeds x users)": _interval(c.seed_low, c.seed_high),
+                    "p (welch, seeds)": _p(c.seed_p_value),
+                    f"p ({bench.correction}, seeds)": _p(p_seeds),
+                    "min detectable": _percent(c.min_detectable),
+                    "seeds needed": _count(c.seeds_needed),
+                    "established": _verdict(p_seeds, c.n_seeds),
                     "Cohen's d": round(c.cohens_d, 3),
-                    f"p ({c.test})": f"{c.p_value:.2g}",
-                    f"p ({bench.correction})": f"{p_adj:.2g}",
                     "users": c.n_users,
-                    "seeds": f"{len(by_model[c.model])}/{len(by_model[c.reference])}",
+                    "seeds": f"{c.n_seeds[0]}/{c.n_seeds[1]}",
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _interval(low: float, high: float) -> str:
+    return "n/a" if math.isnan(low) else f"[{100 * low:+.1f}%, {100 * high:+.1f}%]"
+
+
+def _p(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.2g}"
+
+
+def _percent(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{100 * value:.1f}%"
+
+
+def _count(value: float) -> str:
+    return "n/a" if math.isnan(value) else "inf" if math.isinf(value) else str(int(value))
+
+
+def _verdict(p_seeds: float, n_seeds: tuple[int, int]) -> str:
+    """Whether the change is established over re-training: the seed-level corrected p."""
+    if math.isnan(p_seeds):
+        return f"n/a ({min(n_seeds)} seed)"
+    return "yes" if p_seeds < ALPHA else "no"
 
 
 def teacher_runs(results: list[RunResult], out: Path) -> list[RunResult]:
@@ -181,17 +215,11 @@ class Report:
         bench = self.bench
         table = leaderboard(results, metrics=bench.metrics)
         p_adj = (
-            significant_vs(
-                results,
-                bench.reference,
-                bench.metrics,
-                test=bench.test,
-                correction=bench.correction,
-            )
+            significant_vs(results, bench.reference, bench.metrics, correction=bench.correction)
             if any(r.model == bench.reference for r in results)  # a folder's other datasets
             else {}
         )
-        title = caption(dataset, len(bench.seeds), bench.reference, bench.test, bench.correction)
+        title = caption(dataset, len(bench.seeds), bench.reference, bench.correction)
         latex = to_latex(
             table,
             bench.metrics,
@@ -248,8 +276,10 @@ class Report:
             parts.append(f"## {d.dataset}\n\n{d.board_markdown(bench.metrics)}")
             if not d.comparisons.empty:
                 parts.append(
-                    f"Paired {bench.test} test over seed-averaged per-user test metrics, "
-                    f"{bench.correction}-corrected per metric:\n\n"
+                    f"Over users: paired {bench.test} test on seed-averaged per-user test "
+                    f"metrics. Over seeds: Welch t test on the runs' test means, with a "
+                    f"two-level (seeds x users) bootstrap interval; `established` reads this "
+                    f"level. Each {bench.correction}-corrected per metric:\n\n"
                     + d.comparisons.to_markdown(index=False)
                 )
             if not d.efficiency.empty:

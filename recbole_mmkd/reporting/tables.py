@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from recbole_mmkd.reporting.stats import adjust, compare
+from recbole_mmkd.reporting.stats import adjust_seed_p, compare
 from recbole_mmkd.result import RunResult
 
 MARK = r"$^{\dagger}$"
@@ -26,12 +26,12 @@ def significant_vs(
     reference: str,
     metrics: list[str],
     *,
-    test: str = "t",
     correction: str = "holm",
-    alpha: float = 0.05,
 ) -> dict[tuple[str, str], float]:
-    """Corrected p-value of every other model against ``reference``, per metric; the
-    correction runs over one metric's comparisons (one column of the table)."""
+    """Corrected seed-level p-value (Welch over the runs' means, :func:`~.stats.seed_p_value`)
+    of every other model against ``reference``, per metric; the correction runs over one
+    metric's comparisons (one column of the table). A model with a single seed gets no
+    p-value (NaN: never marked)."""
     by_model: dict[str, list[RunResult]] = {}
     for r in runs:
         by_model.setdefault(r.model, []).append(r)
@@ -40,10 +40,9 @@ def significant_vs(
     out = {}
     for metric in metrics:
         models = [m for m in by_model if m != reference]
-        p = [compare(by_model[m], by_model[reference], metric, test=test).p_value for m in models]
-        out.update(
-            {(m, metric): q for m, q in zip(models, adjust(p, correction=correction), strict=True)}
-        )
+        p = [compare(by_model[m], by_model[reference], metric).seed_p_value for m in models]
+        adjusted = adjust_seed_p(p, correction=correction)
+        out.update({(m, metric): q for m, q in zip(models, adjusted, strict=True)})
     return out
 
 
@@ -76,15 +75,15 @@ def _rows(table, metrics, p_adj, alpha, latex) -> list[list[str]]:
     return rows
 
 
-def caption(dataset: str, seeds: int, reference: str | None, test: str, correction: str) -> str:
+def caption(dataset: str, seeds: int, reference: str | None, correction: str) -> str:
     text = (
         f"Test results on {dataset} (mean ± std over {seeds} seeds, validation-selected "
         f"epochs). Best in bold, second underlined."
     )
     if reference:
         text += (
-            f" † marks a significant difference from {reference} (paired {test} test on "
-            f"per-user values, {correction}-corrected per column, p < 0.05)."
+            f" † marks a difference from {reference} that holds over re-training (Welch t "
+            f"test over the seeds' test means, {correction}-corrected per column, p < 0.05)."
         )
     return text
 
