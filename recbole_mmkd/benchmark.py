@@ -1,12 +1,16 @@
-"""Running a benchmark (:mod:`recbole_mmkd.specs` reads it): every (dataset, model, seed) that
-is not on disk yet is trained, after every entry's settings have been checked."""
+"""Running a benchmark (:mod:`recbole_mmkd.specs` reads it): every entry's settings are
+checked, the entries with a search space are tuned on validation (one sweep per entry and
+dataset), then every (dataset, model, seed) that is not on disk yet is trained."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.identity import config_hash
@@ -14,7 +18,8 @@ from recbole_mmkd.model import get_model
 from recbole_mmkd.pipeline import run_config, run_one, stored_run
 from recbole_mmkd.progress import BenchmarkProgress
 from recbole_mmkd.result import RunResult, run_dir_for
-from recbole_mmkd.specs import Benchmark, Entry, check_benchmark
+from recbole_mmkd.specs import Benchmark, Entry, check_benchmark, tuning_budget, tuning_sweep
+from recbole_mmkd.tune.ledger import BEST, plain
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +74,46 @@ def is_stored(
     return stored_run(run_dir) is not None
 
 
+def tuned_entries(
+    bench: Benchmark, dataset: str, out: Path, *, data_path: Any, properties: Any
+) -> list[Entry]:
+    """The benchmark's entries on ``dataset``, each with a ``space`` set to its point of best
+    validation value (its sweep under ``<out>/tuning/<dataset>/``, resumed where it stopped;
+    trials never read the test split). Writes ``tuning-<dataset>.{md,csv}``: per tuned entry,
+    the budget (trials), the chosen point and its validation value."""
+    from recbole_mmkd.tune import run_sweep, select_best
+
+    rows, entries = [], []
+    for entry in bench.entries:
+        if not entry.space:
+            entries.append(entry)
+            continue
+        sweep = tuning_sweep(bench, entry, dataset)
+        folder = Path(out) / "tuning" / dataset / sweep.name
+        logger.info("tuning %s on %s validation: %d trials", entry.name, dataset,
+                    tuning_budget(entry, bench.tuning))  # fmt: skip
+        trials = run_sweep(sweep, folder, data_path=data_path, properties=properties, resume=True)
+        best = select_best(trials)
+        point = {k: plain(best[k]) for k in entry.space}
+        entries.append(replace(entry, overrides={**entry.overrides, **point}))
+        rows.append(
+            {
+                "entry": entry.name,
+                "trials": int((trials["status"] == "done").sum()),
+                "budget": tuning_budget(entry, bench.tuning),
+                "chosen": json.dumps(point, sort_keys=True),
+                "best valid": round(float(best[BEST]), 5),
+                "seed": bench.tuning.seed,
+            }
+        )
+    if rows:
+        table = pd.DataFrame(rows)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        table.to_csv(Path(out) / f"tuning-{dataset}.csv", index=False)
+        (Path(out) / f"tuning-{dataset}.md").write_text(table.to_markdown(index=False) + "\n")
+    return entries
+
+
 def run_benchmark(
     bench: Benchmark,
     out: Path,
@@ -81,7 +126,8 @@ def run_benchmark(
     return the runs per dataset, named by their entries' labels."""
     check_benchmark(bench, data_path=data_path, properties=properties)
     common = {"data_path": data_path, "properties": properties}
-    plan = [(d, e, s) for d in bench.datasets for e in bench.entries for s in bench.seeds]
+    entries = {d: tuned_entries(bench, d, out, **common) for d in bench.datasets}
+    plan = [(d, e, s) for d in bench.datasets for e in entries[d] for s in bench.seeds]
     progress = BenchmarkProgress(len(plan))
     runs: dict[str, list[RunResult]] = {}
     for dataset, entry, seed in plan:

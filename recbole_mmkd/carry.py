@@ -34,6 +34,7 @@ from recbole_mmkd.prepare import config_for, prepare
 from recbole_mmkd.result import ResultError, RunResult, find_results, run_dir_for
 from recbole_mmkd.teacher import STATE_FILE, TABLES_FILE, TeacherRef
 from recbole_mmkd.trainer import MMKDTrainer
+from recbole_mmkd.tune.ledger import plain
 
 
 class CarryError(MMKDError):
@@ -52,15 +53,11 @@ def first_difference(stored: list[dict], replayed: list[dict]) -> str | None:
     for a, b in zip(stored, replayed, strict=False):
         for key in sorted(a.keys() | b.keys()):
             if a.get(key) != b.get(key):
-                was, now = (_plain(row.get(key)) for row in (a, b))
+                was, now = (plain(row.get(key)) for row in (a, b))
                 return f"epoch {a['epoch']} {key}: stored {was!r}, now {now!r}"
     if len(stored) != len(replayed):
         return f"{len(stored)} stored evaluations, {len(replayed)} now"
     return None
-
-
-def _plain(value: Any) -> Any:
-    return float(value) if hasattr(value, "dtype") else value
 
 
 @contextmanager

@@ -287,7 +287,7 @@ def build_config(
     """
     name = name or model_class.__name__
     overrides = dict(overrides or {})
-    names = getattr(model_class, "config_names", (name.removeprefix("recbole."),))
+    names = getattr(model_class, "config_names", (model_class.__name__,))
     root = dataset_root(dataset, overrides.pop("data_path", None) or data_path)
     files = config_files(names, dataset, properties=properties)
     config = MMKDConfig(

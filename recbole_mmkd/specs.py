@@ -12,11 +12,24 @@ A benchmark:
       - LightGCN
       - {model: KD-LightGCN, set: {teacher: FREEDOM}}   # per-model config overrides
       - {model: GRCN, set: {routing: paper}, label: GRCN-paper}  # a model twice needs labels
+      - {model: BPR, space: {reg_weight: [1.0e-4, 1.0e-3]}}  # tuned on validation first
     comparisons:                                         # [label, reference] pairs, or all
       - [KD-LightGCN, LightGCN]
     reference: LightGCN       # the LaTeX table marks significant differences from it
     test: t                   # paired test over per-user metrics: t | randomisation | wilcoxon
     correction: holm          # across each metric's comparisons: holm | bh | none
+    tuning:                   # how entries with a `space` are searched (defaults shown)
+      search: grid            # grid | random | tpe, as a sweep's
+      num_samples: 1
+      scheduler: asha         # none | asha
+      grace_period: 10
+      seed: 2020              # the one seed of every trial
+      cpus_per_trial: 1
+
+An entry's ``space`` is searched on validation only, per dataset, before its seeds run (a
+sweep per entry under ``<out>/tuning/``); its seeds then run with the validation-best point.
+The two sides of every comparison get the same budget: both tuned with the same number of
+trials, or neither tuned.
 
 A sweep:
 
@@ -39,6 +52,8 @@ Resources: ``cpus_per_trial``, ``gpus_per_trial`` (fractions share a GPU), ``max
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -59,6 +74,7 @@ class Entry:
     model: str
     overrides: dict[str, Any] = field(default_factory=dict)
     label: str = ""  # the name in tables, figures and comparisons; the model's by default
+    space: dict[str, Any] = field(default_factory=dict)  # searched on validation first
 
     @property
     def name(self) -> str:
@@ -77,6 +93,22 @@ class Benchmark:
     correction: str = "holm"  # across a metric's comparisons: holm | bh | none
     reference: str | None = None  # the model the LaTeX table marks significance against
     source: str = "benchmark"  # where it was read from, for error messages
+    tuning: Tuning = field(default_factory=lambda: Tuning())
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How a benchmark searches the entries that have a ``space`` (as a sweep does)."""
+
+    search: str = "grid"
+    num_samples: int = 1
+    scheduler: str = "asha"
+    grace_period: int = 10
+    reduction_factor: int = 3
+    seed: int = 2020
+    cpus_per_trial: float = 1
+    gpus_per_trial: float = 0
+    max_concurrent: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,6 +156,12 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
     path, spec, name = _read("benchmark", name_or_path, properties)
     _refuse_unknown(path, spec, {f.name for f in fields(Benchmark)} - {"name", "entries",
                     "source"} | {"models"})  # fmt: skip
+    tuning_spec = spec.get("tuning") or {}
+    if not isinstance(tuning_spec, dict):
+        raise DataError(path, "tuning", "not a mapping", "write 'tuning: {search: grid, ...}'")
+    _refuse_unknown(path, tuning_spec, {f.name for f in fields(Tuning)})
+    tuning = Tuning(**tuning_spec)
+    _check_search(path, tuning.search, tuning.scheduler)
 
     def need(key: str, kind: type) -> Any:
         value = spec.get(key)
@@ -136,13 +174,19 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
         if isinstance(item, str):
             entries.append(Entry(item))
         elif isinstance(item, dict) and isinstance(item.get("model"), str):
-            entries.append(Entry(item["model"], dict(item.get("set") or {}), item.get("label", "")))
+            _refuse_unknown(path, item, {"model", "set", "label", "space"})
+            space = dict(item.get("space") or {})
+            for key, value in space.items():
+                _check_dimension(path, tuning.search, key, value)
+            entries.append(
+                Entry(item["model"], dict(item.get("set") or {}), item.get("label", ""), space)
+            )
         else:
             raise DataError(
                 path,
                 "models",
                 f"bad entry {item!r}",
-                "use NAME or {model: NAME, set: {...}, label: NAME}",
+                "use NAME or {model: NAME, set: {...}, label: NAME, space: {...}}",
             )
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
@@ -165,6 +209,17 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
                 "use [NAME, REFERENCE] pairs of listed models (their labels where given)",
             )
         comparisons.append((pair[0], pair[1]))
+    by_name = {e.name: e for e in entries}
+    for model, reference in comparisons:
+        budgets = {n: tuning_budget(by_name[n], tuning) for n in (model, reference)}
+        if budgets[model] != budgets[reference]:
+            raise DataError(
+                path,
+                "comparisons",
+                f"{model} is tuned with {budgets[model]} trials and {reference} with "
+                f"{budgets[reference]}",
+                "give both sides of a comparison a space of the same size (or neither)",
+            )
     metrics = [m.lower() for m in spec.get("metrics") or DEFAULT_METRICS]
     test, correction = spec.get("test", "t"), spec.get("correction", "holm")
     if test not in TESTS:
@@ -178,7 +233,7 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
         raise DataError(path, "reference", f"{reference!r} is not a listed model", "name one")
     return Benchmark(
         name, need("datasets", list), need("seeds", list), metrics, entries, comparisons,
-        test, correction, reference, str(path),
+        test, correction, reference, str(path), tuning,
     )  # fmt: skip
 
 
@@ -191,15 +246,49 @@ def load_sweep(name_or_path: str | Path, *, properties: Any = None) -> Sweep:
     _refuse_unknown(path, spec, {f.name for f in fields(Sweep)} - {"name", "overrides",
                     "source"} | {"set"})  # fmt: skip
     sweep = Sweep(name=name, overrides=dict(spec.pop("set", None) or {}), source=str(path), **spec)
-    if sweep.search not in SEARCHES:
-        raise DataError(path, "search", f"unknown {sweep.search!r}", f"use one of {SEARCHES}")
-    if sweep.scheduler not in SCHEDULERS:
-        raise DataError(
-            path, "scheduler", f"unknown {sweep.scheduler!r}", f"use one of {SCHEDULERS}"
-        )
+    _check_search(path, sweep.search, sweep.scheduler)
     for key, value in sweep.space.items():
         _check_dimension(path, sweep.search, key, value)
     return sweep
+
+
+def _check_search(path: Path, search: str, scheduler: str) -> None:
+    if search not in SEARCHES:
+        raise DataError(path, "search", f"unknown {search!r}", f"use one of {SEARCHES}")
+    if scheduler not in SCHEDULERS:
+        raise DataError(path, "scheduler", f"unknown {scheduler!r}", f"use one of {SCHEDULERS}")
+
+
+def tuning_budget(entry: Entry, tuning: Tuning) -> int:
+    """How many trials an entry's search runs (0: not tuned)."""
+    if not entry.space:
+        return 0
+    if tuning.search == "grid":
+        return tuning.num_samples * math.prod(len(space_values(v)) for v in entry.space.values())
+    return tuning.num_samples
+
+
+def tuning_sweep(bench: Benchmark, entry: Entry, dataset: str) -> Sweep:
+    """The sweep that tunes ``entry`` on ``dataset`` (validation only, the tuning's seed)."""
+    t = bench.tuning
+    return Sweep(
+        name=re.sub(r"[^A-Za-z0-9._-]+", "_", f"{bench.name}-{dataset}-{entry.name}"),
+        model=entry.model,
+        dataset=dataset,
+        space=entry.space,
+        search=t.search,
+        num_samples=t.num_samples,
+        scheduler=t.scheduler,
+        grace_period=t.grace_period,
+        reduction_factor=t.reduction_factor,
+        overrides=entry.overrides,
+        seed=t.seed,
+        final_seeds=[],
+        cpus_per_trial=t.cpus_per_trial,
+        gpus_per_trial=t.gpus_per_trial,
+        max_concurrent=t.max_concurrent,
+        source=f"{bench.source}: models ({entry.name}) space",
+    )
 
 
 def _check_dimension(path: Path, search: str, key: str, value: Any) -> None:
@@ -244,6 +333,10 @@ def check_benchmark(
                 source=source,
             )
             check_run(config, source=source)
+            if entry.space:
+                check_sweep(
+                    tuning_sweep(bench, entry, dataset), data_path=data_path, properties=properties
+                )
 
 
 def check_sweep(

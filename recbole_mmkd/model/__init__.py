@@ -1,7 +1,9 @@
 """Model registry: every model is found by name, like RecBole's own.
 
 Project models register themselves with :func:`register_model`; RecBole's own models are
-reachable as ``recbole.<Name>`` (e.g. ``recbole.LightGCN``).
+reachable as ``recbole.<Name>`` (e.g. ``recbole.LightGCN``), and a model of your own as
+``package.module:ClassName`` (its YAML: ``properties/model/<ClassName>.yaml``, or the names
+in its ``config_names``).
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ def get_model(name: str, *, source: str = "model") -> type[AbstractRecommender]:
     _load_builtin_models()
     if name in _REGISTRY:
         return _REGISTRY[name]
+    if ":" in name:
+        return _import_model(name, source=source)
     if name.startswith(RECBOLE_PREFIX):
         from recbole.utils import get_model as recbole_get_model
 
@@ -78,6 +82,21 @@ def get_model(name: str, *, source: str = "model") -> type[AbstractRecommender]:
         f"unknown model{hint}",
         f"name one of {', '.join(sorted(_REGISTRY))}, or RecBole's own as '{RECBOLE_PREFIX}<Name>'",
     )
+
+
+def _import_model(name: str, *, source: str) -> type[AbstractRecommender]:
+    """A model class named ``package.module:ClassName``: a model of your own, found without
+    registering it (also in Ray workers, which import the module from their ``sys.path``)."""
+    module_name, _, class_name = name.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(
+            source, name, f"cannot be imported ({err})", "name an importable module:Class"
+        ) from None
+    if not (isinstance(cls, type) and issubclass(cls, AbstractRecommender)):
+        raise ConfigError(source, name, "is not a RecBole recommender", "name a model class")
+    return cls
 
 
 def model_names() -> list[str]:

@@ -21,7 +21,15 @@ import pandas as pd
 
 from recbole_mmkd.errors import DataError
 from recbole_mmkd.specs import Sweep, check_sweep
-from recbole_mmkd.tune.ledger import BEST, LEDGER, POINT, append_ledger, read_ledger, sweep_table
+from recbole_mmkd.tune.ledger import (
+    BEST,
+    LEDGER,
+    POINT,
+    append_ledger,
+    plain,
+    read_ledger,
+    sweep_table,
+)
 from recbole_mmkd.tune.space import param_space, planned_points, planned_trials, remaining_points
 
 logger = logging.getLogger(__name__)
@@ -253,7 +261,7 @@ def final_runs(
     """Re-run the best configuration on ``final_seeds``; test once each; ordinary RunResults."""
     from recbole_mmkd.pipeline import run_one
 
-    params = {k: _plain(best[k]) for k in sweep.space}
+    params = {k: plain(best[k]) for k in sweep.space}
     logger.info("best configuration on validation: %s", _short(params))
     overrides = {**sweep.overrides, **params}
     return [
@@ -268,7 +276,3 @@ def final_runs(
         )
         for seed in sweep.final_seeds
     ]
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value

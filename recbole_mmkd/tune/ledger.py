@@ -65,3 +65,8 @@ def select_best(table: pd.DataFrame) -> pd.Series:
     if done.empty:
         raise RuntimeError("no trial reported a validation value")
     return done.loc[done[BEST].idxmax()]
+
+
+def plain(value: Any) -> Any:
+    """A numpy scalar (a trial table's cell) as the Python value it holds."""
+    return value.item() if hasattr(value, "item") else value

@@ -1,0 +1,85 @@
+"""Benchmarks tune their entries on validation only, with the same budget on both sides of a
+comparison, then run their seeds with the chosen point."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+from conftest import ROOT, fast
+
+from recbole_mmkd.errors import DataError
+from recbole_mmkd.specs import load_benchmark
+
+TESTS = str(ROOT / "tests")
+
+
+def _spec(tmp_path, body: str):
+    path = tmp_path / "b.yaml"
+    path.write_text(body)
+    return path
+
+
+def test_the_search_runs_on_validation_only_and_the_seeds_use_its_choice(
+    toy, tmp_path, monkeypatch
+):
+    import ray
+
+    from recbole_mmkd.benchmark import run_benchmark
+
+    props = tmp_path / "props" / "model"
+    props.mkdir(parents=True)
+    (props / "Planted.yaml").write_text("pick: test\n")
+    quick = str({**fast(epochs=2), "robustness_shares": []}).replace("'", "")
+    spec = _spec(
+        tmp_path,
+        f"datasets: [toy]\nseeds: [1, 2]\nmetrics: [recall@10]\nmodels:\n"
+        f"  - {{model: 'planted:Planted', label: P, set: {quick},\n"
+        "     space: {pick: [test, valid]}}\n"
+        "tuning: {scheduler: none, cpus_per_trial: 1, max_concurrent: 1}\n",
+    )
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([TESTS, *sys.path]))  # Ray's workers
+    monkeypatch.syspath_prepend(TESTS)
+    ray.shutdown()
+    try:
+        out = tmp_path / "out"
+        runs = run_benchmark(load_benchmark(spec), out, data_path=toy, properties=props.parent)
+    finally:
+        ray.shutdown()
+    # validation prefers `valid` (it ranks the validation items first); the test split would
+    # have preferred `test`: the seeds ran with `valid`, and score poorly on test
+    assert {r.config["pick"] for r in runs["toy"]} == {"valid"}
+    assert all(r.best_valid["recall@10"] == 1.0 for r in runs["toy"])
+    assert all(r.test["recall@10"] < 1.0 for r in runs["toy"])
+    table = (out / "tuning-toy.md").read_text()
+    assert '{"pick": "valid"}' in table and "| P " in table
+    assert (out / "tuning" / "toy").is_dir()
+
+
+def test_both_sides_of_a_comparison_get_the_same_budget(tmp_path):
+    body = (
+        "datasets: [toy]\nseeds: [1]\nmodels:\n"
+        "  - {model: BPR, space: {reg_weight: [0.1, 0.01]}}\n"
+        "  - {model: LightGCN, space: {n_layers: [1, 2, 3]}}\n"
+        "comparisons: [[LightGCN, BPR]]\n"
+    )
+    with pytest.raises(DataError, match="LightGCN is tuned with 3 trials and BPR with 2"):
+        load_benchmark(_spec(tmp_path, body))
+    untuned = body.replace("  - {model: LightGCN, space: {n_layers: [1, 2, 3]}}", "  - LightGCN")
+    with pytest.raises(DataError, match="LightGCN is tuned with 0 trials and BPR with 2"):
+        load_benchmark(_spec(tmp_path, untuned))
+    same = body.replace("[1, 2, 3]", "[1, 2]")
+    assert [e.space for e in load_benchmark(_spec(tmp_path, same)).entries][1] == {
+        "n_layers": [1, 2]
+    }
+
+
+def test_a_bad_space_value_is_refused_before_anything_runs(toy, tmp_path):
+    from recbole_mmkd.benchmark import run_benchmark
+    from recbole_mmkd.errors import ConfigError
+
+    body = "datasets: [toy]\nseeds: [1]\nmodels:\n  - {model: BPR, space: {reg_wieght: [0.1]}}\n"
+    with pytest.raises(ConfigError, match="did you mean 'reg_weight'"):
+        run_benchmark(load_benchmark(_spec(tmp_path, body)), tmp_path / "out", data_path=toy)
+    assert not (tmp_path / "out").exists()
