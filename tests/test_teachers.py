@@ -85,3 +85,28 @@ def test_masked_mean():
     tokens = torch.tensor([[[1.0], [3.0]], [[5.0], [7.0]], [[2.0], [2.0]]])
     present = torch.tensor([[True, True], [False, True], [False, False]])
     assert masked_mean(tokens, present).squeeze(1).tolist() == [2.0, 7.0, 0.0]
+
+
+def test_the_released_tower_is_a_linear_chain_then_one_leaky_relu():
+    from torch import nn
+
+    from recbole_mmkd.model.teacher.sgfd_teacher import mlp_tower
+
+    released = [type(m) for m in mlp_tower([256, 64, 16], True)]
+    assert released == [nn.Linear, nn.Linear, nn.LeakyReLU]
+    assert [type(m) for m in mlp_tower([256, 64, 16], False)] == [nn.Linear, nn.Linear]
+    interleaved = [type(m) for m in mlp_tower([256, 64, 16], True, layout="interleaved")]
+    assert interleaved == [nn.Linear, nn.LeakyReLU, nn.Linear]
+
+
+def test_the_softmax_quirk_touches_the_class_loss_only():
+    torch.manual_seed(0)
+    teacher = SemanticTeacher({"a": 8, "b": 8}, 4, 3)
+    features = teacher.features({"a": torch.randn(5, 8), "b": torch.randn(5, 8)})
+    labels = torch.tensor([0, 1, 2, 0, 1])
+    quirk_cls, quirk_fusion = teacher.losses(features, labels, True)
+    plain_cls, plain_fusion = teacher.losses(features, labels, False)
+    assert torch.equal(quirk_fusion, plain_fusion)  # the release's fusion loss takes logits
+    assert not torch.equal(quirk_cls, plain_cls)
+    logits = teacher.fusion_classifier(teacher.fuse(features))
+    assert torch.allclose(plain_fusion, F.cross_entropy(logits, labels))

@@ -70,7 +70,11 @@ class SGFDMixin:
             {m: nn.Linear(dim, self.sgfd_dim) for m, dim in raw_dims.items()}
         )
         self.teacher = SemanticTeacher(
-            raw_dims, self.sgfd_dim, self.n_labels, activation=config["teacher_activation"]
+            raw_dims,
+            self.sgfd_dim,
+            self.n_labels,
+            activation=config["teacher_activation"],
+            layout=config["teacher_tower"],
         )
 
     def feature_dims(self) -> dict[str, int]:

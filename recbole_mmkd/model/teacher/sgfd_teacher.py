@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recbole_mmkd.data.labels import item_labels
+from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.losses import l2_reg
@@ -26,11 +27,21 @@ def tower_widths(in_dim: int, out_dim: int) -> list[int]:
     return [*widths, out_dim]
 
 
-def mlp_tower(widths: list[int], activation: bool) -> nn.Sequential:
+TOWERS = ("released", "interleaved")
+
+
+def mlp_tower(widths: list[int], activation: bool, *, layout: str = "released") -> nn.Sequential:
+    """The teacher tower over ``widths``. ``released`` (SGFD's code,
+    ``TeacherStudentModel.py``): a chain of Linear layers with nothing between them, then one
+    LeakyReLU when ``activation``. ``interleaved``: a LeakyReLU between consecutive Linears
+    when ``activation``, none after the last (this project's first reading of the paper)."""
+    linears = [nn.Linear(a, b) for a, b in itertools.pairwise(widths)]
+    if layout == "released":
+        return nn.Sequential(*linears, *([nn.LeakyReLU()] if activation else []))
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(itertools.pairwise(widths)):
-        layers.append(nn.Linear(a, b))
-        if activation and i < len(widths) - 2:
+    for i, linear in enumerate(linears):
+        layers.append(linear)
+        if activation and i < len(linears) - 1:
             layers.append(nn.LeakyReLU())
     return nn.Sequential(*layers)
 
@@ -45,16 +56,27 @@ class SemanticTeacher(nn.Module):
     """Per-modality towers, a classifier per modality (to be shared with SGFD's students), and a
     fusion layer over the modalities with its own classifier.
 
-    ``features(inputs)`` gives each modality's L2-normalised ``d``-dim teacher feature;
-    ``fuse(features)`` concatenates them, applies ``Linear(M*d, d)`` and leaky ReLU.
+    ``features(inputs)`` gives each modality's L2-normalised ``d``-dim teacher feature
+    (towers laid out as ``layout``, :func:`mlp_tower`); ``fuse(features)`` concatenates them,
+    applies ``Linear(M*d, d)`` and leaky ReLU.
     """
 
     def __init__(
-        self, dims: dict[str, int], d: int, n_labels: int, *, activation: bool = True
+        self,
+        dims: dict[str, int],
+        d: int,
+        n_labels: int,
+        *,
+        activation: bool = True,
+        layout: str = "released",
     ) -> None:
         super().__init__()
+        if layout not in TOWERS:
+            raise ConfigError(
+                "config", "teacher_tower", f"unknown {layout!r}", f"use one of {TOWERS}"
+            )
         self.towers = nn.ModuleDict(
-            {m: mlp_tower(tower_widths(i, d), activation) for m, i in dims.items()}
+            {m: mlp_tower(tower_widths(i, d), activation, layout=layout) for m, i in dims.items()}
         )
         self.classifiers = nn.ModuleDict({m: nn.Linear(d, n_labels) for m in dims})
         self.fusion = nn.Linear(len(dims) * d, d)
@@ -69,11 +91,13 @@ class SemanticTeacher(nn.Module):
     def losses(
         self, features: dict[str, torch.Tensor], labels: torch.Tensor, softmax_first: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean over modalities of the class loss, fusion class loss)."""
+        """(mean over modalities of the class loss, fusion class loss). ``softmax_first``
+        (the released quirk) applies to the per-modality class loss only: the release's fusion
+        loss (``FeatureFusionModel.py``) takes logits."""
         per_modality = [
             class_loss(self.classifiers[m](f), labels, softmax_first) for m, f in features.items()
         ]
-        fusion = class_loss(self.fusion_classifier(self.fuse(features)), labels, softmax_first)
+        fusion = class_loss(self.fusion_classifier(self.fuse(features)), labels, False)
         return torch.stack(per_modality).mean(), fusion
 
 
@@ -91,8 +115,10 @@ class SGFDTeacher(MultimodalRecommender):
     :math:`\mathcal{L}_{fusion} = CE(C_f(\mathrm{fuse}), y_i)` over the batch's positive and
     negative items, y the item's category label (:mod:`recbole_mmkd.data.labels`).
 
-    Config: ``embedding_size`` (d), ``reg_weight``, ``ce_weight``, ``teacher_activation``
-    (leaky ReLU between tower layers), ``ce_on_softmax`` (SGFD's released-code quirk),
+    Config: ``embedding_size`` (d), ``reg_weight``, ``ce_weight``, ``teacher_tower``
+    (``released``, the default: Linears then one leaky ReLU; ``interleaved``: a leaky ReLU
+    between layers), ``teacher_activation`` (whether the tower has its leaky ReLU),
+    ``ce_on_softmax`` (SGFD's released-code quirk, on the per-modality class loss only),
     ``label_source``, ``label_clusters``, ``label_seed``.
     """
 
@@ -110,6 +136,7 @@ class SGFDTeacher(MultimodalRecommender):
             self.embedding_size,
             n_labels,
             activation=config["teacher_activation"],
+            layout=config["teacher_tower"],
         )
         self.init_id_embeddings(self.embedding_size)
 
