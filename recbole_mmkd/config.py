@@ -222,10 +222,15 @@ def _type_matches(value: Any, default: Any) -> bool:
 
 
 def check_overrides(
-    config: MMKDConfig, overrides: Mapping[str, Any], *, source: str = "overrides"
+    config: MMKDConfig,
+    overrides: Mapping[str, Any],
+    *,
+    source: str = "overrides",
+    nullable: frozenset[str] = frozenset(),
 ) -> None:
     """Refuse an override that no layer defines (with a did-you-mean) or whose value is not of
-    its default's type. ``source`` names where the overrides came from."""
+    its default's type; ``None`` is taken for the ``nullable`` keys (a layer sets them to
+    null: off). ``source`` names where the overrides came from."""
     known = config.defined_keys() | RUN_KEYS
     for key, value in overrides.items():
         converted = config.variable_config_dict.get(key, value)  # RecBole evals strings
@@ -238,6 +243,8 @@ def check_overrides(
                 "check the spelling; a model's keys are in properties/model/<Model>.yaml",
             )
         default = config.default(key)
+        if value is None and key in nullable:
+            continue
         if not (_type_matches(value, default) or _type_matches(converted, default)):
             raise ConfigError(
                 source,
@@ -298,7 +305,10 @@ def build_config(
     )
     config["model"] = name  # the registry name (e.g. "recbole.LightGCN"), not the class name
     config["properties"] = [str(f) for f in properties_dirs(properties)]
-    check_overrides(config, overrides, source=source)
+    nullable = frozenset(
+        k for f in files for k, v in (read_yaml(Path(f)) or {}).items() if v is None
+    )
+    check_overrides(config, overrides, source=source, nullable=nullable)
     check_ranges(config, overrides, files, source=source)
     return config
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from numbers import Real
 from time import perf_counter
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,6 +51,28 @@ class TopkCollector(Collector):
         self.data_struct.update_tensor("rec.topk", torch.cat([hits.long(), pos_len], dim=1))
 
 
+def lr_factor(epoch: int, *, gamma: float, step: float) -> float:
+    """MMRec's learning-rate factor after ``epoch`` training epochs: ``gamma ** (epoch / step)``."""
+    return gamma ** (epoch / step)
+
+
+def lr_schedule(value: Any) -> tuple[float, float] | None:
+    """``learning_rate_scheduler`` checked: None (no schedule) or ``(gamma, step)``, two positive
+    numbers; anything else is a :class:`~recbole_mmkd.errors.ConfigError`."""
+    if value is None:
+        return None
+    numbers = isinstance(value, list | tuple) and len(value) == 2
+    numbers = numbers and all(isinstance(v, Real) and not isinstance(v, bool) for v in value)
+    if not numbers or min(value) <= 0:
+        raise ConfigError(
+            "config",
+            "learning_rate_scheduler",
+            f"{value!r} is not a list of two positive numbers",
+            "give [gamma, step] (lr * gamma ** (epoch / step)), e.g. [0.96, 50], or ~ for none",
+        )
+    return float(value[0]), float(value[1])
+
+
 @dataclass
 class FitResult:
     best_epoch: int
@@ -75,6 +100,9 @@ class MMKDTrainer(Trainer):
     - :meth:`evaluate_full` returns the means and the per-user metric vectors.
     - Nothing is written to the working directory (RecBole's Trainer creates ``saved/`` and
       ``log_tensorboard/`` there).
+    - ``learning_rate_scheduler: [gamma, step]`` multiplies the learning rate by
+      ``gamma ** (epoch / step)`` after ``epoch`` training epochs (a ``LambdaLR`` stepped after
+      each one, as MMRec's trainer); ``~`` (the default) keeps it constant.
     """
 
     def __init__(self, config, model) -> None:
@@ -95,6 +123,14 @@ class MMKDTrainer(Trainer):
         self.enable_amp = config["enable_amp"]
         self.enable_scaler = self.gpu_available and config["enable_scaler"]
         self.optimizer = self._build_optimizer()
+        schedule = lr_schedule(config["learning_rate_scheduler"])
+        self.lr_scheduler = (
+            None
+            if schedule is None
+            else torch.optim.lr_scheduler.LambdaLR(
+                self.optimizer, partial(lr_factor, gamma=schedule[0], step=schedule[1])
+            )
+        )
         self.eval_collector = TopkCollector(config)
         self.evaluator = Evaluator(config)
         self.item_tensor = None
@@ -131,6 +167,8 @@ class MMKDTrainer(Trainer):
             if hasattr(self.model, "on_epoch_start"):  # RecBole's own models lack the hook
                 self.model.on_epoch_start(epoch)
             losses = self._train_epoch(train_data, epoch)
+            if self.lr_scheduler is not None:
+                self.lr_scheduler.step()
             result.train_seconds += perf_counter() - start
             result.epochs_run = epoch + 1
             loss = float(sum(losses)) if isinstance(losses, tuple) else float(losses)

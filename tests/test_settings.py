@@ -130,3 +130,10 @@ def test_an_unknown_dataset_names_where_it_looked(tmp_path):
 def test_default_metrics_include_the_cutoff_of_5(toy):
     config = config_for("BPR", "toy", data_path=toy)
     assert config["topk"] == [5, 10, 20, 50]
+
+
+def test_a_key_some_layer_leaves_null_can_be_set_off(toy):
+    config = config_for("LATTICE", "toy", {"learning_rate_scheduler": None}, data_path=toy)
+    assert config["learning_rate_scheduler"] is None
+    with pytest.raises(ConfigError, match="'learning_rate'"):
+        config_for("LATTICE", "toy", {"learning_rate": None}, data_path=toy)

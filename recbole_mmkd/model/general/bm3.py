@@ -11,9 +11,11 @@ from recbole.data.interaction import Interaction
 from recbole.utils import InputType
 from torch import nn
 
+from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.graph import lightgcn_layers, normalized_adjacency
+from recbole_mmkd.model.losses import emb_norm_reg
 
 
 def _negative_cosine(
@@ -26,6 +28,15 @@ def _negative_cosine(
         return distance.mean()
     keep = keep.to(distance.dtype)
     return (distance * keep).sum() / keep.sum().clamp_min(1)
+
+
+def _masked_rows(
+    table: torch.Tensor, present: torch.Tensor, items: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Rows ``items`` (default: all) of ``table``, zero where ``present`` is False."""
+    if items is not None:
+        table, present = table[items], present[items]
+    return table * present.unsqueeze(-1).to(table.dtype)
 
 
 @register_model()
@@ -47,18 +58,31 @@ class BM3(MultimodalRecommender):
         + \lambda \frac{\|H_U\|_F + \|H_I\|_F}{|I|}
         + \mu \sum_m \big[\ell(p(h^m_i), \tilde h_i) + \ell(p(h^m_i), \tilde h^m_i)\big]
 
-    (graph reconstruction, MMRec's regulariser on the full encoder tables, inter-modality
-    alignment and intra-modality masked-feature loss). Items whose modality is masked are left
-    out of that modality's two terms. Batches hold (user, positive item) pairs only
-    (``train_neg_sample_args: ~``, pointwise input).
+    (graph reconstruction; MMRec's ``EmbLoss`` on the full encoder tables,
+    :func:`~recbole_mmkd.model.losses.emb_norm_reg`: unsquared norms over :math:`|I|`, as
+    released; inter-modality alignment and intra-modality masked-feature loss). Items whose
+    modality is masked are left out of that modality's two terms. Batches hold (user, positive
+    item) pairs only (``train_neg_sample_args: ~``, pointwise input).
 
     Score: :math:`s(u, i) = p(h_u)^\top p(h_i)`, the dot product of the online user and item
     representations, as in MMRec's ``full_sort_predict``. Features enter only the loss, so a
     masked item's features cannot change any score.
 
+    Features: ``train_features: false`` (the default) feeds the projections the dataset's
+    fixed features; ``true`` feeds them a trainable copy initialised from those features, as
+    MMRec (``nn.Embedding.from_pretrained(feat, freeze=False)``). Either way the rows of items
+    missing a modality are zero.
+
     Config: ``embedding_size`` (d, also the projections' output), ``n_layers``, ``dropout``
     (target-view dropout rate), ``reg_weight`` (:math:`\lambda`), ``cl_weight`` (:math:`\mu`),
-    ``feature_norm``.
+    ``train_features`` (default false), ``feature_norm``.
+
+    Deviations from the release (MMRec ``src/models/bm3.py``):
+
+    - ``train_features: false`` (default): the raw feature tables are fixed; MMRec trains them.
+    - Items masked as missing a modality are left out of that modality's two loss terms (the
+      release has no missing-modality mask).
+    - Any number of modalities; the release handles image and text.
     """
 
     input_type = InputType.POINTWISE
@@ -70,6 +94,7 @@ class BM3(MultimodalRecommender):
         self.dropout: float = config["dropout"]
         self.reg_weight: float = config["reg_weight"]
         self.cl_weight: float = config["cl_weight"]
+        self.train_features: bool = config["train_features"]
         d = self.embedding_size
         self.init_id_embeddings(d)
         self.predictor = nn.Linear(d, d)
@@ -79,8 +104,27 @@ class BM3(MultimodalRecommender):
         )
         for projection in self.projections.values():
             nn.init.xavier_normal_(projection.weight)
+        if self.train_features and type(self).modal_feature is not BM3.modal_feature:
+            raise ConfigError(
+                "config",
+                "train_features",
+                f"{type(self).__name__} replaces the raw features the trainable copy would feed",
+                "set `train_features: false`",
+            )
+        self.feature_tables = nn.ParameterDict(
+            {m: nn.Parameter(self.raw_feature(m).clone()) for m in self.modalities}
+            if self.train_features
+            else {}
+        )
         adjacency = normalized_adjacency(dataset.inter_matrix(form="coo"))
         self.register_buffer("adjacency", adjacency, persistent=False)
+
+    def modal_feature(self, modality: str, items: torch.Tensor | None = None) -> torch.Tensor:
+        """The trainable copy of ``modality``'s features if ``train_features``, else the raw
+        features; zero rows for items missing it."""
+        if not self.train_features:
+            return super().modal_feature(modality, items)
+        return _masked_rows(self.feature_tables[modality], self.item_present(modality), items)
 
     def _encode(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder tables before the predictor: LightGCN layer means, item ID residual added."""
@@ -104,7 +148,7 @@ class BM3(MultimodalRecommender):
             i_target = F.dropout(i, self.dropout)
         loss = _negative_cosine(self.predictor(u), i_target)
         loss = loss + _negative_cosine(self.predictor(i), u_target)
-        reg = (user_e.norm() + item_e.norm()) / self.n_items
+        reg = emb_norm_reg(user_e, item_e)
         modal = u.new_zeros(())
         for m in self.modalities:
             latent = self.projections[m](self.modal_feature(m, items))

@@ -1,14 +1,19 @@
-"""LATTICE: LightGCN with item embeddings smoothed over a learned multimodal item-item graph.
+"""LATTICE: user-item propagation, item embeddings smoothed over a learned multimodal item graph.
 
 Zhang et al., "Mining Latent Structures for Multimedia Recommendation", ACM MM 2021.
 """
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.graph import (
@@ -34,9 +39,71 @@ def _sym_normalize(index: torch.Tensor, values: torch.Tensor, n: int) -> torch.T
     return inv_sqrt[index[0]] * values * inv_sqrt[index[1]]
 
 
+def row_normalized_adjacency(interactions: sp.coo_matrix) -> torch.Tensor:
+    """``D^-1 (A + I)`` of the bipartite user-item graph (users first), ``D`` the row sums of
+    ``A + I``: row ``v`` averages ``v``'s neighbours and ``v`` itself (MMRec's and the authors'
+    LATTICE). Not symmetric: propagation is ``A_hat @ E``. A coalesced sparse COO tensor."""
+    n_users, n_items = interactions.shape
+    n = n_users + n_items
+    nodes = np.arange(n)
+    rows = np.concatenate([interactions.row, interactions.col + n_users, nodes])
+    cols = np.concatenate([interactions.col + n_users, interactions.row, nodes])
+    degree = np.bincount(rows, minlength=n).astype(np.float32)  # >= 1: the self-loop
+    index = torch.from_numpy(np.vstack([rows, cols]).astype(np.int64))
+    values = torch.from_numpy(1.0 / degree[rows])
+    return torch.sparse_coo_tensor(index, values, (n, n), check_invariants=True).coalesce()
+
+
+def _to_csr(coo: torch.Tensor) -> torch.Tensor:
+    """``coo`` in CSR layout (faster products, as :func:`normalized_adjacency`)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return coo.to_sparse_csr()
+
+
+class _SpMM(torch.autograd.Function):
+    """``A @ x`` for a sparse ``A`` given with its transpose: backward is ``A^T @ grad``
+    (torch's own backward transposes a CSR ``A`` on every call: 2.7x slower forward +
+    backward, 2 layers on a 15k-node graph, CPU)."""
+
+    @staticmethod
+    def forward(
+        ctx, adjacency: torch.Tensor, transpose: torch.Tensor, dense: torch.Tensor
+    ) -> torch.Tensor:
+        ctx.transpose = transpose
+        return torch.sparse.mm(adjacency, dense)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, None, torch.Tensor]:
+        return None, None, torch.sparse.mm(ctx.transpose, grad)
+
+
+def layer_mean(
+    adjacency: torch.Tensor, transpose: torch.Tensor, ego: torch.Tensor, n_layers: int
+) -> torch.Tensor:
+    """Mean of ``[E, A E, ..., A^K E]`` for any sparse ``A`` (``transpose`` = ``A^T``)."""
+    layers = [ego]
+    for _ in range(n_layers):
+        layers.append(_SpMM.apply(adjacency, transpose, layers[-1]))
+    return torch.stack(layers).mean(0)
+
+
+def _masked_rows(
+    table: torch.Tensor, present: torch.Tensor, items: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Rows ``items`` (default: all) of ``table``, zero where ``present`` is False."""
+    if items is not None:
+        table, present = table[items], present[items]
+    return table * present.unsqueeze(-1).to(table.dtype)
+
+
+UI_ADJACENCIES = ("released", "symmetric")
+
+
 @register_model()
 class LATTICE(MultimodalRecommender):
-    r"""LightGCN on the user-item graph; item embeddings also propagated over a latent item graph.
+    r"""LightGCN-style user-item propagation; item embeddings also propagated over a latent
+    item graph.
 
     Per modality m: projected features :math:`\tilde e^m_i = W_m f^m_i + b_m`, their cosine
     kNN graph :math:`\hat S^m` (the ``knn_k`` largest similarities of each row kept as weights)
@@ -47,10 +114,24 @@ class LATTICE(MultimodalRecommender):
     :math:`S = (1-\lambda)\,\mathrm{norm}(\sum_m \alpha_m \hat S^m) + \lambda \sum_m \alpha_m
     \hat A^m`, :math:`h = S^{L} e^{(0)}_I`,
 
-    and the item table is LightGCN's layer mean plus :math:`h / \|h\|`; users are LightGCN's.
+    and the item table is the layer mean :math:`\frac{1}{K+1}\sum_{k=0}^{K} \mathcal{A}^k
+    e^{(0)}` of the ID embeddings over the user-item graph (:math:`K` = ``n_ui_layers``) plus
+    :math:`h / \|h\|`; users are that mean's rows. ``ui_adjacency: released`` (the default)
+    is :math:`\mathcal{A} = D^{-1}(A + I)`, row-normalised with self-loops (MMRec's
+    ``get_adj_mat``, the authors' ``codes/utility/load_data.py``); ``symmetric`` is LightGCN's
+    :math:`D^{-1/2} A D^{-1/2}` without self-loops (this project's LATTICE before
+    ``ui_adjacency`` existed).
 
     Loss: BPR plus :math:`\lambda_{reg} \frac{1}{2|B|}(\|u\|^2 + \|i^+\|^2 + \|i^-\|^2)` on the
-    batch's final rows, as in the paper's code.
+    batch's final rows, as in MMRec's and the authors' ``bpr_loss`` (MMRec imports ``EmbLoss``
+    but LATTICE does not use it).
+
+    Features: ``train_features: false`` (the default) feeds the projections :math:`W_m` the
+    dataset's fixed features; ``true`` feeds them a trainable copy initialised from those
+    features, as MMRec and the authors (``nn.Embedding.from_pretrained(feat, freeze=False)``).
+    The fixed graphs :math:`\hat A^m` are built from the dataset's features either way (the
+    release builds them once, from the initial table), and the rows of items missing a
+    modality are zero.
 
     Learned-graph refresh (as MMRec and the authors' code): rebuilt with gradients on the first
     training batch of every epoch (:meth:`on_epoch_start`), which is the only batch whose loss
@@ -62,8 +143,25 @@ class LATTICE(MultimodalRecommender):
 
     Config: ``embedding_size``, ``feat_embed_dim`` (projection size), ``knn_k``,
     ``lambda_coeff`` (:math:`\lambda`, weight of the fixed graphs), ``n_mm_layers``
-    (:math:`L`, MMRec's ``n_layers``), ``n_ui_layers`` (LightGCN layers, MMRec's
-    ``len(weight_size)``), ``reg_weight`` (:math:`\lambda_{reg}`).
+    (:math:`L`, MMRec's ``n_layers``), ``n_ui_layers`` (user-item layers, MMRec's
+    ``len(weight_size)``), ``ui_adjacency`` (``released``/``symmetric``, default
+    ``released``), ``train_features`` (default false), ``reg_weight`` (:math:`\lambda_{reg}`).
+    ``LATTICE.yaml`` also sets the released learning-rate schedule
+    (``learning_rate_scheduler: [0.96, 50]``, read by the trainer).
+
+    Deviations from the release (MMRec ``src/models/lattice.py``, CRIPAC-DIG/LATTICE):
+
+    - ``train_features: false`` (default): the raw feature tables are fixed; both releases
+      train them.
+    - ``ui_adjacency: symmetric`` (not the default): LightGCN's normalisation instead of
+      :math:`D^{-1}(A + I)`.
+    - The regulariser divides by the batch's rows; both releases divide by the configured
+      batch size, which differs on MMRec's last, partial batch of an epoch (the authors'
+      sampler draws only full batches).
+    - Any number of modalities, :math:`w` initialised equal (the releases: image and text,
+      :math:`w = [0.5, 0.5]`, as here for two).
+    - Items masked as missing a modality have no edges in its graphs (the releases have no
+      missing-modality mask).
     """
 
     def __init__(self, config, dataset) -> None:
@@ -74,7 +172,23 @@ class LATTICE(MultimodalRecommender):
         self.lambda_coeff: float = config["lambda_coeff"]
         self.n_mm_layers: int = config["n_mm_layers"]
         self.n_ui_layers: int = config["n_ui_layers"]
+        self.ui_adjacency: str = config["ui_adjacency"]
+        self.train_features: bool = config["train_features"]
         self.reg_weight: float = config["reg_weight"]
+        if self.ui_adjacency not in UI_ADJACENCIES:
+            raise ConfigError(
+                "config",
+                "ui_adjacency",
+                f"unknown {self.ui_adjacency!r}",
+                f"use one of {UI_ADJACENCIES}",
+            )
+        if self.train_features and type(self).modal_feature is not LATTICE.modal_feature:
+            raise ConfigError(
+                "config",
+                "train_features",
+                f"{type(self).__name__} replaces the raw features the trainable copy would feed",
+                "set `train_features: false`",
+            )
         self.init_id_embeddings(self.embedding_size)
         self.projections = nn.ModuleDict(
             {m: nn.Linear(dim, self.feat_embed_dim) for m, dim in self.feature_dims().items()}
@@ -86,8 +200,19 @@ class LATTICE(MultimodalRecommender):
             if n_modalities > 1
             else None
         )
-        adjacency = normalized_adjacency(dataset.inter_matrix(form="coo"))
+        self.feature_tables = nn.ParameterDict(
+            {m: nn.Parameter(self.raw_feature(m).clone()) for m in self.modalities}
+            if self.train_features
+            else {}
+        )
+        interactions = dataset.inter_matrix(form="coo")
+        if self.ui_adjacency == "released":
+            released = row_normalized_adjacency(interactions)
+            adjacency, transpose = _to_csr(released), _to_csr(released.t().coalesce())
+        else:
+            adjacency, transpose = normalized_adjacency(interactions), None
         self.register_buffer("adjacency", adjacency, persistent=False)
+        self.register_buffer("adjacency_t", transpose, persistent=False)
         self.register_buffer("_item_graph", None, persistent=False)
         self._graph_stale = True
         self._build_original_graphs()
@@ -110,6 +235,19 @@ class LATTICE(MultimodalRecommender):
     def on_epoch_start(self, epoch: int) -> None:
         """Called by the trainer before every epoch: the next batch rebuilds the learned graph."""
         self._graph_stale = True
+
+    def modal_feature(self, modality: str, items: torch.Tensor | None = None) -> torch.Tensor:
+        """The trainable copy of ``modality``'s features if ``train_features``, else the raw
+        features; zero rows for items missing it."""
+        if not self.train_features:
+            return super().modal_feature(modality, items)
+        return _masked_rows(self.feature_tables[modality], self.item_present(modality), items)
+
+    def _ui_layers(self, ego: torch.Tensor) -> torch.Tensor:
+        """Mean of ``ego`` and its ``n_ui_layers`` propagations over the user-item graph."""
+        if self.adjacency_t is None:
+            return lightgcn_layers(self.adjacency, ego, self.n_ui_layers)
+        return layer_mean(self.adjacency, self.adjacency_t, ego, self.n_ui_layers)
 
     def _modal_weights(self) -> torch.Tensor:
         if self.modal_weight is None:
@@ -154,9 +292,7 @@ class LATTICE(MultimodalRecommender):
         for _ in range(self.n_mm_layers):
             h = torch.sparse.mm(item_graph, h)
         ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
-        users, items = lightgcn_layers(self.adjacency, ego, self.n_ui_layers).split(
-            [self.n_users, self.n_items]
-        )
+        users, items = self._ui_layers(ego).split([self.n_users, self.n_items])
         return users, items + F.normalize(h, dim=1)
 
     def calculate_loss(self, interaction) -> torch.Tensor:

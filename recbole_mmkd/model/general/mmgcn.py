@@ -88,9 +88,16 @@ class MMGCN(MultimodalRecommender):
     \|e^{id}_{i^-}\|^2) + \sum_m \mathrm{mean}(P_m^2)\big)` on the ID embeddings of the batch
     and every modality's preference table, as in MMRec.
 
-    Config: ``embedding_size`` (d), ``n_layers``, ``latent_dim`` (width of the per-modality
-    feature projection and preference vectors; null: raw features, no projection),
-    ``reg_weight`` (:math:`\lambda`).
+    Config: ``embedding_size`` (d), ``n_layers`` (default 3, the released depth),
+    ``latent_dim`` (width of the per-modality feature projection and preference vectors; null:
+    raw features, no projection), ``reg_weight`` (:math:`\lambda`).
+
+    Deviations from the release (MMRec ``src/models/mmgcn.py``, weiyinwei/MMGCN):
+
+    - ``n_layers`` sets the depth; both releases hard-code three layers (the layer count they
+      are passed, 2, is stored and never read).
+    - Every modality is projected to ``latent_dim``; the releases project the visual features
+      only.
     """
 
     def __init__(self, config, dataset) -> None:
