@@ -26,10 +26,13 @@ def _setup(model: str, root, **overrides):
 def test_sgfd_with_zero_weights_reduces_to_its_backbone(tmp_path, backbone):
     # identity students over L2-normalised features of width d: the backbone sees its raw input
     write_dataset(tmp_path, modalities={"image": 6, "text": 6})
-    sgfd = dict(sgfd_dim=6, student_activation=False, ce_weight=0, kd_weight=0)
-    _, train = _setup(backbone, tmp_path, feature_norm="l2")
-    plain = get_model(backbone)(*_setup(backbone, tmp_path, feature_norm="l2")[:1], train.dataset)
-    config, _ = _setup(f"SGFD-{backbone}", tmp_path, feature_norm="l2", **sgfd)
+    plain_config, train = _setup(backbone, tmp_path, feature_norm="l2")
+    plain = get_model(backbone)(plain_config, train.dataset)
+    sizes = {k: plain_config[k] for k in ("embedding_size", "latent_embedding") if plain_config[k]}
+    sgfd = dict(sgfd_dim=6, student_activation=False, ce_weight=0, kd_weight=0, **sizes)
+    config, _ = _setup(
+        f"SGFD-{backbone}", tmp_path, feature_norm="l2", student_role="input", **sgfd
+    )
     wrapped = get_model(f"SGFD-{backbone}")(config, train.dataset)
     missing, unexpected = wrapped.load_state_dict(plain.state_dict(), strict=False)
     assert not unexpected and all(k.startswith(("students.", "teacher.")) for k in missing)
@@ -50,6 +53,47 @@ def test_sgfd_with_zero_weights_reduces_to_its_backbone(tmp_path, backbone):
     assert torch.allclose(
         plain.full_sort_predict(batch), wrapped.full_sort_predict(batch), atol=1e-5
     )
+
+
+REPLACEABLE = ["BM3", "GRCN", "LATTICE", "FREEDOM"]
+
+
+@pytest.mark.parametrize("backbone", REPLACEABLE)
+def test_the_released_student_is_the_backbones_projection(toy, backbone):
+    plain_config, train = _setup(backbone, toy)
+    plain = get_model(backbone)(plain_config, train.dataset)
+    sizes = {k: plain_config[k] for k in ("embedding_size", "latent_embedding") if plain_config[k]}
+    config, _ = _setup(f"SGFD-{backbone}", toy, ce_weight=0, kd_weight=0, **sizes)
+    assert config["student_role"] == "replace"
+    model = get_model(f"SGFD-{backbone}")(config, train.dataset)
+    projections = getattr(model, model.feature_projections)
+    assert all(isinstance(p, torch.nn.Identity) for p in projections.values())
+    theirs = getattr(plain, plain.feature_projections)
+    for m, student in model.students.items():  # the backbone's own Linear, moved
+        assert student.weight.shape == theirs[m].weight.shape
+    # no projection parameters are left besides the students'
+    names = [n for n, _ in model.named_parameters() if n.startswith(model.feature_projections)]
+    assert names == []
+    # both weights 0: the loss is the backbone's own, plus nothing
+    batch = next(iter(train))
+    torch.manual_seed(1)
+    model.on_epoch_start(0)
+    ours = model.calculate_loss(batch)
+    torch.manual_seed(1)
+    model.on_epoch_start(0)
+    assert torch.equal(ours, get_model(backbone).calculate_loss(model, batch))
+
+
+@pytest.mark.parametrize("backbone", ["VBPR", "MMGCN"])
+def test_backbones_without_per_modality_projections_take_the_input_role(toy, backbone):
+    from recbole_mmkd.errors import ConfigError
+
+    config, train = _setup(f"SGFD-{backbone}", toy)
+    assert config["student_role"] == "input"  # their SGFD-<backbone>.yaml
+    get_model(f"SGFD-{backbone}")(config, train.dataset)
+    config, _ = _setup(f"SGFD-{backbone}", toy, student_role="replace")
+    with pytest.raises(ConfigError, match="set `student_role: input`"):
+        get_model(f"SGFD-{backbone}")(config, train.dataset)
 
 
 def test_sgfd_loss_adds_weighted_teacher_and_distillation_terms(toy):

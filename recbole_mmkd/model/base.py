@@ -113,6 +113,9 @@ class MultimodalRecommender(MMKDRecommender):
     """
 
     needs_features = True
+    # The ModuleDict of per-modality feature projections, where the model has one (SGFD's
+    # student can replace it, as SGFD's release does for BM3 and GRCN).
+    feature_projections: ClassVar[str | None] = None
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)

@@ -85,6 +85,8 @@ class BM3(MultimodalRecommender):
     - Any number of modalities; the release handles image and text.
     """
 
+    feature_projections = "projections"
+
     input_type = InputType.POINTWISE
 
     def __init__(self, config, dataset) -> None:

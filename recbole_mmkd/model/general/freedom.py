@@ -47,6 +47,8 @@ class FREEDOM(MultimodalRecommender):
     and they have no bias (a bias cancels in the pairwise loss and would never be trained).
     """
 
+    feature_projections = "projections"
+
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
         self.embedding_size: int = config["embedding_size"]

@@ -58,6 +58,8 @@ class GRCN(MultimodalRecommender):
     ``feature_norm``.
     """
 
+    feature_projections = "projection"
+
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
         self.embedding_size: int = config["embedding_size"]

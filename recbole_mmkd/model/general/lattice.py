@@ -164,6 +164,8 @@ class LATTICE(MultimodalRecommender):
       missing-modality mask).
     """
 
+    feature_projections = "projections"
+
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
         self.embedding_size: int = config["embedding_size"]

@@ -12,19 +12,35 @@ from torch import nn
 from recbole_mmkd.data.labels import item_labels
 from recbole_mmkd.distill.losses import feature_kd, sgfd_response_kd
 from recbole_mmkd.distill.schedules import temperature
+from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_wrapper
 from recbole_mmkd.model.teacher.sgfd_teacher import SemanticTeacher
 
 BACKBONES = ("VBPR", "MMGCN", "GRCN", "LATTICE", "BM3", "FREEDOM")
 
 
+STUDENT_ROLES = ("replace", "input")
+
+
 class SGFDMixin:
-    r"""Replaces a backbone's raw modality features with features distilled online from
-    SGFD's semantic teacher; the backbone itself is unchanged.
+    r"""Feeds a backbone features distilled online from SGFD's semantic teacher.
 
     Per modality m, a student :math:`s^m_i = \mathrm{norm}(\sigma(W_m x^m_i + b_m))` (one
-    linear layer, :math:`\sigma` leaky ReLU when ``student_activation``) is what the backbone
-    reads as item i's feature, in training and at inference. The teacher
+    linear layer, :math:`\sigma` leaky ReLU when ``student_activation``) carries item i's
+    feature into the backbone, in training and at inference. ``student_role``:
+
+    - ``replace`` (the default; SGFD's release: BM3's ``image_trs``/``text_trs`` are commented
+      out, GRCN's CGCN reads ``student_model(features)``): the student *is* the backbone's
+      per-modality feature projection (the backbone's own Linear, initialised as the backbone
+      initialises it, followed by the student's activation and L2 norm), and the backbone's
+      projection becomes the identity; the width d is the backbone's projection width.
+      Backbones with such a projection: BM3, FREEDOM, GRCN, LATTICE (``feature_projections``).
+    - ``input``: the student maps raw features to ``sgfd_dim`` and the backbone's own
+      projection reads its output (this project's first reading; VBPR and MMGCN, whose
+      projections are not per modality, take this role).
+
+    With ``ce_weight = kd_weight = 0`` the loss is the backbone's plus nothing: that entry
+    measures SGFD's architecture alone, the difference to SGFD-X its distillation. The teacher
     (:class:`~recbole_mmkd.model.teacher.sgfd_teacher.SemanticTeacher`) has a deep tower
     :math:`t^m_i` per modality, a classifier :math:`C_m` shared with the student, and a fusion
     layer over all modalities with classifier :math:`C_f`. Over the batch's items B (positives
@@ -42,14 +58,26 @@ class SGFDMixin:
     trains backbone, students, teacher and classifiers together (single-stage, as published);
     nothing is detached, as in the released code.
 
-    Config: ``sgfd_dim`` (d of teacher and student features), ``ce_weight``, ``kd_weight``,
-    ``t_decay``, ``t_schedule``, ``t_decay_rate``, ``t_floor``, ``student_activation``,
-    ``teacher_activation``, ``ce_on_softmax`` (the released code's softmax before CE),
-    ``label_source``/``label_clusters``/``label_seed`` (labels of the dataset, else k-means).
+    Config: ``student_role``, ``sgfd_dim`` (d with ``student_role: input``), ``ce_weight``,
+    ``kd_weight``, ``t_decay``, ``t_schedule``, ``t_decay_rate``, ``t_floor``,
+    ``student_activation``, ``teacher_tower``, ``teacher_activation``, ``ce_on_softmax`` (the
+    released code's softmax before CE, on the class loss only), ``label_source``/
+    ``label_clusters``/``label_seed`` (labels of the dataset, else k-means).
+
+    Deviations from the release: the paper's and release's d is 128 (``SGFD-BM3.yaml`` and
+    ``SGFD-GRCN.yaml`` set the backbones' width to it); the release selects epochs on the test
+    split (here validation only).
     """
 
     def __init__(self, config, dataset) -> None:
-        self.sgfd_dim: int = config["sgfd_dim"]  # read first: feature_dims() sizes the backbone
+        # read first: feature_dims() sizes the backbone's projections
+        self.student_role: str = config["student_role"]
+        self.sgfd_dim: int = config["sgfd_dim"]
+        if self.student_role not in STUDENT_ROLES:
+            raise ConfigError(
+                "config", "student_role", f"unknown {self.student_role!r}",
+                f"use one of {STUDENT_ROLES}",
+            )  # fmt: skip
         super().__init__(config, dataset)
         self.ce_weight: float = config["ce_weight"]
         self.kd_weight: float = config["kd_weight"]
@@ -66,18 +94,42 @@ class SGFDMixin:
         self.register_buffer("labels", labels, persistent=False)
         self.n_labels = int(labels.max()) + 1
         raw_dims = self.raw_feature_dims()
-        self.students = nn.ModuleDict(
-            {m: nn.Linear(dim, self.sgfd_dim) for m, dim in raw_dims.items()}
-        )
+        if self.student_role == "replace":
+            self.students = self._take_projections()
+        else:
+            self.students = nn.ModuleDict(
+                {m: nn.Linear(dim, self.sgfd_dim) for m, dim in raw_dims.items()}
+            )
+        width = {s.out_features for s in self.students.values()}.pop()
         self.teacher = SemanticTeacher(
             raw_dims,
-            self.sgfd_dim,
+            width,
             self.n_labels,
             activation=config["teacher_activation"],
             layout=config["teacher_tower"],
         )
 
+    def _take_projections(self) -> nn.ModuleDict:
+        """The backbone's per-modality projections, which become the students; the backbone
+        then reads the students' output through identities."""
+        name = type(self).feature_projections
+        if name is None:
+            raise ConfigError(
+                "config",
+                "student_role",
+                f"'replace' needs per-modality feature projections, which "
+                f"{type(self).__name__} does not have",
+                "set `student_role: input`",
+            )
+        projections = getattr(self, name)
+        students = nn.ModuleDict(dict(projections.items()))
+        for modality in list(projections):
+            projections[modality] = nn.Identity()
+        return students
+
     def feature_dims(self) -> dict[str, int]:
+        if self.student_role == "replace":
+            return self.raw_feature_dims()
         return {m: self.sgfd_dim for m in self.modalities}
 
     def modal_feature(self, modality: str, items: torch.Tensor | None = None) -> torch.Tensor:
