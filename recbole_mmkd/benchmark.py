@@ -82,6 +82,7 @@ def tuned_entries(
     trials never read the test split). Writes ``tuning-<dataset>.{md,csv}``: per tuned entry,
     the budget (trials), the chosen point and its validation value."""
     from recbole_mmkd.tune import run_sweep, select_best
+    from recbole_mmkd.tune.backend import sweep_identity
 
     rows, entries = [], []
     for entry in bench.entries:
@@ -89,10 +90,12 @@ def tuned_entries(
             entries.append(entry)
             continue
         sweep = tuning_sweep(bench, entry, dataset)
-        folder = Path(out) / "tuning" / dataset / sweep.name
+        common = {"data_path": data_path, "properties": properties}
+        digest = sweep_identity(sweep, dict(sweep.overrides), **common)["config_hash"]
+        folder = Path(out) / "tuning" / dataset / f"{sweep.name}-{digest}"  # new code: anew
         logger.info("tuning %s on %s validation: %d trials", entry.name, dataset,
                     tuning_budget(entry, bench.tuning))  # fmt: skip
-        trials = run_sweep(sweep, folder, data_path=data_path, properties=properties, resume=True)
+        trials = run_sweep(sweep, folder, resume=True, teacher_root=Path(out), **common)
         best = select_best(trials)
         point = {k: plain(best[k]) for k in entry.space}
         entries.append(replace(entry, overrides={**entry.overrides, **point}))

@@ -83,3 +83,25 @@ def test_a_bad_space_value_is_refused_before_anything_runs(toy, tmp_path):
     with pytest.raises(ConfigError, match="did you mean 'reg_weight'"):
         run_benchmark(load_benchmark(_spec(tmp_path, body)), tmp_path / "out", data_path=toy)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_sweep_folder_refuses_trials_of_other_settings(toy, tmp_path):
+    import ray
+
+    from recbole_mmkd.specs import Sweep
+    from recbole_mmkd.tune import run_sweep
+
+    fixed = {**fast(epochs=1), "robustness_shares": []}
+    sweep = Sweep(name="s", model="BPR", dataset="toy", space={"reg_weight": [0.001]},
+                  overrides=fixed, seed=1, max_concurrent=1)  # fmt: skip
+    out = tmp_path / "out"
+    try:
+        run_sweep(sweep, out, data_path=toy)
+        assert (out / "sweep.json").is_file()
+        again = run_sweep(sweep, out, data_path=toy, resume=True)  # same sweep: nothing to run
+        assert len(again) == 1
+        changed = Sweep(**{**sweep.__dict__, "overrides": {**fixed, "learning_rate": 0.01}})
+        with pytest.raises(DataError, match="other settings or code"):
+            run_sweep(changed, out, data_path=toy, resume=True)
+    finally:
+        ray.shutdown()

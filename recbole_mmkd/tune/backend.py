@@ -11,6 +11,7 @@ were running at the kill restart; ASHA's rungs restart with the new launch.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -137,9 +138,15 @@ def run_sweep(
     properties: Any = None,
     resume: bool = False,
     address: str | None = None,
+    teacher_root: Path | None = None,
 ) -> pd.DataFrame:
     """Check every setting the sweep names, then run (or, with ``resume``, continue) it; write
-    and return its trial table."""
+    and return its trial table. A student's teacher is trained (or reused) under
+    ``teacher_root`` (default ``<out>/runs``, where the final runs go).
+
+    The sweep's identity (the config hash of its fixed settings with the code they run, the
+    space, search and seed) is written to ``<out>/sweep.json``; a resume under another
+    identity is refused, so that no table mixes trials of different code or settings."""
     import ray
     from ray import tune
 
@@ -163,8 +170,10 @@ def run_sweep(
     common = {"data_path": data_path, "properties": properties}
     if getattr(get_model(sweep.model), "needs_teacher", False):  # trained once, before any trial
         probe = {**overrides, "seed": sweep.seed}
-        ref = teacher_for(sweep.model, sweep.dataset, sweep.seed, out / "runs", probe, **common)
+        root = teacher_root if teacher_root is not None else out / "runs"
+        ref = teacher_for(sweep.model, sweep.dataset, sweep.seed, root, probe, **common)
         overrides.update(ref.keys())
+    _claim(out, sweep_identity(sweep, overrides, **common))
     static = {
         "model": sweep.model,
         "dataset": sweep.dataset,
@@ -222,6 +231,37 @@ def run_sweep(
         "sweep %s: %d trials in %.0f s", sweep.name, len(table), time.perf_counter() - start
     )
     return table
+
+
+def sweep_identity(sweep: Sweep, overrides: dict, **common: Any) -> dict[str, Any]:
+    """What a sweep's trials depend on: the config hash of its fixed settings (the code
+    included), its space, search, scheduler and seed (not ``num_samples``: a resume may ask
+    for more trials of the same sweep)."""
+    from recbole_mmkd.identity import config_hash
+    from recbole_mmkd.prepare import config_for
+
+    config = config_for(sweep.model, sweep.dataset, {**overrides, "seed": sweep.seed}, **common)
+    return {
+        "config_hash": config_hash(config),
+        "space": sweep.space,
+        "search": sweep.search,
+        "scheduler": sweep.scheduler,
+        "seed": sweep.seed,
+    }
+
+
+def _claim(out: Path, identity: dict[str, Any]) -> None:
+    """Record the sweep's identity in ``<out>/sweep.json``, or refuse when the folder holds
+    trials of another one."""
+    path = out / "sweep.json"
+    if path.is_file() and json.loads(path.read_text()) != identity:
+        raise DataError(
+            path,
+            "sweep",
+            "its trials were run with other settings or code than this sweep's",
+            "give another --out (or delete the folder to run it again)",
+        )
+    path.write_text(json.dumps(identity, indent=1, sort_keys=True))
 
 
 def _optuna(sweep: Sweep, finished: list[dict]):
