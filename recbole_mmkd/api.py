@@ -42,7 +42,7 @@ def _out(out: str | Path | None, *parts: str) -> Path:
 
 def run(
     model: str,
-    dataset: str = "tiktok",
+    dataset: str,
     *,
     seeds: Iterable[int] = DEFAULT_SEEDS,
     overrides: Mapping[str, Any] | None = None,
@@ -60,7 +60,7 @@ def run(
 
 def run_models(
     models: Sequence[str],
-    dataset: str = "tiktok",
+    dataset: str,
     *,
     seeds: Iterable[int] = DEFAULT_SEEDS,
     overrides: Mapping[str, Any] | None = None,
@@ -103,7 +103,7 @@ def run_benchmark(
     split across processes sharing ``out``. The report of the whole benchmark, or of some of
     its datasets with all their models and seeds, is saved to ``out``; a part's is returned
     but not saved, since the benchmark's tables describe all of it. ``overrides`` apply to
-    every entry."""
+    every entry, and a run with them counts as a part (its report is not the benchmark's)."""
     whole = _benchmark_spec(name_or_spec, properties)
     if overrides:
         entries = [replace(e, overrides={**e.overrides, **overrides}) for e in whole.entries]
@@ -114,7 +114,7 @@ def run_benchmark(
         bench, folder, data_path=data_path, properties=properties, force=force
     )
     result = Report(bench, runs, teachers_from=folder)
-    if not _benchmark.is_part(bench, whole):
+    if not overrides and not _benchmark.is_part(bench, whole):  # overrides make it another
         result.save(folder)
     return result
 
@@ -141,6 +141,16 @@ def report(
     for key, value, known in (("test", test, TESTS), ("correction", correction, CORRECTIONS)):
         if value not in known:
             raise ConfigError("report", key, f"unknown {value!r}", f"use one of {list(known)}")
+    metrics = [m.lower() for m in metrics]
+    for metric in metrics:
+        lacking = [r for r in results if metric not in r.test]
+        if lacking:
+            first = lacking[0]
+            raise ConfigError(
+                "--metrics", metric, f"is not among the test metrics of {len(lacking)} runs "
+                f"(e.g. {first.dataset} / {first.model} / seed {first.seed})",
+                "name metrics the runs were evaluated with (topk and metrics of their config)",
+            )  # fmt: skip
     names = sorted({r.model for r in results})
     if reference is not None and reference not in names:
         raise ConfigError("--reference", reference, f"is not among {names}", "name one of them")
@@ -149,7 +159,7 @@ def report(
         runs.setdefault(r.dataset, []).append(r)
     pairs = [(n, reference) for n in names if reference and n != reference]
     seeds = sorted({r.seed for r in results})
-    bench = Benchmark(folder.name, list(runs), seeds, [m.lower() for m in metrics], [], pairs,
+    bench = Benchmark(folder.name, list(runs), seeds, metrics, [], pairs,
                       test, correction, reference, str(folder))  # fmt: skip
     return Report(bench, runs, link_comparisons=False)
 

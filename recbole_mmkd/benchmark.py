@@ -80,9 +80,10 @@ def tuned_entries(
     """The benchmark's entries on ``dataset``, each with a ``space`` set to its point of best
     validation value (its sweep under ``<out>/tuning/<dataset>/``, resumed where it stopped;
     trials never read the test split). Writes ``tuning-<dataset>.{md,csv}``: per tuned entry,
-    the budget (trials), the chosen point and its validation value."""
+    the budget (trials), the chosen point and its validation value. A key the entry's ``set``
+    also gives is searched all the same: the space wins."""
     from recbole_mmkd.tune import run_sweep, select_best
-    from recbole_mmkd.tune.backend import sweep_identity
+    from recbole_mmkd.tune.backend import identity_digest, sweep_identity
 
     rows, entries = [], []
     for entry in bench.entries:
@@ -91,8 +92,8 @@ def tuned_entries(
             continue
         sweep = tuning_sweep(bench, entry, dataset)
         common = {"data_path": data_path, "properties": properties}
-        digest = sweep_identity(sweep, dict(sweep.overrides), **common)["config_hash"]
-        folder = Path(out) / "tuning" / dataset / f"{sweep.name}-{digest}"  # new code: anew
+        digest = identity_digest(sweep_identity(sweep, **common))
+        folder = Path(out) / "tuning" / dataset / f"{sweep.name}-{digest}"  # other code: anew
         logger.info("tuning %s on %s validation: %d trials", entry.name, dataset,
                     tuning_budget(entry, bench.tuning))  # fmt: skip
         trials = run_sweep(sweep, folder, resume=True, teacher_root=Path(out), **common)
@@ -110,11 +111,20 @@ def tuned_entries(
             }
         )
     if rows:
-        table = pd.DataFrame(rows)
-        Path(out).mkdir(parents=True, exist_ok=True)
-        table.to_csv(Path(out) / f"tuning-{dataset}.csv", index=False)
-        (Path(out) / f"tuning-{dataset}.md").write_text(table.to_markdown(index=False) + "\n")
+        _write_tuning(Path(out), dataset, pd.DataFrame(rows))
     return entries
+
+
+def _write_tuning(out: Path, dataset: str, table: pd.DataFrame) -> None:
+    """``tuning-<dataset>.{md,csv}``: these entries' rows replace theirs, other entries' rows
+    (tuned by another part of the benchmark) stay."""
+    path = out / f"tuning-{dataset}.csv"
+    if path.is_file():
+        kept = pd.read_csv(path)
+        table = pd.concat([kept[~kept["entry"].isin(table["entry"])], table], ignore_index=True)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    (out / f"tuning-{dataset}.md").write_text(table.to_markdown(index=False) + "\n")
 
 
 def run_benchmark(

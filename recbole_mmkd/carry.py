@@ -10,7 +10,10 @@ those epochs (with the CPU threads the run recorded; float sums depend on them),
 current code, and compares bit for bit. Only an identical fingerprint moves the result to the
 current config hash; the RunResult then records the move in ``carried``. A fingerprint that
 differs leaves the run where it is (stale: ``run`` trains it again; reports flag tables that
-mix code versions).
+mix code versions). What the fingerprint cannot see, it cannot vouch for: code that acts
+only on the test split (``evaluate_full``'s per-user metrics, the robustness curves) or only
+after the replayed epochs; a change there is carried as identical, so ``carry`` is for
+refactors of the training path, and the RunResult's ``carried`` record says what was compared.
 """
 
 from __future__ import annotations
@@ -138,7 +141,7 @@ def carry_run(
     name = f"{result.dataset} / {result.model} / seed {result.seed}"
     try:
         config = replay_config(result, root, data_path=data_path, properties=properties)
-    except CarryError as err:
+    except MMKDError as err:  # a retired key or model, a value now out of range, no teacher
         return f"kept    {name}: {err}"
     digest = config_hash(config)
     if digest == result.config_hash:
@@ -167,10 +170,12 @@ def carry_run(
         result,
         config_hash=digest,
         config=hashable_config(config),
-        code=code_info(get_model(result.model)),
+        code=code_info(config, get_model(result.model)),
         carried=[*result.carried, record],
     )
     target = run_dir_for(root, result.dataset, result.model, digest, result.seed)
+    if (target / "result.json").is_file():
+        return f"kept    {name}: a run of the current code is stored already ({target})"
     moved.save(target)
     for artefact in (TABLES_FILE, STATE_FILE):
         if (run_dir / artefact).is_file():

@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 import recbole_mmkd  # noqa: F401  (compat shims before recbole)
-from recbole_mmkd.config import DATASETS
+from recbole_mmkd.config import DATASETS, dataset_root
 from recbole_mmkd.errors import ConfigError, MMKDError
 
 DEFAULT_MODELS = ["BPR", "LightGCN", "VBPR"]  # ad hoc runs (no benchmark name)
@@ -172,7 +172,7 @@ def cmd_import(args: argparse.Namespace) -> None:
 def cmd_extract_text(args: argparse.Namespace) -> None:
     from recbole_mmkd.data.text import extract_text_features
 
-    data_dir = Path(args.data_path or DATASETS) / args.name
+    data_dir = dataset_root(args.name, args.data_path) / args.name
     path = extract_text_features(
         data_dir, args.name, Path(args.items), args.text_columns, modality=args.modality
     )

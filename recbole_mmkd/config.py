@@ -337,7 +337,8 @@ def hashable_config(config: Config) -> dict[str, Any]:
     return out
 
 
-def settings_digest(settings: Mapping[str, Any], code_digest: str) -> str:
-    """The config hash: a digest of the settings and of the code that runs them."""
-    payload = json.dumps({"config": settings, "code": code_digest}, sort_keys=True)
+def settings_digest(settings: Mapping[str, Any], code_digest: str, *, data: str = "") -> str:
+    """The config hash: a digest of the settings, of the code that runs them and of the
+    data they run on."""
+    payload = json.dumps({"config": settings, "code": code_digest, "data": data}, sort_keys=True)
     return hashlib.sha1(payload.encode()).hexdigest()[:10]

@@ -8,6 +8,11 @@ edit to a helper such as ``model/graph.py`` or ``distill/losses.py`` changes the
 model that uses it, and of no other. The model registry loads the built-in models by name
 (``importlib``), so the registry's own source is covered but not every model it can load.
 
+The hash also covers the data: :func:`data_digest` of the dataset's files, so a re-imported
+or re-split dataset under the same name, or another folder holding one, is another run. A
+model of your own (``package.module:Class``) and a KD method you registered are covered by
+their own modules' source.
+
 Each RunResult also records :func:`code_info`: the package version, the digest of the whole
 package source and the git commit of a source checkout.
 """
@@ -18,6 +23,7 @@ import ast
 import hashlib
 import importlib.util
 import subprocess
+import sys
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
@@ -65,10 +71,17 @@ def module_closure(roots: Iterable[str]) -> list[str]:
     return sorted(seen)
 
 
-def run_modules(model_class: type) -> list[str]:
-    """Every project module a run of ``model_class`` executes."""
-    own = {cls.__module__ for cls in model_class.__mro__}
-    return module_closure([*own, *RUN_MODULES])
+def _outside(module: str) -> bool:
+    """Whether ``module`` is a user's own (not this package, RecBole, torch or builtins)."""
+    top = module.split(".")[0]
+    return top not in {PREFIX, "recbole", "torch", "builtins", "abc", "typing"}
+
+
+def run_modules(model_class: type, *, extra: tuple[type, ...] = ()) -> list[str]:
+    """Every project module a run of ``model_class`` executes, and the user's own modules its
+    class hierarchy and the ``extra`` classes (a registered KD method) come from."""
+    own = {cls.__module__ for cls in (*model_class.__mro__, *extra)}
+    return sorted({*module_closure([*own, *RUN_MODULES]), *filter(_outside, own)})
 
 
 def _source(module: str) -> str:
@@ -84,14 +97,42 @@ def code_digest(modules: Iterable[str]) -> str:
 
 
 def config_hash(config: Any, model_class: type | None = None) -> str:
-    """Digest of the config's settings and of the source of every module the run executes, so
-    a RunResult on disk is reused only for the same settings *and* the same code. The model
-    class defaults to the one registered as ``config["model"]``."""
+    """Digest of the config's settings, of its dataset's files and of the source of every
+    module the run executes, so a RunResult on disk is reused only for the same settings,
+    data *and* code. The model class defaults to the one registered as ``config["model"]``."""
     if model_class is None:
         from recbole_mmkd.model import get_model
 
         model_class = get_model(config["model"])
-    return settings_digest(hashable_config(config), code_digest(run_modules(model_class)))
+    modules = run_modules(model_class, extra=extra_classes(config))
+    return settings_digest(
+        hashable_config(config), code_digest(modules), data=data_digest(config["data_path"])
+    )
+
+
+def extra_classes(config: Any) -> tuple[type, ...]:
+    """Classes a run resolves by name from its config beyond its model: the KD method of
+    ``kd_method`` where the KD registry is loaded (read without importing it, so that the
+    registry is not in every run's code)."""
+    methods = sys.modules.get("recbole_mmkd.distill.methods")
+    name = config["kd_method"] if "kd_method" in config.final_config_dict else None
+    if methods is None or name not in methods.KD_METHODS:
+        return ()
+    return (methods.KD_METHODS[name],)
+
+
+def data_digest(folder: str | Path) -> str:
+    """Digest of a dataset folder's files (names and contents), cached by size and time."""
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file())
+    return _digest_files(tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+
+
+@cache
+def _digest_files(files: tuple[tuple[str, int, int], ...]) -> str:
+    digest = hashlib.sha1()
+    for name, _size, _mtime in files:
+        digest.update(Path(name).name.encode() + b"\0" + Path(name).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 @cache
@@ -124,14 +165,15 @@ def git_commit() -> str | None:
     return commit + ("+dirty" if dirty else "")
 
 
-def code_info(model_class: type) -> dict[str, Any]:
-    """What a RunResult records of the code that made it."""
+def code_info(config: Any, model_class: type) -> dict[str, Any]:
+    """What a RunResult records of the code and data that made it."""
     from recbole_mmkd import __version__
 
-    modules = run_modules(model_class)
+    modules = run_modules(model_class, extra=extra_classes(config))
     return {
         "version": __version__,
         "code_digest": code_digest(modules),
+        "data_digest": data_digest(config["data_path"]),
         "package_digest": package_digest(),
         "git_commit": git_commit(),
         "modules": modules,

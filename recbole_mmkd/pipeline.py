@@ -177,7 +177,7 @@ def run_one(
         environment=environment(config),
         model_info=net.run_info() if hasattr(net, "run_info") else {},
         robustness=robustness,
-        code=code_info(model_class),
+        code=code_info(config, model_class),
         test_user_ids=data.id2token(data.uid_field, test.user_ids).astype("int64"),
         test_per_user=test.per_user,
     )

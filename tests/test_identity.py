@@ -38,6 +38,25 @@ def test_editing_a_helper_module_changes_the_hash_of_the_models_that_use_it(toy,
     assert after["BPR"] == before["BPR"]
 
 
+def test_the_data_is_part_of_the_hash(toy, tmp_path):
+    from conftest import write_dataset
+
+    before = _hash("BPR", toy)
+    other = tmp_path / "other"
+    write_dataset(other, seed=5)  # a "toy" with other interactions, in another folder
+    assert identity.config_hash(config_for("BPR", "toy", fast(), data_path=other)) != before
+    write_dataset(toy, seed=0)  # the same files written again: the same data
+    assert _hash("BPR", toy) == before
+
+
+def test_a_model_of_your_own_is_covered_by_its_module(toy, monkeypatch):
+    from conftest import ROOT
+
+    monkeypatch.syspath_prepend(str(ROOT / "tests"))
+    cls = get_model("planted:Planted")
+    assert "planted" in identity.run_modules(cls)
+
+
 @pytest.mark.parametrize(
     "module",
     ["recbole_mmkd.trainer", "recbole_mmkd.metrics", "recbole_mmkd.data.files",
@@ -51,6 +70,7 @@ def test_a_run_records_its_code(toy, tmp_path):
     result = run_one("BPR", "toy", 1, tmp_path / "out", fast(), data_path=toy)
     assert result.code["version"] and len(result.code["package_digest"]) == 12
     assert result.code["code_digest"] == identity.code_digest(result.code["modules"])
+    assert len(result.code["data_digest"]) == 12
     assert result.environment["threads"] >= 1
     assert "git_commit" in result.code  # a commit in a checkout, None in an installed package
 

@@ -134,10 +134,10 @@ def seed_p_value(a: np.ndarray, b: np.ndarray) -> float:
     per seed); NaN with fewer than two seeds on a side, 1 when both sides are identical."""
     if min(len(a), len(b)) < 2:
         return float("nan")
+    if a.std() == b.std() == 0:  # no seed variance at all: any difference is certain
+        return 1.0 if a.mean() == b.mean() else 0.0
     if np.array_equal(np.sort(a), np.sort(b)):
         return 1.0
-    if a.std() == b.std() == 0:  # no seed variance at all: any difference is certain
-        return 0.0
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
@@ -173,7 +173,8 @@ def min_detectable_effect(
 ) -> float:
     """The smallest relative change (to ``mean(b)``) that a two-sample t test over these
     seed counts detects with ``power``, the spread being the pooled standard deviation of the
-    runs' means ``a`` and ``b``; NaN with fewer than two seeds on a side."""
+    runs' means ``a`` and ``b``; NaN with fewer than two seeds on a side. At ``alpha``
+    uncorrected: a table's correction over several comparisons needs larger changes."""
     from statsmodels.stats.power import TTestIndPower
 
     if min(len(a), len(b)) < 2:
@@ -185,8 +186,9 @@ def min_detectable_effect(
 
 def seeds_needed(a: np.ndarray, b: np.ndarray, *, alpha: float = 0.05, power: float = 0.8) -> float:
     """Seeds per side a two-sample t test needs to detect the observed change of the runs'
-    means ``a`` over ``b`` with ``power`` (the smallest such count; inf for no change or
-    beyond :data:`MAX_SEEDS`, NaN with fewer than two seeds on a side)."""
+    means ``a`` over ``b`` with ``power`` at ``alpha`` uncorrected (the smallest such count;
+    inf for no change or beyond :data:`MAX_SEEDS`, NaN with fewer than two seeds on a
+    side)."""
     from statsmodels.stats.power import TTestIndPower
 
     if min(len(a), len(b)) < 2:

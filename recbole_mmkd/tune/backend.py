@@ -11,6 +11,7 @@ were running at the kill restart; ASHA's rungs restart with the new launch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -173,7 +174,7 @@ def run_sweep(
         root = teacher_root if teacher_root is not None else out / "runs"
         ref = teacher_for(sweep.model, sweep.dataset, sweep.seed, root, probe, **common)
         overrides.update(ref.keys())
-    _claim(out, sweep_identity(sweep, overrides, **common))
+    _claim(out, sweep_identity(sweep, **common))
     static = {
         "model": sweep.model,
         "dataset": sweep.dataset,
@@ -208,7 +209,9 @@ def run_sweep(
                 mode="max",
                 num_samples=todo if sweep.search == "tpe" else 1,
                 search_alg=search,
-                scheduler=_scheduler(sweep),
+                scheduler=_scheduler(
+                    sweep, config_for(sweep.model, sweep.dataset, overrides, **common)
+                ),
                 max_concurrent_trials=sweep.max_concurrent or None,
                 reuse_actors=True,
             ),
@@ -233,21 +236,33 @@ def run_sweep(
     return table
 
 
-def sweep_identity(sweep: Sweep, overrides: dict, **common: Any) -> dict[str, Any]:
-    """What a sweep's trials depend on: the config hash of its fixed settings (the code
-    included), its space, search, scheduler and seed (not ``num_samples``: a resume may ask
-    for more trials of the same sweep)."""
+def sweep_identity(sweep: Sweep, **common: Any) -> dict[str, Any]:
+    """What a sweep's trials depend on: the config hash of its fixed settings (code and data
+    included; a student's with its teacher's hash, found without training the teacher), its
+    space, search, scheduler (grace period, reduction factor) and seed; not ``num_samples``:
+    a resume may ask for more trials of the same sweep."""
     from recbole_mmkd.identity import config_hash
+    from recbole_mmkd.model import get_model
     from recbole_mmkd.prepare import config_for
 
-    config = config_for(sweep.model, sweep.dataset, {**overrides, "seed": sweep.seed}, **common)
+    fixed = {**sweep.overrides, "seed": sweep.seed}
+    if getattr(get_model(sweep.model), "needs_teacher", False):
+        probe = config_for(sweep.model, sweep.dataset, fixed, **common)
+        teacher = {**(probe["teacher_config"] or {}), "seed": sweep.seed}
+        teacher_config = config_for(probe["teacher"], sweep.dataset, teacher, **common)
+        fixed["teacher_hash"] = config_hash(teacher_config)
     return {
-        "config_hash": config_hash(config),
+        "config_hash": config_hash(config_for(sweep.model, sweep.dataset, fixed, **common)),
         "space": sweep.space,
         "search": sweep.search,
-        "scheduler": sweep.scheduler,
+        "scheduler": [sweep.scheduler, sweep.grace_period, sweep.reduction_factor],
         "seed": sweep.seed,
     }
+
+
+def identity_digest(identity: dict[str, Any]) -> str:
+    """A short digest of a sweep's identity, to name its folder."""
+    return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def _claim(out: Path, identity: dict[str, Any]) -> None:
@@ -277,14 +292,16 @@ def _optuna(sweep: Sweep, finished: list[dict]):
     )
 
 
-def _scheduler(sweep: Sweep):
+def _scheduler(sweep: Sweep, config: Any):
+    """ASHA over the trials' validations (one report per evaluation, so ``max_t`` is the
+    number of evaluations the config's ``epochs`` and ``eval_step`` give)."""
     if sweep.scheduler == "none":
         return None
     from ray.tune.schedulers import ASHAScheduler
 
     return ASHAScheduler(
         time_attr="training_iteration",
-        max_t=int(sweep.overrides.get("epochs", 1000)),
+        max_t=max(1, config["epochs"] // config["eval_step"]),
         grace_period=sweep.grace_period,
         reduction_factor=sweep.reduction_factor,
     )

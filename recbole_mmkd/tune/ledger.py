@@ -57,7 +57,8 @@ def sweep_table(rows: list[dict[str, Any]], sweep: Sweep) -> pd.DataFrame:
 
 
 def select_best(table: pd.DataFrame) -> pd.Series:
-    """The finished trial with the highest best validation value (ties: the earlier trial);
+    """The finished trial with the highest best validation value (ties: the one recorded
+    first, in the ledger's order of completion);
     failed trials are never selected."""
     done = table[table[BEST].notna()]
     if "status" in done:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from recbole_mmkd.specs import Sweep
+from recbole_mmkd.specs import Sweep, space_values
 
 
 def param_space(sweep: Sweep) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def param_space(sweep: Sweep) -> dict[str, Any]:
 def planned_trials(sweep: Sweep) -> int:
     """How many trials the sweep runs in all."""
     if sweep.search == "grid":
-        return sweep.num_samples * math.prod(len(v) for v in sweep.space.values())
+        return sweep.num_samples * math.prod(len(space_values(v)) for v in sweep.space.values())
     return sweep.num_samples
 
 
