@@ -75,7 +75,7 @@ def _threads(n: int) -> Iterator[None]:
 
 def _teacher_keys(result: RunResult, root: Path) -> dict[str, str]:
     """The current teacher run of a student whose teacher was carried (or is current)."""
-    old = result.config["teacher_hash"]
+    old = str(result.config["teacher_hash"])  # RecBole reads a hash of digits as a number
     folder = root / result.dataset / result.config["teacher"]
     for run_dir in sorted(folder.glob(f"*/seed-{result.seed}")):
         try:

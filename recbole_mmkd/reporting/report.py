@@ -101,9 +101,9 @@ def teacher_runs(results: list[RunResult], out: Path) -> list[RunResult]:
     among ``results`` are not repeated."""
     have = {r.config_hash for r in results}
     wanted = {
-        (r.dataset, r.config["teacher"], r.config["teacher_hash"])
+        (r.dataset, r.config["teacher"], _teacher_hash(r))
         for r in results
-        if r.config.get("teacher_hash") and r.config["teacher_hash"] not in have
+        if _teacher_hash(r) and _teacher_hash(r) not in have
     }
     return [
         replace(run, model=f"{teacher} (teacher)")
@@ -116,12 +116,15 @@ def teacher_links(results: list[RunResult]) -> list[tuple[str, str]]:
     """(teacher, student) names for every student among ``results`` whose teacher is too."""
     names = {r.config_hash: r.model for r in results}
     return sorted(
-        {
-            (names[r.config["teacher_hash"]], r.model)
-            for r in results
-            if r.config.get("teacher_hash") in names
-        }
+        {(names[_teacher_hash(r)], r.model) for r in results if _teacher_hash(r) in names}
     )
+
+
+def _teacher_hash(run: RunResult) -> str | None:
+    """The config hash of a student's teacher, as text: RecBole's config evaluates override
+    strings, so a hash of digits alone is stored as a number."""
+    digest = run.config.get("teacher_hash")
+    return None if digest is None else str(digest)
 
 
 def efficiency_table(
