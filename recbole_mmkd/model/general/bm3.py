@@ -14,6 +14,7 @@ from torch import nn
 from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
+from recbole_mmkd.model.feature_tables import masked_rows
 from recbole_mmkd.model.graph import lightgcn_layers, normalized_adjacency
 from recbole_mmkd.model.losses import emb_norm_reg
 
@@ -28,15 +29,6 @@ def _negative_cosine(
         return distance.mean()
     keep = keep.to(distance.dtype)
     return (distance * keep).sum() / keep.sum().clamp_min(1)
-
-
-def _masked_rows(
-    table: torch.Tensor, present: torch.Tensor, items: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Rows ``items`` (default: all) of ``table``, zero where ``present`` is False."""
-    if items is not None:
-        table, present = table[items], present[items]
-    return table * present.unsqueeze(-1).to(table.dtype)
 
 
 @register_model()
@@ -126,7 +118,7 @@ class BM3(MultimodalRecommender):
         features; zero rows for items missing it."""
         if not self.train_features:
             return super().modal_feature(modality, items)
-        return _masked_rows(self.feature_tables[modality], self.item_present(modality), items)
+        return masked_rows(self.feature_tables[modality], self.item_present(modality), items)
 
     def _encode(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder tables before the predictor: LightGCN layer means, item ID residual added."""

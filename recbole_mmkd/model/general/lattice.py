@@ -16,6 +16,7 @@ from torch import nn
 from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
+from recbole_mmkd.model.feature_tables import masked_rows
 from recbole_mmkd.model.graph import (
     cached_knn_graph,
     knn_graph,
@@ -86,15 +87,6 @@ def layer_mean(
     for _ in range(n_layers):
         layers.append(_SpMM.apply(adjacency, transpose, layers[-1]))
     return torch.stack(layers).mean(0)
-
-
-def _masked_rows(
-    table: torch.Tensor, present: torch.Tensor, items: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Rows ``items`` (default: all) of ``table``, zero where ``present`` is False."""
-    if items is not None:
-        table, present = table[items], present[items]
-    return table * present.unsqueeze(-1).to(table.dtype)
 
 
 UI_ADJACENCIES = ("released", "symmetric")
@@ -243,7 +235,7 @@ class LATTICE(MultimodalRecommender):
         features; zero rows for items missing it."""
         if not self.train_features:
             return super().modal_feature(modality, items)
-        return _masked_rows(self.feature_tables[modality], self.item_present(modality), items)
+        return masked_rows(self.feature_tables[modality], self.item_present(modality), items)
 
     def _ui_layers(self, ego: torch.Tensor) -> torch.Tensor:
         """Mean of ``ego`` and its ``n_ui_layers`` propagations over the user-item graph."""
