@@ -37,7 +37,7 @@ def rss_mb() -> float:
 
 
 def load(model: str):
-    config = config_for(model, "tiktok", dict(SHARED))
+    config = config_for(model, "tiktok", overrides=dict(SHARED))
     init_seed(0, True)
     before, start = rss_mb(), perf_counter()
     data = MultimodalDataset(config)

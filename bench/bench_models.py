@@ -62,7 +62,7 @@ def model_costs(
 ) -> dict[str, float]:
     """Median epoch seconds, median full-sort test evaluation seconds, parameter and buffer
     MB, and the resident-memory peak (MB above the start) of one full-sort evaluation."""
-    run = prepare(name, dataset, {"epochs": epochs, **(overrides or {})})
+    run = prepare(name, dataset, overrides={"epochs": epochs, **(overrides or {})})
     model, train, test = run.model, run.train, run.test
     trainer = MMKDTrainer(run.config, model)
     times = []

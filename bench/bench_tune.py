@@ -33,7 +33,7 @@ def outside_ray(epochs: int) -> float:
     """The trial's work in this process: data, model, ``epochs`` epochs with validation."""
     start = perf_counter()
     torch.set_num_threads(1)
-    run = prepare("BPR", "tiktok", _fixed(epochs) | {"use_gpu": False})
+    run = prepare("BPR", "tiktok", overrides=_fixed(epochs) | {"use_gpu": False})
     MMKDTrainer(run.config, run.model).fit(run.train, run.valid)
     return perf_counter() - start
 

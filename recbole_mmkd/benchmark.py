@@ -69,7 +69,7 @@ def is_stored(
     if getattr(get_model(entry.model), "needs_teacher", False):
         return False
     common = {"data_path": data_path, "properties": properties}
-    config = run_config(entry.model, dataset, seed, out, entry.overrides, **common)
+    config = run_config(entry.model, dataset, seed, out, overrides=entry.overrides, **common)
     run_dir = run_dir_for(out, dataset, entry.model, config_hash(config), seed)
     return stored_run(run_dir) is not None
 
@@ -152,7 +152,7 @@ def run_benchmark(
             dataset,
             seed,
             out,
-            entry.overrides,
+            overrides=entry.overrides,
             reuse=not force,
             source=f"{bench.source}: models ({entry.name}) set",
             progress_title=label,

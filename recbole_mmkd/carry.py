@@ -100,7 +100,7 @@ def replay_config(result: RunResult, root: Path, *, data_path: Any = None, prope
     key the code no longer knows is refused), pointed at its teacher's current run."""
     common = {"data_path": data_path, "properties": properties, "source": "stored config"}
     defaults = hashable_config(
-        config_for(result.model, result.dataset, {"seed": result.seed}, **common)
+        config_for(result.model, result.dataset, overrides={"seed": result.seed}, **common)
     )
     gone = sorted(
         k
@@ -113,7 +113,9 @@ def replay_config(result: RunResult, root: Path, *, data_path: Any = None, prope
     overrides.pop("teacher_hash", None)
     if getattr(get_model(result.model), "needs_teacher", False):
         overrides.update(_teacher_keys(result, root))
-    return config_for(result.model, result.dataset, {**overrides, "seed": result.seed}, **common)
+    return config_for(
+        result.model, result.dataset, overrides={**overrides, "seed": result.seed}, **common
+    )
 
 
 def replay(config: Any, *, seed: int, epochs: int, threads: int) -> list[dict[str, float]]:

@@ -77,6 +77,9 @@ NOT_HASHED = frozenset(
 )
 # Keys the runner sets itself, which no YAML defines.
 RUN_KEYS = frozenset({"seed", "data_path", "device", "properties", "teacher_run", "teacher_hash"})
+# Keys whose values are text whatever they look like: RecBole evaluates override strings, which
+# would read a hash of digits as a number (or "12e45" as a float) and a path as an expression.
+TEXT_KEYS = frozenset({"data_path", "teacher_run", "teacher_hash"})
 
 # Ranges checked on every final config (YAML layers and overrides alike).
 _POSITIVE = frozenset(
@@ -118,6 +121,10 @@ class MMKDConfig(Config):
 
     def _load_cmd_line(self) -> dict:
         return {}
+
+    def _load_variable_config_dict(self, config_dict: dict | None) -> dict:
+        text = {k: v for k, v in (config_dict or {}).items() if k in TEXT_KEYS}
+        return {**super()._load_variable_config_dict(config_dict), **text}
 
     def _init_device(self) -> None:
         use_cuda = bool(self.final_config_dict.get("use_gpu", True)) and torch.cuda.is_available()
@@ -187,13 +194,15 @@ def dataset_root(dataset: str, data_path: str | Path | None = None) -> Path:
 
 
 def config_files(config_names: Sequence[str], dataset: str, *, properties: Any = None) -> list[str]:
-    """The YAML files a run reads, lowest precedence first: overall, dataset, then the model's
-    (``config_names``: a wrapper such as SGFD-BM3 reads BM3, SGFD, SGFD-BM3), each from every
-    properties folder in turn."""
+    """The YAML files a run reads, lowest precedence first: overall, dataset, the model's
+    (``config_names``: a wrapper such as SGFD-BM3 reads BM3, SGFD, SGFD-BM3), then the model's
+    on this dataset (``model/<dataset>/<name>.yaml``: the values chosen on its validation
+    split), each from every properties folder in turn."""
     relative = [
         Path("overall.yaml"),
         Path("dataset") / f"{dataset}.yaml",
         *(Path("model") / f"{name}.yaml" for name in config_names),
+        *(Path("model") / dataset / f"{name}.yaml" for name in config_names),
     ]
     folders = properties_dirs(properties)
     return [str(f / rel) for rel in relative for f in folders if (f / rel).is_file()]
@@ -279,8 +288,8 @@ def check_ranges(
 def build_config(
     model_class: type,
     dataset: str,
-    overrides: Mapping[str, Any] | None = None,
     *,
+    overrides: Mapping[str, Any] | None = None,
     name: str | None = None,
     data_path: str | Path | None = None,
     properties: Any = None,

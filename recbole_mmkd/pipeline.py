@@ -12,6 +12,7 @@ from typing import Any
 import recbole
 import torch
 from recbole.utils.logger import RemoveColorFilter
+from torch import nn
 
 from recbole_mmkd.config import MMKDConfig, hashable_config
 from recbole_mmkd.identity import code_info, config_hash
@@ -51,8 +52,8 @@ def run_config(
     dataset: str,
     seed: int,
     out_root: Path,
-    overrides: Mapping[str, Any] | None = None,
     *,
+    overrides: Mapping[str, Any] | None = None,
     data_path: Path | None = None,
     properties: Any = None,
     reuse: bool = True,
@@ -74,7 +75,12 @@ def run_config(
         )
         overrides.update(ref.keys())
     return config_for(
-        model, dataset, overrides, data_path=data_path, properties=properties, source=source
+        model,
+        dataset,
+        overrides=overrides,
+        data_path=data_path,
+        properties=properties,
+        source=source,
     )
 
 
@@ -98,8 +104,8 @@ def run_one(
     dataset: str,
     seed: int,
     out_root: Path,
-    overrides: Mapping[str, Any] | None = None,
     *,
+    overrides: Mapping[str, Any] | None = None,
     data_path: Path | None = None,
     properties: Any = None,
     reuse: bool = True,
@@ -123,7 +129,7 @@ def run_one(
         dataset,
         seed,
         out_root,
-        overrides,
+        overrides=overrides,
         data_path=data_path,
         properties=properties,
         reuse=reuse,
@@ -168,7 +174,7 @@ def run_one(
         valid_curve=fit.curve,
         best_valid=fit.best_valid,
         test=test.means,
-        n_params=sum(p.numel() for p in net.parameters() if p.requires_grad),
+        n_params=inference_params(net),
         train_seconds=fit.train_seconds,
         valid_seconds=fit.valid_seconds,
         test_seconds=test.seconds,
@@ -191,6 +197,14 @@ def run_one(
         ", ".join(f"{k} {v:.4f}" for k, v in test.means.items() if k.endswith("@20")),
     )
     return result
+
+
+def inference_params(net: nn.Module) -> int:
+    """Trainable parameters of ``net`` that inference holds: all but those of its
+    ``training_only`` submodules (SGFD's teacher tower and classifiers)."""
+    only_training = [net.get_submodule(name) for name in getattr(net, "training_only", ())]
+    skip = {id(p) for module in only_training for p in module.parameters()}
+    return sum(p.numel() for p in net.parameters() if p.requires_grad and id(p) not in skip)
 
 
 def environment(config: MMKDConfig) -> dict[str, Any]:
@@ -238,7 +252,12 @@ def teacher_for(
     """Train or reuse the teacher a student's config names (``teacher``, ``teacher_config``);
     the reference that points the student at it."""
     probe = config_for(
-        student, dataset, overrides, data_path=data_path, properties=properties, source=source
+        student,
+        dataset,
+        overrides=overrides,
+        data_path=data_path,
+        properties=properties,
+        source=source,
     )
     teacher = probe["teacher"]
     result = run_one(
@@ -246,7 +265,7 @@ def teacher_for(
         dataset,
         seed,
         out_root,
-        probe["teacher_config"] or {},
+        overrides=probe["teacher_config"] or {},
         data_path=data_path,
         properties=properties,
         reuse=reuse,

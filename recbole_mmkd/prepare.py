@@ -38,8 +38,8 @@ class Prepared:
 def config_for(
     model: str,
     dataset: str,
-    overrides: Mapping[str, Any] | None = None,
     *,
+    overrides: Mapping[str, Any] | None = None,
     data_path: str | Path | None = None,
     properties: Any = None,
     source: str = "overrides",
@@ -49,7 +49,7 @@ def config_for(
     return build_config(
         model_class,
         dataset,
-        overrides,
+        overrides=overrides,
         name=model,
         data_path=data_path,
         properties=properties,
@@ -81,7 +81,7 @@ def check_run(config: MMKDConfig, *, source: str = "overrides") -> None:
         teacher_config = config_for(
             teacher,
             config["dataset"],
-            config["teacher_config"] or {},
+            overrides=config["teacher_config"] or {},
             data_path=Path(config["data_path"]).parent,
             properties=config["properties"],
             source=f"{source}: teacher_config",
@@ -92,8 +92,8 @@ def check_run(config: MMKDConfig, *, source: str = "overrides") -> None:
 def prepare(
     model: str,
     dataset: str,
-    overrides: Mapping[str, Any] | None = None,
     *,
+    overrides: Mapping[str, Any] | None = None,
     seed: int = 0,
     data_path: str | Path | None = None,
     properties: Any = None,
@@ -107,7 +107,7 @@ def prepare(
         config = config_for(
             model,
             dataset,
-            {**(overrides or {}), "seed": seed},
+            overrides={**(overrides or {}), "seed": seed},
             data_path=data_path,
             properties=properties,
             source=source,

@@ -327,7 +327,7 @@ def check_benchmark(
             config = config_for(
                 entry.model,
                 dataset,
-                {**entry.overrides, "seed": bench.seeds[0]},
+                overrides={**entry.overrides, "seed": bench.seeds[0]},
                 data_path=data_path,
                 properties=properties,
                 source=source,
@@ -345,14 +345,16 @@ def check_sweep(
     """Check the sweep's fixed overrides, then each value (or bound) of each swept key."""
     common = {"data_path": data_path, "properties": properties}
     fixed = {**sweep.overrides, "seed": sweep.seed}
-    config = config_for(sweep.model, sweep.dataset, fixed, source=f"{sweep.source}: set", **common)
+    config = config_for(
+        sweep.model, sweep.dataset, overrides=fixed, source=f"{sweep.source}: set", **common
+    )
     check_run(config, source=f"{sweep.source}: set")
     for key, value in sweep.space.items():
         for point in space_values(value):
             config_for(
                 sweep.model,
                 sweep.dataset,
-                {**fixed, key: point},
+                overrides={**fixed, key: point},
                 source=f"{sweep.source}: space.{key}",
                 **common,
             )

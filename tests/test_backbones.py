@@ -68,22 +68,22 @@ def test_layer_mean_is_rows_times_embeddings_with_the_right_gradient():
     ("form", "by_hand"), [("released", _row_normalized), ("symmetric", _symmetric)]
 )
 def test_lattice_user_item_graph(toy, form, by_hand):
-    run = prepare("LATTICE", "toy", fast(ui_adjacency=form), data_path=toy)
+    run = prepare("LATTICE", "toy", overrides=fast(ui_adjacency=form), data_path=toy)
     expected = by_hand(_bipartite(run.train.dataset.inter_matrix(form="coo")))
     assert np.allclose(run.model.adjacency.to_dense().numpy(), expected, atol=1e-6)
 
 
 def test_lattice_defaults_are_the_released_graph_and_schedule(toy):
-    config = prepare("LATTICE", "toy", fast(), data_path=toy).config
+    config = prepare("LATTICE", "toy", overrides=fast(), data_path=toy).config
     assert config["ui_adjacency"] == "released"
     assert config["learning_rate_scheduler"] == [0.96, 50]
     assert config["train_features"] is False
     with pytest.raises(ConfigError, match="'ui_adjacency': unknown 'other'"):
-        prepare("LATTICE", "toy", fast(ui_adjacency="other"), data_path=toy)
+        prepare("LATTICE", "toy", overrides=fast(ui_adjacency="other"), data_path=toy)
 
 
 def _lr_after_fit(toy, **overrides) -> tuple[MMKDTrainer, float]:
-    run = prepare("BPR", "toy", fast(epochs=3, **overrides), data_path=toy)
+    run = prepare("BPR", "toy", overrides=fast(epochs=3, **overrides), data_path=toy)
     trainer = MMKDTrainer(run.config, run.model)
     assert trainer.fit(run.train, run.valid).epochs_run == 3
     return trainer, run.config["learning_rate"]
@@ -105,20 +105,20 @@ def test_no_lr_decay_keeps_the_learning_rate(toy, value):
 def test_bad_lr_scheduler_is_refused_naming_the_key(toy, value):
     with pytest.raises(ConfigError, match="'learning_rate_scheduler'"):
         lr_schedule(value)
-    run = prepare("BPR", "toy", fast(learning_rate_scheduler=value), data_path=toy)
+    run = prepare("BPR", "toy", overrides=fast(learning_rate_scheduler=value), data_path=toy)
     with pytest.raises(ConfigError, match="'learning_rate_scheduler'"):
         MMKDTrainer(run.config, run.model)
 
 
 def test_mmgcn_yaml_has_three_layers_per_modality(toy):
-    model = prepare("MMGCN", "toy", fast(), data_path=toy).model
+    model = prepare("MMGCN", "toy", overrides=fast(), data_path=toy).model
     assert model.n_layers == 3
     assert [len(branch.layers) for branch in model.branches] == [3] * len(model.modalities)
 
 
 @pytest.mark.parametrize("name", ["BM3", "LATTICE"])
 def test_train_features_makes_a_trained_masked_feature_table(toy, name):
-    run = prepare(name, "toy", fast(train_features=True), data_path=toy)
+    run = prepare(name, "toy", overrides=fast(train_features=True), data_path=toy)
     model = run.model
     tables = dict(model.feature_tables.items())
     assert set(tables) == set(model.modalities)
@@ -140,14 +140,14 @@ def test_train_features_makes_a_trained_masked_feature_table(toy, name):
 
 @pytest.mark.parametrize("name", ["BM3", "LATTICE"])
 def test_fixed_features_by_default(toy, name):
-    model = prepare(name, "toy", fast(), data_path=toy).model
+    model = prepare(name, "toy", overrides=fast(), data_path=toy).model
     assert model.train_features is False and len(model.feature_tables) == 0
     assert not any("feature_tables" in pname for pname, _ in model.named_parameters())
 
 
 def test_train_features_refused_where_a_wrapper_replaces_the_features(toy):
     with pytest.raises(ConfigError, match="'train_features'"):
-        prepare("SGFD-LATTICE", "toy", fast(train_features=True), data_path=toy)
+        prepare("SGFD-LATTICE", "toy", overrides=fast(train_features=True), data_path=toy)
 
 
 def test_mmrec_emb_loss_by_hand():

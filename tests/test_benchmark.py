@@ -89,7 +89,7 @@ def test_all_pairs_and_the_combined_leaderboard(toy, tmp_path):
     for dataset in quick:
         for model in ("BPR", "LightGCN"):
             quick[dataset].append(
-                run_one(model, dataset, 1, tmp_path / "out", fast(), data_path=toy)
+                run_one(model, dataset, 1, tmp_path / "out", overrides=fast(), data_path=toy)
             )
     table = combined_table(quick, ["recall@10"])
     assert list(table.columns) == ["model", "toy recall@10", "toy2 recall@10"]

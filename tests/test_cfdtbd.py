@@ -10,7 +10,7 @@ from recbole_mmkd.prepare import prepare
 
 
 def _model(root, **overrides) -> CFDTBD:
-    return prepare("CFDTBD", "toy", fast(**overrides), data_path=root).model
+    return prepare("CFDTBD", "toy", overrides=fast(**overrides), data_path=root).model
 
 
 def test_blocks_per_modality(toy):

@@ -13,7 +13,7 @@ from recbole_mmkd.prepare import config_for
 
 
 def _load(root, name="toy", **overrides):
-    config = config_for("BPR", name, fast(**overrides), data_path=root)
+    config = config_for("BPR", name, overrides=fast(**overrides), data_path=root)
     return config, MultimodalDataset(config)
 
 
@@ -67,7 +67,7 @@ def test_dataloaders_mask_history(toy):
 def test_tiktok_shipped():
     from conftest import ROOT
 
-    config = config_for("BPR", "tiktok", fast(), data_path=ROOT / "dataset")
+    config = config_for("BPR", "tiktok", overrides=fast(), data_path=ROOT / "dataset")
     data = MultimodalDataset(config)
     summary = data.data_summary
     assert summary["items"] == 6710 and summary["users"] == 9308

@@ -19,7 +19,7 @@ from recbole_mmkd.result import RunResult, find_results, load_results
 
 
 def _hash(model: str, toy) -> str:
-    return identity.config_hash(config_for(model, "toy", fast(), data_path=toy))
+    return identity.config_hash(config_for(model, "toy", overrides=fast(), data_path=toy))
 
 
 def test_editing_a_helper_module_changes_the_hash_of_the_models_that_use_it(toy, monkeypatch):
@@ -44,7 +44,9 @@ def test_the_data_is_part_of_the_hash(toy, tmp_path):
     before = _hash("BPR", toy)
     other = tmp_path / "other"
     write_dataset(other, seed=5)  # a "toy" with other interactions, in another folder
-    assert identity.config_hash(config_for("BPR", "toy", fast(), data_path=other)) != before
+    assert (
+        identity.config_hash(config_for("BPR", "toy", overrides=fast(), data_path=other)) != before
+    )
     write_dataset(toy, seed=0)  # the same files written again: the same data
     assert _hash("BPR", toy) == before
 
@@ -67,7 +69,7 @@ def test_the_run_path_and_losses_are_covered(module):
 
 
 def test_a_run_records_its_code(toy, tmp_path):
-    result = run_one("BPR", "toy", 1, tmp_path / "out", fast(), data_path=toy)
+    result = run_one("BPR", "toy", 1, tmp_path / "out", overrides=fast(), data_path=toy)
     assert result.code["version"] and len(result.code["package_digest"]) == 12
     assert result.code["code_digest"] == identity.code_digest(result.code["modules"])
     assert len(result.code["data_digest"]) == 12
@@ -85,13 +87,14 @@ def test_a_run_records_its_code(toy, tmp_path):
 )
 def test_a_corrupt_result_is_named_skipped_and_rerun(toy, tmp_path, caplog, damage, file):
     out = tmp_path / "out"
-    run_one("BPR", "toy", 1, out, fast(), data_path=toy)
-    good = run_one("BPR", "toy", 2, out, fast(), data_path=toy)
+    run_one("BPR", "toy", 1, out, overrides=fast(), data_path=toy)
+    good = run_one("BPR", "toy", 2, out, overrides=fast(), data_path=toy)
     [broken, _] = find_results(out)
     damage(broken)
     assert [r.seed for r in load_results(out)] == [good.seed]
     assert str(broken / file) in caplog.text and "skipped" in caplog.text
-    again = run_one("BPR", "toy", 1, out, fast(), data_path=toy)  # re-trained, not a crash
+    # re-trained, not a crash
+    again = run_one("BPR", "toy", 1, out, overrides=fast(), data_path=toy)
     assert RunResult.load(broken).test == again.test
 
 
@@ -100,7 +103,7 @@ def test_report_of_a_folder_with_a_corrupt_result_reports_the_rest(toy, tmp_path
 
     out = tmp_path / "out"
     for seed in (1, 2):
-        run_one("BPR", "toy", seed, out, fast(), data_path=toy)
+        run_one("BPR", "toy", seed, out, overrides=fast(), data_path=toy)
     (find_results(out)[0] / "result.json").write_text("{")
     assert report(out).leaderboard["seeds"].tolist() == [1]
 
@@ -117,7 +120,7 @@ def _age(run_dir, old_hash: str, **edit):
 
 def test_carry_moves_an_identical_run_to_the_current_code(toy, tmp_path):
     out = tmp_path / "out"
-    made = run_one("LightGCN", "toy", 3, out, fast(epochs=4), data_path=toy)
+    made = run_one("LightGCN", "toy", 3, out, overrides=fast(epochs=4), data_path=toy)
     [run_dir] = find_results(out)
     old = _age(run_dir, "0ld0ld0ld0")
     line = carry_run(old, epochs=3, data_path=toy)
@@ -127,14 +130,14 @@ def test_carry_moves_an_identical_run_to_the_current_code(toy, tmp_path):
     carried = RunResult.load(moved)
     assert carried.carried[0]["from_hash"] == "0ld0ld0ld0" and carried.code["code_digest"]
     assert carried.test == made.test
-    again = run_one("LightGCN", "toy", 3, out, fast(epochs=4), data_path=toy)
+    again = run_one("LightGCN", "toy", 3, out, overrides=fast(epochs=4), data_path=toy)
     assert again.carried  # reused: the carried run is current
     assert carry_run(moved, data_path=toy).startswith("current")
 
 
 def test_carry_refuses_a_run_whose_fingerprint_differs(toy, tmp_path):
     out = tmp_path / "out"
-    run_one("LightGCN", "toy", 3, out, fast(epochs=4), data_path=toy)
+    run_one("LightGCN", "toy", 3, out, overrides=fast(epochs=4), data_path=toy)
     [run_dir] = find_results(out)
     curve = RunResult.load(run_dir).valid_curve
     curve[1]["loss"] += 1e-12  # older code that trained differently, by one ulp or so
@@ -146,7 +149,7 @@ def test_carry_refuses_a_run_whose_fingerprint_differs(toy, tmp_path):
 
 def test_carry_refuses_settings_that_no_longer_exist(toy, tmp_path):
     out = tmp_path / "out"
-    run_one("BPR", "toy", 3, out, fast(epochs=3), data_path=toy)
+    run_one("BPR", "toy", 3, out, overrides=fast(epochs=3), data_path=toy)
     [run_dir] = find_results(out)
     config = RunResult.load(run_dir).config | {"retired_key": 1}
     _age(run_dir, "0ld0ld0ld0", config=config)
@@ -159,7 +162,7 @@ def test_a_report_marks_a_table_that_mixes_code_versions(toy, tmp_path):
 
     out = tmp_path / "out"
     for seed in (1, 2):
-        run_one("BPR", "toy", seed, out, fast(), data_path=toy)
+        run_one("BPR", "toy", seed, out, overrides=fast(), data_path=toy)
     assert "Mixed code versions" not in report(out).to_markdown()
     _age(find_results(out)[0], "0ld0ld0ld0")
     mixed = report(out)
@@ -172,7 +175,7 @@ def test_a_report_marks_a_table_that_mixes_code_versions(toy, tmp_path):
 def test_carry_moves_a_teacher_then_its_student(toy, tmp_path):
     out = tmp_path / "out"
     kd = fast(epochs=3, teacher="LightGCN", teacher_config=fast(epochs=3), kd_method="logit")
-    student = run_one("KD-BPR", "toy", 1, out, kd, data_path=toy)
+    student = run_one("KD-BPR", "toy", 1, out, overrides=kd, data_path=toy)
     teacher_dir = find_results(out / "toy" / "LightGCN")[0]
     student_dir = find_results(out / "toy" / "KD-BPR")[0]
     _age(teacher_dir, "01dteacher")
@@ -180,5 +183,5 @@ def test_carry_moves_a_teacher_then_its_student(toy, tmp_path):
     lines = list(carry_folder(out, data_path=toy))
     assert [line.split()[0] for line in lines] == ["carried", "carried"], lines
     assert "LightGCN" in lines[0] and "KD-BPR" in lines[1]  # the teacher first
-    again = run_one("KD-BPR", "toy", 1, out, kd, data_path=toy)
+    again = run_one("KD-BPR", "toy", 1, out, overrides=kd, data_path=toy)
     assert again.carried and again.test == student.test

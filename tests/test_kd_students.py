@@ -74,7 +74,7 @@ def _student(toy, method: str, **extra):
     """A KD-LightGCN student of ``toy`` with stand-in teacher tables, and its training data."""
     tables = toy / TABLES_FILE
     kd = fast(teacher="LightGCN", teacher_run=str(tables.parent), kd_method=method, **extra)
-    config = config_for("KD-LightGCN", "toy", kd, data_path=toy)
+    config = config_for("KD-LightGCN", "toy", overrides=kd, data_path=toy)
     train, _, _ = data_preparation(config, MultimodalDataset(config))
     _random_tables(tables, train.dataset)
     return get_model("KD-LightGCN")(config, train.dataset), train
@@ -89,7 +89,7 @@ def test_student_trains_from_a_stored_teacher_it_never_changes(toy, tmp_path, me
     out = tmp_path / "out"
     kd = dict(teacher="VBPR", teacher_config=fast(), kd_method=method, kd_weight=1.0)
     kd.update(rd_topk=3, rrd_top_n=5, rrd_k=2, rrd_l=3)  # toy: 30 items, 6 training each
-    result = run_one("KD-LightGCN", "toy", 1, out, fast(**kd), data_path=toy)
+    result = run_one("KD-LightGCN", "toy", 1, out, overrides=fast(**kd), data_path=toy)
     teacher_dirs = [p for p in find_results(out) if "/VBPR/" in str(p)]
     assert len(teacher_dirs) == 1
     tables = teacher_dirs[0] / TABLES_FILE
@@ -97,17 +97,17 @@ def test_student_trains_from_a_stored_teacher_it_never_changes(toy, tmp_path, me
     assert result.model_info == {"teacher": "VBPR", "kd_method": method}
     assert result.config["teacher_hash"] == teacher_dirs[0].parent.name
     # a second student with other KD settings reuses the teacher: not retrained, not touched
-    run_one("KD-BPR", "toy", 1, out, fast(**{**kd, "kd_weight": 0.5}), data_path=toy)
+    run_one("KD-BPR", "toy", 1, out, overrides=fast(**{**kd, "kd_weight": 0.5}), data_path=toy)
     assert [p for p in find_results(out) if "/VBPR/" in str(p)] == teacher_dirs
     assert _digest(tables) == before
 
 
 def test_student_teacher_buffers_are_frozen_and_kd_weight_zero_is_the_plain_student(toy):
     out = toy / "out"
-    teacher = run_one("LightGCN", "toy", 1, out, fast(), data_path=toy, keep_tables=True)
+    teacher = run_one("LightGCN", "toy", 1, out, overrides=fast(), data_path=toy, keep_tables=True)
     path = out / "toy" / "LightGCN" / teacher.config_hash / "seed-1" / TABLES_FILE
     kd = fast(teacher="LightGCN", teacher_run=str(path.parent), kd_method="logit")
-    run = prepare("KD-LightGCN", "toy", kd, data_path=toy)
+    run = prepare("KD-LightGCN", "toy", overrides=kd, data_path=toy)
     train, student = run.train, run.model
     stored = np.load(path)
     assert torch.equal(student.kd.teacher_users, torch.from_numpy(stored["user"]))
@@ -118,7 +118,7 @@ def test_student_teacher_buffers_are_frozen_and_kd_weight_zero_is_the_plain_stud
     with_kd.backward()
     assert student.kd.teacher_users.grad is None
     plain = get_model("LightGCN")(
-        config_for("LightGCN", "toy", fast(), data_path=toy), train.dataset
+        config_for("LightGCN", "toy", overrides=fast(), data_path=toy), train.dataset
     )
     plain.load_state_dict(student.state_dict())
     student.kd_weight = 0.0
@@ -128,12 +128,12 @@ def test_student_teacher_buffers_are_frozen_and_kd_weight_zero_is_the_plain_stud
 
 def test_student_errors_name_the_fix(toy):
     kd = fast(teacher="LightGCN", teacher_run=str(toy / "missing"), kd_method="logit")
-    config = config_for("KD-LightGCN", "toy", kd, data_path=toy)
+    config = config_for("KD-LightGCN", "toy", overrides=kd, data_path=toy)
     train, _, _ = data_preparation(config, MultimodalDataset(config))
     with pytest.raises(FileNotFoundError, match="run_one"):
         get_model("KD-LightGCN")(config, train.dataset)
     with pytest.raises(ConfigError, match="did you mean 'rd'"):  # before the teacher is read
-        typo = config_for("KD-LightGCN", "toy", {**kd, "kd_method": "rdd"}, data_path=toy)
+        typo = config_for("KD-LightGCN", "toy", overrides={**kd, "kd_method": "rdd"}, data_path=toy)
         get_model("KD-LightGCN")(typo, train.dataset)
     kd["teacher_run"] = str(_random_tables(toy / TABLES_FILE, train.dataset).parent)
     for bad, match in (
@@ -141,7 +141,7 @@ def test_student_errors_name_the_fix(toy):
         ({"kd_method": "rd", "rd_topk": 31}, "rd_topk 31 must be below n_items 31"),
     ):
         with pytest.raises(ConfigError, match=match):
-            bad_config = config_for("KD-LightGCN", "toy", {**kd, **bad}, data_path=toy)
+            bad_config = config_for("KD-LightGCN", "toy", overrides={**kd, **bad}, data_path=toy)
             get_model("KD-LightGCN")(bad_config, train.dataset)
     with pytest.raises(ConfigError, match="cannot be a teacher"):
         run_one(
@@ -149,7 +149,7 @@ def test_student_errors_name_the_fix(toy):
             "toy",
             1,
             toy / "o",
-            fast(teacher="recbole.BPR", teacher_config=fast()),
+            overrides=fast(teacher="recbole.BPR", teacher_config=fast()),
             data_path=toy,
         )
 
@@ -197,7 +197,7 @@ def test_each_kd_method_reads_exactly_its_declared_config_keys(cls):
 def test_kd_method_buffers_move_with_the_student_and_stay_out_of_its_state(toy, method):
     student, train = _student(toy, method, **SMALL)
     plain = get_model("LightGCN")(
-        config_for("LightGCN", "toy", fast(), data_path=toy), train.dataset
+        config_for("LightGCN", "toy", overrides=fast(), data_path=toy), train.dataset
     )
     assert student.state_dict().keys() == plain.state_dict().keys()
     assert not list(student.kd.parameters())

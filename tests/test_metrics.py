@@ -40,7 +40,7 @@ def test_per_user_means_equal_recbole_means_on_tiktok(model_name, tmp_path, monk
     run = prepare(
         model_name,
         "tiktok",
-        fast(epochs=1, metrics=metrics, topk=[5, 10, 20, 50]),
+        overrides=fast(epochs=1, metrics=metrics, topk=[5, 10, 20, 50]),
         data_path=ROOT / "dataset",
     )
     config, model, train, valid, test = run.config, run.model, run.train, run.valid, run.test

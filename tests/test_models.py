@@ -28,7 +28,7 @@ def _teacher(root, name: str) -> dict:
 def _build(root, name, **overrides):
     if getattr(get_model(name), "needs_teacher", False):
         overrides = {**_teacher(root, name), **overrides}
-    run = prepare(name, "toy", fast(**overrides), data_path=root)
+    run = prepare(name, "toy", overrides=fast(**overrides), data_path=root)
     return run.model, run.train
 
 

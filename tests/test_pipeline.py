@@ -25,7 +25,9 @@ def in_tmp_cwd(tmp_path, monkeypatch):
 
 def test_run_one_writes_and_reuses(toy, tmp_path, in_tmp_cwd):
     out = tmp_path / "results"
-    result = run_one("LightGCN", "toy", 7, out, fast(epochs=4, stopping_step=1), data_path=toy)
+    result = run_one(
+        "LightGCN", "toy", 7, out, overrides=fast(epochs=4, stopping_step=1), data_path=toy
+    )
     assert os.listdir(in_tmp_cwd) == []  # no log/, saved/, log_tensorboard/ in the working dir
     [run_dir] = find_results(out)
     loaded = RunResult.load(run_dir)
@@ -44,7 +46,9 @@ def test_run_one_writes_and_reuses(toy, tmp_path, in_tmp_cwd):
     )
     assert loaded.best_valid[loaded.valid_metric] == max(scores)
 
-    again = run_one("LightGCN", "toy", 7, out, fast(epochs=4, stopping_step=1), data_path=toy)
+    again = run_one(
+        "LightGCN", "toy", 7, out, overrides=fast(epochs=4, stopping_step=1), data_path=toy
+    )
     assert again.train_seconds == loaded.train_seconds  # loaded, not re-trained
     assert len(find_results(out)) == 1
 
@@ -52,7 +56,7 @@ def test_run_one_writes_and_reuses(toy, tmp_path, in_tmp_cwd):
 def test_model_state_is_best_validation_state(toy, tmp_path):
     from recbole_mmkd.trainer import MMKDTrainer
 
-    run = prepare("BPR", "toy", fast(epochs=6, learning_rate=0.05), data_path=toy)
+    run = prepare("BPR", "toy", overrides=fast(epochs=6, learning_rate=0.05), data_path=toy)
     trainer = MMKDTrainer(run.config, run.model)
     fit = trainer.fit(run.train, run.valid)
     assert trainer.evaluate(run.valid) == fit.best_valid
@@ -60,29 +64,31 @@ def test_model_state_is_best_validation_state(toy, tmp_path):
 
 def test_config_ignores_command_line(toy, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["pytest", "--epochs=999", "--learning_rate=9"])
-    config = config_for("BPR", "toy", fast(), data_path=toy)
+    config = config_for("BPR", "toy", overrides=fast(), data_path=toy)
     assert config["epochs"] == 2 and config["learning_rate"] == 0.001
 
 
 def test_config_leaves_cuda_visible_devices(toy, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
-    config_for("BPR", "toy", {"gpu_id": "0"}, data_path=toy)
+    config_for("BPR", "toy", overrides={"gpu_id": "0"}, data_path=toy)
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"
 
 
 def test_config_hash_tracks_settings_not_seed(toy):
     from recbole_mmkd.identity import config_hash
 
-    base = config_hash(config_for("BPR", "toy", fast(seed=1), data_path=toy))
-    assert base == config_hash(config_for("BPR", "toy", fast(seed=2), data_path=toy))
-    assert base != config_hash(config_for("BPR", "toy", fast(reg_weight=0.5), data_path=toy))
+    base = config_hash(config_for("BPR", "toy", overrides=fast(seed=1), data_path=toy))
+    assert base == config_hash(config_for("BPR", "toy", overrides=fast(seed=2), data_path=toy))
+    assert base != config_hash(
+        config_for("BPR", "toy", overrides=fast(reg_weight=0.5), data_path=toy)
+    )
 
 
 def test_leaderboard_over_seeds(toy, tmp_path):
     out = tmp_path / "results"
     for model in ("BPR", "VBPR"):
         for seed in (1, 2):
-            run_one(model, "toy", seed, out, fast(), data_path=toy)
+            run_one(model, "toy", seed, out, overrides=fast(), data_path=toy)
     table = leaderboard(load_results(out))
     assert list(table["seeds"]) == [2, 2]
     assert set(table["model"]) == {"BPR", "VBPR"}
@@ -91,7 +97,7 @@ def test_leaderboard_over_seeds(toy, tmp_path):
 
 
 def test_result_save_is_atomic_replace(tmp_path, toy):
-    result = run_one("BPR", "toy", 1, tmp_path / "r", fast(epochs=1), data_path=toy)
+    result = run_one("BPR", "toy", 1, tmp_path / "r", overrides=fast(epochs=1), data_path=toy)
     [run_dir] = find_results(tmp_path / "r")
     result.best_epoch = 123
     result.save(run_dir)

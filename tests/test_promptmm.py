@@ -28,7 +28,7 @@ def test_pca_tokens_keep_the_principal_axis_and_pad():
 
 def _student(root, **overrides):
     keys = teacher_for("PromptMM", "toy", 0, root / "t", QUICK, data_path=root).keys()
-    run = prepare("PromptMM", "toy", {**QUICK, **keys, **overrides}, data_path=root)
+    run = prepare("PromptMM", "toy", overrides={**QUICK, **keys, **overrides}, data_path=root)
     return run.model, run.train, keys
 
 
@@ -51,7 +51,7 @@ def test_student_run_leaves_the_stored_teacher_unchanged(toy):
     ref = teacher_for("PromptMM", "toy", 1, out, QUICK, data_path=toy)
     state = ref.run_dir / STATE_FILE
     before = hashlib.sha1(Path(state).read_bytes()).hexdigest()
-    result = run_one("PromptMM", "toy", 1, out, QUICK, data_path=toy)
+    result = run_one("PromptMM", "toy", 1, out, overrides=QUICK, data_path=toy)
     assert result.model_info == {"teacher": "PromptMMTeacher", "variant": "paper"}
     assert result.config["teacher_hash"] == ref.config_hash
     assert hashlib.sha1(Path(state).read_bytes()).hexdigest() == before

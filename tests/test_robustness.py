@@ -22,17 +22,17 @@ def test_missing_items_are_nested_counted_and_skip_padding():
 
 
 def test_run_result_has_robustness_rows_for_multimodal_models(toy):
-    result = run_one("VBPR", "toy", 1, toy / "out", fast(), data_path=toy)
+    result = run_one("VBPR", "toy", 1, toy / "out", overrides=fast(), data_path=toy)
     rows = {(r["modality"], r["share"]): r for r in result.robustness}
     assert set(rows) == {(m, s) for m in ("image", "text") for s in (0.0, 0.25, 0.5, 1.0)}
     for modality in ("image", "text"):
         assert rows[modality, 0.0]["recall@20"] == pytest.approx(result.test["recall@20"])
-    id_only = run_one("LightGCN", "toy", 1, toy / "out", fast(), data_path=toy)
+    id_only = run_one("LightGCN", "toy", 1, toy / "out", overrides=fast(), data_path=toy)
     assert id_only.robustness == []
 
 
 def _md_model(root, **overrides):
-    return prepare("MDLightGCN", "toy", fast(**overrides), data_path=root).model
+    return prepare("MDLightGCN", "toy", overrides=fast(**overrides), data_path=root).model
 
 
 def test_modality_dropout_only_in_training(toy):

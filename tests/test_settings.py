@@ -33,13 +33,15 @@ def _cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
 )
 def test_bad_overrides_are_refused_naming_key_source_and_fix(toy, overrides, message):
     with pytest.raises(ConfigError, match=message) as err:
-        config_for("LightGCN", "toy", overrides, data_path=toy, source="--set")
+        config_for("LightGCN", "toy", overrides=overrides, data_path=toy, source="--set")
     assert str(err.value).startswith("--set: ") and "Fix: " in str(err.value)
     assert "\n" not in str(err.value)
 
 
 def test_good_overrides_pass_and_ints_serve_float_keys(toy):
-    config = config_for("LightGCN", "toy", {"learning_rate": 1, "topk": 20}, data_path=toy)
+    config = config_for(
+        "LightGCN", "toy", overrides={"learning_rate": 1, "topk": 20}, data_path=toy
+    )
     assert config["learning_rate"] == 1 and config["topk"] == [20]
 
 
@@ -106,7 +108,7 @@ def test_a_recbole_model_as_teacher_is_refused_in_one_line(toy, tmp_path):
 
     overrides = fast(teacher="recbole.BPR", teacher_config=fast())
     with pytest.raises(ConfigError, match="cannot be a teacher") as err:
-        run_one("KD-LightGCN", "toy", 1, tmp_path / "out", overrides, data_path=toy)
+        run_one("KD-LightGCN", "toy", 1, tmp_path / "out", overrides=overrides, data_path=toy)
     assert "Fix: name a project model" in str(err.value)
     assert not (tmp_path / "out").exists()
 
@@ -115,7 +117,7 @@ def test_a_bad_teacher_config_key_is_refused(toy, tmp_path):
     from recbole_mmkd.prepare import check_run
 
     overrides = fast(teacher="LightGCN", teacher_config={"n_layer": 2})
-    config = config_for("KD-LightGCN", "toy", overrides, data_path=toy)
+    config = config_for("KD-LightGCN", "toy", overrides=overrides, data_path=toy)
     with pytest.raises(ConfigError, match="teacher_config: 'n_layer'"):
         check_run(config)
 
@@ -133,7 +135,30 @@ def test_default_metrics_include_the_cutoff_of_5(toy):
 
 
 def test_a_key_some_layer_leaves_null_can_be_set_off(toy):
-    config = config_for("LATTICE", "toy", {"learning_rate_scheduler": None}, data_path=toy)
+    config = config_for(
+        "LATTICE", "toy", overrides={"learning_rate_scheduler": None}, data_path=toy
+    )
     assert config["learning_rate_scheduler"] is None
     with pytest.raises(ConfigError, match="'learning_rate'"):
-        config_for("LATTICE", "toy", {"learning_rate": None}, data_path=toy)
+        config_for("LATTICE", "toy", overrides={"learning_rate": None}, data_path=toy)
+
+
+def test_a_models_layer_for_this_dataset_beats_its_general_layer(toy, tmp_path):
+    props = tmp_path / "props" / "model"
+    (props / "toy").mkdir(parents=True)
+    (props / "LightGCN.yaml").write_text("n_layers: 1\nreg_weight: 0.5\n")
+    (props / "toy" / "LightGCN.yaml").write_text("n_layers: 3  # chosen on toy's validation\n")
+    (props / "other").mkdir()
+    (props / "other" / "LightGCN.yaml").write_text("n_layers: 4\n")
+    config = config_for("LightGCN", "toy", data_path=toy, properties=tmp_path / "props")
+    assert config["n_layers"] == 3 and config["reg_weight"] == 0.5
+    # a wrapper reads its backbone's chosen values too, and its own win over them
+    (props / "toy" / "KD-LightGCN.yaml").write_text("n_layers: 2\n")
+    kd = config_for("KD-LightGCN", "toy", data_path=toy, properties=tmp_path / "props")
+    assert kd["n_layers"] == 2 and kd["reg_weight"] == 0.5
+
+
+@pytest.mark.parametrize("value", ["2888902658", "12e45", "0017"])
+def test_a_teacher_hash_stays_text_whatever_it_looks_like(toy, value):
+    config = config_for("LightGCN", "toy", overrides={"teacher_hash": value}, data_path=toy)
+    assert config["teacher_hash"] == value

@@ -16,7 +16,7 @@ BACKBONES = ["VBPR", "BM3", "GRCN", "LATTICE", "FREEDOM", "MMGCN"]
 
 
 def _setup(model: str, root, **overrides):
-    config = config_for(model, "toy", fast(**overrides), data_path=root)
+    config = config_for(model, "toy", overrides=fast(**overrides), data_path=root)
     init_seed(0, True)
     train, _, _ = data_preparation(config, MultimodalDataset(config))
     return config, train
@@ -137,3 +137,17 @@ def test_sgfd_reads_backbone_then_sgfd_then_own_yaml(toy):
     assert config["ce_weight"] == 1.0 and config["t_decay"] == 100  # SGFD-GRCN.yaml over SGFD.yaml
     assert config["student_activation"] is False
     assert config_for("SGFD-LATTICE", "toy", data_path=toy)["kd_weight"] == 0.2  # SGFD.yaml
+
+
+def test_the_parameter_count_leaves_out_the_teacher_inference_does_not_hold(toy):
+    from recbole_mmkd.pipeline import inference_params
+
+    plain_config, train = _setup("BM3", toy)
+    plain = get_model("BM3")(plain_config, train.dataset)
+    config, _ = _setup("SGFD-BM3", toy, embedding_size=plain_config["embedding_size"])
+    model = get_model("SGFD-BM3")(config, train.dataset)
+    teacher = sum(p.numel() for p in model.teacher.parameters())
+    assert teacher > 0
+    assert inference_params(model) == sum(p.numel() for p in model.parameters()) - teacher
+    # the released student is BM3's own projection: inference holds as many as BM3
+    assert inference_params(model) == inference_params(plain)

@@ -51,13 +51,15 @@ def test_kmeans_labels_recover_planted_clusters():
 
 
 def test_label_sources(toy, tmp_path):
-    config = config_for("SGFDTeacher", "toy", fast(), data_path=toy)
+    config = config_for("SGFDTeacher", "toy", overrides=fast(), data_path=toy)
     data = MultimodalDataset(config)
     labels, source = item_labels(data, config)
     assert source.startswith("dataset") and torch.equal(labels, data.item_labels)
 
     write_dataset(tmp_path, name="nolabels", labels=None)
-    config = config_for("SGFDTeacher", "nolabels", fast(label_clusters=3), data_path=tmp_path)
+    config = config_for(
+        "SGFDTeacher", "nolabels", overrides=fast(label_clusters=3), data_path=tmp_path
+    )
     data = MultimodalDataset(config)
     labels, source = item_labels(data, config)
     assert (
@@ -73,7 +75,12 @@ def test_label_sources(toy, tmp_path):
 def test_run_result_records_label_source(tmp_path):
     write_dataset(tmp_path, name="nolabels", labels=None)
     result = run_one(
-        "SGFDTeacher", "nolabels", 1, tmp_path / "r", fast(label_clusters=4), data_path=tmp_path
+        "SGFDTeacher",
+        "nolabels",
+        1,
+        tmp_path / "r",
+        overrides=fast(label_clusters=4),
+        data_path=tmp_path,
     )
     assert result.model_info == {
         "label_source": "kmeans (k=4, seed=0, l2-normalised modalities)",

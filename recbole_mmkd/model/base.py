@@ -29,6 +29,8 @@ class MMKDRecommender(GeneralRecommender):
     # Capabilities the runner reads before building anything (RecBole's models have none):
     needs_teacher: ClassVar[bool] = False  # distils from a stored teacher run (TeacherRef)
     needs_features: ClassVar[bool] = False  # reads the dataset's item features
+    # submodules that only training uses (SGFD's teacher): not counted as what inference holds
+    training_only: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)

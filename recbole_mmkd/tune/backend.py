@@ -53,7 +53,7 @@ def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
     run = prepare(
         static["model"],
         static["dataset"],
-        overrides,
+        overrides=overrides,
         seed=static["seed"],
         data_path=static["data_path"],
         properties=static["properties"],
@@ -210,7 +210,7 @@ def run_sweep(
                 num_samples=todo if sweep.search == "tpe" else 1,
                 search_alg=search,
                 scheduler=_scheduler(
-                    sweep, config_for(sweep.model, sweep.dataset, overrides, **common)
+                    sweep, config_for(sweep.model, sweep.dataset, overrides=overrides, **common)
                 ),
                 max_concurrent_trials=sweep.max_concurrent or None,
                 reuse_actors=True,
@@ -224,7 +224,7 @@ def run_sweep(
         ).fit()
     table = sweep_table(read_ledger(out / LEDGER), sweep)
     table.to_csv(out / f"sweep-{sweep.name}.csv", index=False)
-    metric = config_for(sweep.model, sweep.dataset, overrides, **common)["valid_metric"]
+    metric = config_for(sweep.model, sweep.dataset, overrides=overrides, **common)["valid_metric"]
     figure = sweep_figure(table, sweep, metric)
     if figure is not None:
         from recbole_mmkd.reporting.figures import save
@@ -247,12 +247,14 @@ def sweep_identity(sweep: Sweep, **common: Any) -> dict[str, Any]:
 
     fixed = {**sweep.overrides, "seed": sweep.seed}
     if getattr(get_model(sweep.model), "needs_teacher", False):
-        probe = config_for(sweep.model, sweep.dataset, fixed, **common)
+        probe = config_for(sweep.model, sweep.dataset, overrides=fixed, **common)
         teacher = {**(probe["teacher_config"] or {}), "seed": sweep.seed}
-        teacher_config = config_for(probe["teacher"], sweep.dataset, teacher, **common)
+        teacher_config = config_for(probe["teacher"], sweep.dataset, overrides=teacher, **common)
         fixed["teacher_hash"] = config_hash(teacher_config)
     return {
-        "config_hash": config_hash(config_for(sweep.model, sweep.dataset, fixed, **common)),
+        "config_hash": config_hash(
+            config_for(sweep.model, sweep.dataset, overrides=fixed, **common)
+        ),
         "space": sweep.space,
         "search": sweep.search,
         "scheduler": [sweep.scheduler, sweep.grace_period, sweep.reduction_factor],
@@ -327,7 +329,7 @@ def final_runs(
             sweep.dataset,
             seed,
             Path(out) / "runs",
-            overrides,
+            overrides=overrides,
             data_path=data_path,
             properties=properties,
         )

@@ -66,7 +66,7 @@ def load_teacher(config, dataset) -> PromptMMTeacher:
     teacher_config = config_for(
         ref.model,
         config["dataset"],
-        overrides,
+        overrides=overrides,
         data_path=Path(config["data_path"]).parent,
         properties=config["properties"],
         source="teacher_config",

@@ -5,6 +5,8 @@ Liu et al., "Semantic-Guided Feature Distillation for Multimodal Recommendation"
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -68,6 +70,8 @@ class SGFDMixin:
     ``SGFD-GRCN.yaml`` set the backbones' width to it); the release selects epochs on the test
     split (here validation only).
     """
+
+    training_only: ClassVar[tuple[str, ...]] = ("teacher",)  # inference feeds the students only
 
     def __init__(self, config, dataset) -> None:
         # read first: feature_dims() sizes the backbone's projections
