@@ -105,3 +105,19 @@ def test_a_sweep_folder_refuses_trials_of_other_settings(toy, tmp_path):
             run_sweep(changed, out, data_path=toy, resume=True)
     finally:
         ray.shutdown()
+
+
+def test_a_shipped_value_of_a_searched_key_leaves_the_sweep_the_same(toy, tmp_path):
+    from recbole_mmkd.specs import Sweep
+    from recbole_mmkd.tune.backend import sweep_identity
+
+    space = {"n_layers": [1, 2], "reg_weight": {"loguniform": [1e-5, 1e-2]}}
+    sweep = Sweep(name="s", model="LightGCN", dataset="toy", space=space)
+    before = sweep_identity(sweep, data_path=toy)
+    layer = tmp_path / "props" / "model" / "toy" / "LightGCN.yaml"
+    layer.parent.mkdir(parents=True)
+    layer.write_text("n_layers: 3\nreg_weight: 0.5\n")  # values chosen on validation, shipped
+    props = tmp_path / "props"
+    assert sweep_identity(sweep, data_path=toy, properties=props) == before
+    layer.write_text("embedding_size: 8\n")  # a key the sweep does not search: another sweep
+    assert sweep_identity(sweep, data_path=toy, properties=props) != before

@@ -32,7 +32,13 @@ from recbole_mmkd.tune.ledger import (
     read_ledger,
     sweep_table,
 )
-from recbole_mmkd.tune.space import param_space, planned_points, planned_trials, remaining_points
+from recbole_mmkd.tune.space import (
+    anchor_point,
+    param_space,
+    planned_points,
+    planned_trials,
+    remaining_points,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -240,12 +246,14 @@ def sweep_identity(sweep: Sweep, **common: Any) -> dict[str, Any]:
     """What a sweep's trials depend on: the config hash of its fixed settings (code and data
     included; a student's with its teacher's hash, found without training the teacher), its
     space, search, scheduler (grace period, reduction factor) and seed; not ``num_samples``:
-    a resume may ask for more trials of the same sweep."""
+    a resume may ask for more trials of the same sweep. The hash pins the searched keys at
+    :func:`anchor_point`: every trial sets them, so the YAML values they replace (a chosen
+    value shipped in ``properties/model/<dataset>/``) do not make it another sweep."""
     from recbole_mmkd.identity import config_hash
     from recbole_mmkd.model import get_model
     from recbole_mmkd.prepare import config_for
 
-    fixed = {**sweep.overrides, "seed": sweep.seed}
+    fixed = {**anchor_point(sweep), **sweep.overrides, "seed": sweep.seed}
     if getattr(get_model(sweep.model), "needs_teacher", False):
         probe = config_for(sweep.model, sweep.dataset, overrides=fixed, **common)
         teacher = {**(probe["teacher_config"] or {}), "seed": sweep.seed}

@@ -30,6 +30,19 @@ def param_space(sweep: Sweep) -> dict[str, Any]:
     return space
 
 
+def anchor_point(sweep: Sweep) -> dict[str, Any]:
+    """One point of the space, fixed by the space alone (each key's first value, or its
+    range's low end): where a sweep's identity pins the keys every trial sets."""
+    return {key: _first(value) for key, value in sweep.space.items()}
+
+
+def _first(value: Any) -> Any:
+    if isinstance(value, list):
+        return value[0]
+    ((_, args),) = value.items()
+    return args[0]
+
+
 def planned_trials(sweep: Sweep) -> int:
     """How many trials the sweep runs in all."""
     if sweep.search == "grid":
