@@ -6,7 +6,8 @@ from recbole_mmkd.model.general.freedom import FREEDOM
 from recbole_mmkd.model.general.grcn import GRCN
 from recbole_mmkd.model.general.lattice import LATTICE
 from recbole_mmkd.model.general.lightgcn import LightGCN
+from recbole_mmkd.model.general.mgcn import MGCN
 from recbole_mmkd.model.general.mmgcn import MMGCN
 from recbole_mmkd.model.general.vbpr import VBPR
 
-__all__ = ["BM3", "BPR", "FREEDOM", "GRCN", "LATTICE", "MMGCN", "VBPR", "LightGCN"]
+__all__ = ["BM3", "BPR", "FREEDOM", "GRCN", "LATTICE", "MGCN", "MMGCN", "VBPR", "LightGCN"]
