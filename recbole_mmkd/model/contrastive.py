@@ -1,5 +1,5 @@
-"""Contrastive terms of the self-supervised backbones (MGCN and those after it): small pure
-functions."""
+"""Contrastive terms of the self-supervised backbones (MGCN, LGMRec and those after them):
+small pure functions."""
 
 from __future__ import annotations
 
@@ -7,10 +7,21 @@ import torch
 import torch.nn.functional as F
 
 
-def info_nce(anchor: torch.Tensor, positive: torch.Tensor, temperature: float) -> torch.Tensor:
-    r"""InfoNCE of each row of ``anchor`` against the same row of ``positive``, the batch's
-    other rows of ``positive`` its negatives: :math:`\mathrm{mean}_i -\log
-    \frac{\exp(\cos(a_i, p_i)/\tau)}{\sum_j \exp(\cos(a_i, p_j)/\tau)}` (one direction; MMRec's
-    ``InfoNCE`` in MGCN and SMORE)."""
-    logits = F.normalize(anchor, dim=-1) @ F.normalize(positive, dim=-1).T / temperature
-    return F.cross_entropy(logits, torch.arange(logits.shape[0], device=logits.device))
+def info_nce(
+    anchor: torch.Tensor,
+    candidates: torch.Tensor,
+    targets: torch.Tensor | None = None,
+    *,
+    temperature: float,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    r"""InfoNCE of each anchor row against its positive among ``candidates``:
+    :math:`-\log \frac{\exp(\cos(a_i, c_{t_i})/\tau)}{\sum_j \exp(\cos(a_i, c_j)/\tau)}`,
+    reduced by ``reduction`` (mean or sum). ``targets`` default: row i's positive is candidate i,
+    the batch's other rows its negatives (MMRec's ``InfoNCE`` of MGCN and SMORE); LGMRec's
+    ``ssl_triple_loss`` gives the full table as candidates, the batch's indices as targets, and
+    sums."""
+    logits = F.normalize(anchor, dim=-1) @ F.normalize(candidates, dim=-1).T / temperature
+    if targets is None:
+        targets = torch.arange(logits.shape[0], device=logits.device)
+    return F.cross_entropy(logits, targets, reduction=reduction)

@@ -5,9 +5,21 @@ from recbole_mmkd.model.general.bpr import BPR
 from recbole_mmkd.model.general.freedom import FREEDOM
 from recbole_mmkd.model.general.grcn import GRCN
 from recbole_mmkd.model.general.lattice import LATTICE
+from recbole_mmkd.model.general.lgmrec import LGMRec
 from recbole_mmkd.model.general.lightgcn import LightGCN
 from recbole_mmkd.model.general.mgcn import MGCN
 from recbole_mmkd.model.general.mmgcn import MMGCN
 from recbole_mmkd.model.general.vbpr import VBPR
 
-__all__ = ["BM3", "BPR", "FREEDOM", "GRCN", "LATTICE", "MGCN", "MMGCN", "VBPR", "LightGCN"]
+__all__ = [
+    "BM3",
+    "BPR",
+    "FREEDOM",
+    "GRCN",
+    "LATTICE",
+    "MGCN",
+    "MMGCN",
+    "VBPR",
+    "LGMRec",
+    "LightGCN",
+]

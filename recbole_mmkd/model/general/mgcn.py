@@ -155,6 +155,6 @@ class MGCN(MultimodalRecommender):
         u, p, n = user_e[users], item_e[pos], item_e[neg]
         loss = bpr_loss((u * p).sum(-1), (u * n).sum(-1)) + self.reg_weight * l2_reg(u, p, n)
         items = self.n_users + pos
-        contrast = info_nce(side[items], content[items], self.temperature)
-        contrast = contrast + info_nce(side[users], content[users], self.temperature)
+        contrast = info_nce(side[items], content[items], temperature=self.temperature)
+        contrast = contrast + info_nce(side[users], content[users], temperature=self.temperature)
         return loss + self.cl_weight * contrast
