@@ -9,6 +9,7 @@ from recbole_mmkd.model.general.lgmrec import LGMRec
 from recbole_mmkd.model.general.lightgcn import LightGCN
 from recbole_mmkd.model.general.mgcn import MGCN
 from recbole_mmkd.model.general.mmgcn import MMGCN
+from recbole_mmkd.model.general.smore import SMORE
 from recbole_mmkd.model.general.vbpr import VBPR
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "LATTICE",
     "MGCN",
     "MMGCN",
+    "SMORE",
     "VBPR",
     "LGMRec",
     "LightGCN",

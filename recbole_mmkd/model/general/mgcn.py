@@ -13,18 +13,13 @@ from torch import nn
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.contrastive import info_nce
-from recbole_mmkd.model.feature_tables import masked_rows
-from recbole_mmkd.model.graph import (
-    bipartite_edges,
-    cached_knn_graph,
-    lightgcn_layers,
-    normalized_adjacency,
-)
+from recbole_mmkd.model.graph import cached_knn_graph, lightgcn_layers, normalized_adjacency
+from recbole_mmkd.model.item_views import TrainableFeatures, item_item_view, user_item_block
 from recbole_mmkd.model.losses import bpr_loss, l2_reg
 
 
 @register_model()
-class MGCN(MultimodalRecommender):
+class MGCN(TrainableFeatures, MultimodalRecommender):
     r"""Three views of each item (user-item graph, one item-item graph per modality), fused by
     attention and gated by user-item behaviour.
 
@@ -79,7 +74,6 @@ class MGCN(MultimodalRecommender):
         self.reg_weight: float = config["reg_weight"]
         self.cl_weight: float = config["cl_weight"]
         self.temperature: float = config["temperature"]
-        self.train_features: bool = config["train_features"]
 
         d = self.embedding_size
         self.init_id_embeddings(d)
@@ -93,19 +87,11 @@ class MGCN(MultimodalRecommender):
             {m: nn.Sequential(nn.Linear(d, d), nn.Sigmoid()) for m in self.modalities}
         )
         self.query = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, 1, bias=False))
-        self.feature_tables = nn.ParameterDict(
-            {m: nn.Parameter(self.raw_feature(m).clone()) for m in self.modalities}
-            if self.train_features
-            else {}
-        )
+        self.init_feature_tables(config["train_features"])
 
         inter = dataset.inter_matrix(form="coo")
         self.register_buffer("adjacency", normalized_adjacency(inter), persistent=False)
-        edges, weights = bipartite_edges(inter)  # weights 1/sqrt(d_u d_i): the user-item block
-        user_item = torch.sparse_coo_tensor(
-            edges, weights, (self.n_users, self.n_items), check_invariants=True
-        )
-        self.register_buffer("user_item", user_item.coalesce().to_sparse_csr(), persistent=False)
+        self.register_buffer("user_item", user_item_block(inter), persistent=False)
         self._build_item_graphs()
 
     def _build_item_graphs(self) -> None:
@@ -116,13 +102,6 @@ class MGCN(MultimodalRecommender):
     def on_mask_change(self) -> None:
         self._build_item_graphs()
 
-    def modal_feature(self, modality: str, items: torch.Tensor | None = None) -> torch.Tensor:
-        """The trainable copy of ``modality``'s features if ``train_features``, else the raw
-        features; zero rows for items missing it."""
-        if not self.train_features:
-            return super().modal_feature(modality, items)
-        return masked_rows(self.feature_tables[modality], self.item_present(modality), items)
-
     def views(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The user-item view :math:`C` and the side view :math:`S`, users then items."""
         ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
@@ -132,9 +111,7 @@ class MGCN(MultimodalRecommender):
             gate = self.purifiers[m](self.projections[m](self.modal_feature(m)))
             items = self.item_embedding.weight * gate
             graph = getattr(self, f"_graph_{m}")
-            for _ in range(self.n_layers):
-                items = torch.sparse.mm(graph, items)
-            modal.append(torch.cat([torch.sparse.mm(self.user_item, items), items]))
+            modal.append(item_item_view(graph, self.user_item, items, self.n_layers))
         stacked = torch.stack(modal)  # (M, users + items, d)
         attention = torch.softmax(self.query(stacked), dim=0)
         common = (attention * stacked).sum(0)

@@ -1,0 +1,60 @@
+"""Item-item views of the purifier family (MGCN, SMORE): ID embeddings gated by modality
+features, propagated over frozen feature graphs, read by users through the user-item block of
+the normalised graph."""
+
+from __future__ import annotations
+
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from recbole_mmkd.model.feature_tables import masked_rows
+from recbole_mmkd.model.graph import bipartite_edges
+
+
+def user_item_block(interactions: sp.coo_matrix) -> torch.Tensor:
+    """The ``(n_users, n_items)`` block of :math:`D^{-1/2} A D^{-1/2}` (edge weights
+    :math:`1/\\sqrt{d_u d_i}`), sparse CSR: MMRec's ``R`` of MGCN and SMORE."""
+    edges, weights = bipartite_edges(interactions)
+    block = torch.sparse_coo_tensor(edges, weights, interactions.shape, check_invariants=True)
+    return block.coalesce().to_sparse_csr()
+
+
+def item_item_view(
+    graph: torch.Tensor, user_item: torch.Tensor, items: torch.Tensor, n_layers: int
+) -> torch.Tensor:
+    """``items`` propagated ``n_layers`` times over the item-item ``graph``, users the
+    ``user_item`` block's sums of the result; users first."""
+    for _ in range(n_layers):
+        items = torch.sparse.mm(graph, items)
+    return torch.cat([torch.sparse.mm(user_item, items), items])
+
+
+def max_pool_graphs(graphs: list[torch.Tensor]) -> torch.Tensor:
+    """SMORE's fusion graph: the union of the graphs' edges, each weighted by the largest of
+    its weights among the graphs that have it (sparse COO in, CSR out)."""
+    coalesced = [g.coalesce() for g in graphs]
+    index = torch.cat([g.indices() for g in coalesced], dim=1)
+    values = torch.cat([g.values() for g in coalesced])
+    union, position = torch.unique(index, dim=1, return_inverse=True)
+    pooled = torch.full((union.shape[1],), float("-inf"), dtype=values.dtype)
+    pooled = pooled.scatter_reduce(0, position, values, reduce="amax")
+    size = coalesced[0].shape
+    return torch.sparse_coo_tensor(union, pooled, size, check_invariants=True).to_sparse_csr()
+
+
+class TrainableFeatures:
+    """Mixin for a :class:`~recbole_mmkd.model.base.MultimodalRecommender`: with
+    ``train_features`` the model reads a trainable copy of each modality's features,
+    initialised from the dataset's (MMRec's ``nn.Embedding.from_pretrained(feat,
+    freeze=False)``); zero rows for items missing the modality either way."""
+
+    def init_feature_tables(self, train: bool) -> None:
+        self.train_features = train
+        tables = {m: nn.Parameter(self.raw_feature(m).clone()) for m in self.modalities}
+        self.feature_tables = nn.ParameterDict(tables if train else {})
+
+    def modal_feature(self, modality: str, items: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.train_features:
+            return super().modal_feature(modality, items)
+        return masked_rows(self.feature_tables[modality], self.item_present(modality), items)
