@@ -2,6 +2,7 @@
 
 from recbole_mmkd.model.general.bm3 import BM3
 from recbole_mmkd.model.general.bpr import BPR
+from recbole_mmkd.model.general.dragon import DRAGON
 from recbole_mmkd.model.general.freedom import FREEDOM
 from recbole_mmkd.model.general.grcn import GRCN
 from recbole_mmkd.model.general.lattice import LATTICE
@@ -15,6 +16,7 @@ from recbole_mmkd.model.general.vbpr import VBPR
 __all__ = [
     "BM3",
     "BPR",
+    "DRAGON",
     "FREEDOM",
     "GRCN",
     "LATTICE",

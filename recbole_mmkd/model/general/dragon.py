@@ -1,0 +1,136 @@
+"""DRAGON: dual representation learning over heterogeneous (user-item) and homogeneous
+(user-user, item-item) graphs.
+
+Zhou et al., "Enhancing Dyadic Relations with Homogeneous Graphs for Multimodal
+Recommendation", ECAI 2023 (released code: hongyurain/DRAGON; MMRec ``src/models/dragon.py``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from recbole.data.interaction import Interaction
+from torch import nn
+
+from recbole_mmkd.model import register_model
+from recbole_mmkd.model.base import MultimodalRecommender
+from recbole_mmkd.model.graph import cached_knn_graph, normalized_adjacency, propagate
+from recbole_mmkd.model.user_graph import pad_by_resampling, top_cooccurring_users
+
+
+@register_model()
+class DRAGON(MultimodalRecommender):
+    r"""Per-modality graph encoders over the user-item graph, concatenated, then smoothed over
+    an item-item feature graph (items) and a user co-occurrence graph (users).
+
+    - Heterogeneous graph, per modality m: item rows :math:`\mathrm{MLP}_m(x^m_i)` (Linear to
+      4d, LeakyReLU, Linear to d), user rows a free preference table :math:`P_m`; rows
+      L2-normalised to :math:`X_m`, then :math:`H_m = X_m + \hat A X_m + \hat A^2 X_m` over
+      :math:`\hat A = D^{-1/2} A D^{-1/2}`.
+    - Items :math:`h_i = [H_1 \| \dots \| H_M]_i`; users :math:`h_u = [w_{u1} H_{1,u} \| \dots \|
+      w_{uM} H_{M,u}]` with a learnt per-user weight per modality (initialised to a softmax).
+    - Item-item graph :math:`S = \sum_m \omega_m S_m` (normalised top-``knn_k`` cosine graphs of
+      the features, built once): :math:`e_i = h_i + S^{L} h_i` (L = ``n_mm_layers``).
+    - User-user graph: each user's ``user_k`` users sharing the most training items, weights the
+      softmax of the shared counts, resampled each epoch where a user has fewer
+      (:func:`~recbole_mmkd.model.user_graph.pad_by_resampling`): :math:`e_u = h_u + \sum_v
+      a_{uv} h_v`.
+    - Score :math:`s(u, i) = e_u^\top e_i`.
+
+    Loss: :math:`-\mathrm{mean} \log_2 \sigma(s_{ui^+} - s_{ui^-}) + \lambda (\sum_m
+    \mathrm{mean}(P_{m,u}^2) + \mathrm{mean}(W^2))`, the BPR term in base 2 as released, the
+    regulariser on the batch users' preference rows and on the whole user-weight table.
+
+    Config: ``embedding_size`` (d per modality, MMRec's hard-coded ``dim_latent`` 64),
+    ``n_mm_layers``, ``knn_k``, ``modality_weights`` (``{modality: weight}``, null = equal;
+    MMRec's ``mm_image_weight: 0.1`` is ``{image: 0.1, text: 0.9}``), ``user_k`` (MMRec: 40,
+    hard-coded), ``reg_weight`` (:math:`\lambda`), ``feature_norm``.
+
+    Deviations from the release (MMRec ``src/models/dragon.py``, e775373):
+
+    - The user graph is built here from the training split (MMRec reads
+      ``user_graph_dict_file``, written by its ``preprocessing/dualgnn-gen-u-u-matrix.py`` from
+      the same split); co-occurrence ties are ordered by user id (the release: ``torch.topk``'s
+      order).
+    - Evaluation scores with the current parameters; the release scores with the
+      representations of the epoch's last training batch, before its optimiser step.
+    - Any number of modalities (the release: image and text). Only the released configuration
+      is built (``construction: cat``, ``aggr_mode: add``, softmax user weights): the release's
+      unused tables and layers (``image_embedding``, ``image_trs``, ``MLP_v``, ``weight_i``,
+      ``result_embed``, the dropped-edge graphs its encoders never read) are left out, and the
+      features are fixed, as the encoders read them in the release.
+    - Items masked as missing a modality have zero features and no item-item edges in it.
+    """
+
+    def __init__(self, config, dataset) -> None:
+        super().__init__(config, dataset)
+        self.embedding_size: int = config["embedding_size"]
+        self.n_mm_layers: int = config["n_mm_layers"]
+        self.knn_k: int = config["knn_k"]
+        self.user_k: int = config["user_k"]
+        self.reg_weight: float = config["reg_weight"]
+        weights = config["modality_weights"] or {m: 1.0 for m in self.modalities}
+        total = sum(weights[m] for m in self.modalities)
+        self.modality_weights = {m: weights[m] / total for m in self.modalities}
+
+        d = self.embedding_size
+        self.encoders = nn.ModuleDict(
+            {m: nn.Sequential(nn.Linear(dim, 4 * d), nn.LeakyReLU(), nn.Linear(4 * d, d))
+             for m, dim in self.feature_dims().items()}
+        )  # fmt: skip
+        self.preferences = nn.ParameterDict(
+            {m: nn.Parameter(nn.init.xavier_normal_(torch.empty(self.n_users, d)))
+             for m in self.modalities}
+        )  # fmt: skip
+        user_weights = nn.init.xavier_normal_(torch.empty(self.n_users, len(self.modalities), 1))
+        self.user_weights = nn.Parameter(torch.softmax(user_weights, dim=1))
+
+        inter = dataset.inter_matrix(form="coo")
+        self.register_buffer("adjacency", normalized_adjacency(inter), persistent=False)
+        neighbours, counts, n = top_cooccurring_users(inter, self.user_k)
+        self.register_buffer("_neighbours", neighbours, persistent=False)
+        self.register_buffer("_counts", counts, persistent=False)
+        self.register_buffer("_n_neighbours", n, persistent=False)
+        self.register_buffer("item_graph", self._item_graph(), persistent=False)
+        self.on_epoch_start(0)
+
+    def _item_graph(self) -> torch.Tensor:
+        graphs = [w * cached_knn_graph(self.raw_feature(m), self.knn_k)
+                  for m, w in self.modality_weights.items()]  # fmt: skip
+        return sum(graphs[1:], graphs[0]).coalesce().to_sparse_csr()
+
+    def on_mask_change(self) -> None:
+        self.item_graph = self._item_graph()
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Draw this epoch's user graph (DRAGON's ``pre_epoch_processing``)."""
+        slots = pad_by_resampling(self._n_neighbours.cpu(), self.user_k).to(self._counts.device)
+        weights = torch.softmax(self._counts.gather(1, slots), dim=1)
+        self.user_graph_index = self._neighbours.gather(1, slots)
+        self.user_graph_weight = weights * (self._n_neighbours > 0).unsqueeze(1)
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        encoded = []
+        for m in self.modalities:
+            items = self.encoders[m](self.modal_feature(m))
+            x = F.normalize(torch.cat([self.preferences[m], items]))
+            once = propagate(self.adjacency, x)
+            encoded.append(x + once + propagate(self.adjacency, once))
+        users = torch.cat(
+            [self.user_weights[:, j] * h[: self.n_users] for j, h in enumerate(encoded)], dim=1
+        )
+        items = torch.cat([h[self.n_users :] for h in encoded], dim=1)
+        smoothed = items
+        for _ in range(self.n_mm_layers):
+            smoothed = torch.sparse.mm(self.item_graph, smoothed)
+        neighbours = (self.user_graph_weight.unsqueeze(-1) * users[self.user_graph_index]).sum(1)
+        return users + neighbours, items + smoothed
+
+    def calculate_loss(self, interaction: Interaction) -> torch.Tensor:
+        loss, *_ = self.bpr_batch(interaction)
+        users = interaction[self.USER_ID]
+        reg = sum(p[users].pow(2).mean() for p in self.preferences.values())
+        reg = reg + self.user_weights.pow(2).mean()
+        return loss / math.log(2) + self.reg_weight * reg

@@ -1,0 +1,36 @@
+"""DRAGON's homogeneous graphs: the user co-occurrence graph and its resampled padding, on a
+toy whose answer can be written down."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from recbole_mmkd.model.user_graph import pad_by_resampling, top_cooccurring_users
+
+
+def _interactions(pairs, shape):
+    rows, cols = zip(*pairs, strict=True)
+    return sp.coo_matrix((np.ones(len(pairs)), (rows, cols)), shape=shape)
+
+
+def test_users_read_those_sharing_the_most_items_first():
+    # user 0 holds items {0, 1, 2}, user 1 {0, 1}, user 2 {2}, user 3 {5}
+    inter = _interactions([(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (2, 2), (3, 5)], (4, 6))
+    neighbours, counts, n = top_cooccurring_users(inter, 2)
+    assert n.tolist() == [2, 1, 1, 0]
+    assert neighbours[0].tolist() == [1, 2] and counts[0].tolist() == [2.0, 1.0]
+    assert neighbours[1, 0] == 0 and counts[1, 0] == 2.0
+    assert neighbours[2, 0] == 0 and counts[2, 0] == 1.0
+    assert counts[3].tolist() == [0.0, 0.0]  # no item in common with anyone
+
+
+def test_short_lists_are_padded_with_their_own_members():
+    n = torch.tensor([3, 1, 0, 5])
+    slots = pad_by_resampling(n, 5, generator=torch.Generator().manual_seed(0))
+    assert slots[0, :3].tolist() == [0, 1, 2] and (slots[0, 3:] < 3).all()
+    assert slots[1].tolist() == [0] * 5 and slots[2].tolist() == [0] * 5
+    assert slots[3].tolist() == [0, 1, 2, 3, 4]
+    draws = torch.stack([pad_by_resampling(n, 5)[0, 3] for _ in range(300)])
+    assert set(draws.tolist()) == {0, 1, 2}  # every member can be repeated
