@@ -7,7 +7,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recbole_mmkd.model.user_graph import pad_by_resampling, top_cooccurring_users
+from recbole_mmkd.model.cooccurrence import pad_by_resampling, top_cooccurring
 
 
 def _interactions(pairs, shape):
@@ -18,7 +18,7 @@ def _interactions(pairs, shape):
 def test_users_read_those_sharing_the_most_items_first():
     # user 0 holds items {0, 1, 2}, user 1 {0, 1}, user 2 {2}, user 3 {5}
     inter = _interactions([(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (2, 2), (3, 5)], (4, 6))
-    neighbours, counts, n = top_cooccurring_users(inter, 2)
+    neighbours, counts, n = top_cooccurring(inter, 2)
     assert n.tolist() == [2, 1, 1, 0]
     assert neighbours[0].tolist() == [1, 2] and counts[0].tolist() == [2.0, 1.0]
     assert neighbours[1, 0] == 0 and counts[1, 0] == 2.0
@@ -34,3 +34,11 @@ def test_short_lists_are_padded_with_their_own_members():
     assert slots[3].tolist() == [0, 1, 2, 3, 4]
     draws = torch.stack([pad_by_resampling(n, 5)[0, 3] for _ in range(300)])
     assert set(draws.tolist()) == {0, 1, 2}  # every member can be repeated
+
+
+def test_items_over_the_transpose_keep_pairs_sharing_enough_users():
+    # items 0 and 1 share users 0 and 1; items 0 and 2 share user 0 only
+    inter = _interactions([(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)], (2, 3))
+    neighbours, counts, n = top_cooccurring(inter.T, 2, min_shared=2)
+    assert n.tolist() == [1, 1, 0]
+    assert neighbours[0, 0] == 1 and neighbours[1, 0] == 0 and counts[0, 0] == 2.0

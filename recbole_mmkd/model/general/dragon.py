@@ -16,8 +16,8 @@ from torch import nn
 
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
+from recbole_mmkd.model.cooccurrence import pad_by_resampling, top_cooccurring
 from recbole_mmkd.model.graph import cached_knn_graph, normalized_adjacency, propagate
-from recbole_mmkd.model.user_graph import pad_by_resampling, top_cooccurring_users
 
 
 @register_model()
@@ -35,7 +35,7 @@ class DRAGON(MultimodalRecommender):
       the features, built once): :math:`e_i = h_i + S^{L} h_i` (L = ``n_mm_layers``).
     - User-user graph: each user's ``user_k`` users sharing the most training items, weights the
       softmax of the shared counts, resampled each epoch where a user has fewer
-      (:func:`~recbole_mmkd.model.user_graph.pad_by_resampling`): :math:`e_u = h_u + \sum_v
+      (:func:`~recbole_mmkd.model.cooccurrence.pad_by_resampling`): :math:`e_u = h_u + \sum_v
       a_{uv} h_v`.
     - Score :math:`s(u, i) = e_u^\top e_i`.
 
@@ -89,7 +89,7 @@ class DRAGON(MultimodalRecommender):
 
         inter = dataset.inter_matrix(form="coo")
         self.register_buffer("adjacency", normalized_adjacency(inter), persistent=False)
-        neighbours, counts, n = top_cooccurring_users(inter, self.user_k)
+        neighbours, counts, n = top_cooccurring(inter, self.user_k)
         self.register_buffer("_neighbours", neighbours, persistent=False)
         self.register_buffer("_counts", counts, persistent=False)
         self.register_buffer("_n_neighbours", n, persistent=False)
