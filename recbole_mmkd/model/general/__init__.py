@@ -2,6 +2,7 @@
 
 from recbole_mmkd.model.general.bm3 import BM3
 from recbole_mmkd.model.general.bpr import BPR
+from recbole_mmkd.model.general.damrs import DAMRS
 from recbole_mmkd.model.general.dragon import DRAGON
 from recbole_mmkd.model.general.freedom import FREEDOM
 from recbole_mmkd.model.general.grcn import GRCN
@@ -16,6 +17,7 @@ from recbole_mmkd.model.general.vbpr import VBPR
 __all__ = [
     "BM3",
     "BPR",
+    "DAMRS",
     "DRAGON",
     "FREEDOM",
     "GRCN",

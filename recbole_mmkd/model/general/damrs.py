@@ -1,0 +1,266 @@
+"""DA-MRS: denoising and aligning multimodal recommendation.
+
+Xv et al., "Improving Multi-modal Recommender Systems by Denoising and Aligning Multi-modal
+Content and User Feedback", KDD 2024 (released code: XMUDM/DA-MRS; MMRec
+``src/models/damrs.py``).
+"""
+
+from __future__ import annotations
+
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from recbole.data.interaction import Interaction
+
+from recbole_mmkd.model import register_model
+from recbole_mmkd.model.base import MultimodalRecommender
+from recbole_mmkd.model.cooccurrence import top_cooccurring
+from recbole_mmkd.model.graph import lightgcn_layers, normalized_adjacency
+
+
+def pattern_graph(rows: torch.Tensor, cols: torch.Tensor, n: int) -> torch.Tensor:
+    """The 0/1 matrix of the edges ``(rows, cols)``, each edge weighted
+    :math:`1/\\sqrt{d_r d_c}` by the row counts :math:`d` (DA-MRS's
+    ``compute_normalized_laplacian``), sparse CSR."""
+    index = torch.stack([rows, cols])
+    degree = torch.bincount(rows, minlength=n).float()
+    inv_sqrt = torch.where(degree > 0, degree.clamp_min(1).rsqrt(), torch.zeros_like(degree))
+    values = inv_sqrt[rows] * inv_sqrt[cols]
+    graph = torch.sparse_coo_tensor(index, values, (n, n), check_invariants=True)
+    return graph.coalesce().to_sparse_csr()
+
+
+def denoised_knn_graphs(
+    features: dict[str, torch.Tensor], k: int, *, chunk: int = 2048
+) -> dict[str, torch.Tensor]:
+    """DA-MRS's denoised item-item graphs, one per modality: a pair of items is a candidate
+    edge only where its cosine similarity reaches the mean similarity (over all pairs of the
+    items that have the modality) in *every* modality; each item then links, in each modality,
+    to its ``k`` most similar candidates (all of them where it has fewer; itself included, as
+    its own similarity is the largest), each graph normalised by :func:`pattern_graph`. Items
+    with a zero feature row (padding, missing modality) get no edges in any graph."""
+    units = {m: F.normalize(x.float(), dim=1) for m, x in features.items()}
+    valid = torch.stack([x.norm(dim=1) > 0 for x in features.values()]).all(0)
+    means = {}
+    for m, unit in units.items():
+        present = unit[unit.norm(dim=1) > 0]
+        total = present.sum(0)
+        means[m] = (total @ total) / max(len(present), 1) ** 2
+    n = valid.shape[0]
+    rows: dict[str, list[torch.Tensor]] = {m: [] for m in units}
+    cols: dict[str, list[torch.Tensor]] = {m: [] for m in units}
+    for start in range(0, n, chunk):
+        sims = {m: unit[start : start + chunk] @ unit.T for m, unit in units.items()}
+        keep = valid[start : start + chunk].unsqueeze(1) & valid.unsqueeze(0)
+        for m, sim in sims.items():
+            keep &= sim >= means[m]
+        for m, sim in sims.items():
+            top = torch.topk(sim.masked_fill(~keep, float("-inf")), min(k, n), dim=1)
+            hit = torch.isfinite(top.values)
+            block_rows = torch.arange(start, start + sim.shape[0], device=sim.device)
+            block_rows = block_rows.unsqueeze(1).expand_as(hit)
+            rows[m].append(block_rows[hit])
+            cols[m].append(top.indices[hit])
+    return {m: pattern_graph(torch.cat(rows[m]), torch.cat(cols[m]), n) for m in units}
+
+
+def session_graph(interactions: sp.coo_matrix, k: int, *, min_shared: int) -> torch.Tensor:
+    """DA-MRS's item-item behaviour graph: each item's ``k`` items sharing the most training
+    users (at least ``min_shared``; the authors' ``build_iib_graph.py``), plus itself, the
+    counts dropped (the release weights every edge 1), normalised by :func:`pattern_graph`."""
+    neighbours, _, n = top_cooccurring(interactions.T, k, min_shared=min_shared)
+    n_items = interactions.shape[1]
+    slots = torch.arange(k).unsqueeze(0) < n.unsqueeze(1)
+    items = torch.arange(n_items)
+    rows = torch.cat([items, items.unsqueeze(1).expand(-1, k)[slots]])
+    cols = torch.cat([items, neighbours[slots]])
+    return pattern_graph(rows, cols, n_items)
+
+
+def label_distribution(anchors: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """Softmax over all items of the cosine similarities of each anchor row (DA-MRS's
+    ``label_prediction``)."""
+    return torch.softmax(F.normalize(anchors, dim=1) @ F.normalize(items, dim=1).T, dim=1)
+
+
+def pseudo_positives(
+    own: torch.Tensor, total: torch.Tensor, n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A view's pseudo-positive items: the ``n`` best of ``total + own`` (every view's label
+    distribution summed, its own counted twice), and the ``n`` best of its own distribution
+    among the rest."""
+    shared = torch.topk(total + own, n, dim=1).indices
+    single = torch.topk(own.scatter(1, shared, 0.0), n, dim=1).indices
+    return shared, single
+
+
+def neighbour_discrimination(
+    anchors: torch.Tensor,
+    items: torch.Tensor,
+    shared: torch.Tensor,
+    single: torch.Tensor,
+    *,
+    temperature: float,
+) -> torch.Tensor:
+    r"""DA-MRS's neighbour discrimination over cosine similarities at ``temperature``:
+    :math:`-\log(P_s / T + \epsilon) - \log(P_1 / (T - P_s) + \epsilon)`, :math:`P_s, P_1` the
+    summed :math:`\exp(\cos / \tau)` of the shared and single pseudo-positives, :math:`T` over all
+    items, :math:`\epsilon = 10^{-9}`; mean over the anchors."""
+    a, c = F.normalize(anchors, dim=1), F.normalize(items, dim=1)
+    total = torch.exp(a @ c.T / temperature).sum(1)
+    p_shared = torch.exp((a.unsqueeze(1) * c[shared]).sum(-1) / temperature).sum(1)
+    p_single = torch.exp((a.unsqueeze(1) * c[single]).sum(-1) / temperature).sum(1)
+    loss = -torch.log(p_shared / total + 1e-9) - torch.log(p_single / (total - p_shared) + 1e-9)
+    return loss.mean()
+
+
+def symmetric_binary_kl(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
+    """Mean of :math:`KL(p \\| q) + KL(q \\| p)` of Bernoulli variables given by their logits,
+    computed in log-sigmoid form (the release takes ``log`` of sigmoids)."""
+    log_p, log_not_p = F.logsigmoid(logits_p), F.logsigmoid(-logits_p)
+    log_q, log_not_q = F.logsigmoid(logits_q), F.logsigmoid(-logits_q)
+    p, q = log_p.exp(), log_q.exp()
+    forward = p * (log_p - log_q) + (1 - p) * (log_not_p - log_not_q)
+    backward = q * (log_q - log_p) + (1 - q) * (log_not_q - log_not_p)
+    return (forward + backward).mean()
+
+
+@torch.no_grad()
+def feedback_weights(
+    users: torch.Tensor, positive_views: torch.Tensor, negative_views: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""DA-MRS's feedback denoising weights of a BPR batch, from each view's preference
+    :math:`p^v = \sigma(e_u^\top \hat h^v_i)` (``*_views`` are ``(V, B, d)``, L2-normalised):
+    positive :math:`\mathrm{clip}(\bar p \cdot e^{-2\,\mathrm{var}(p)}, 0, 1)`; negative
+    :math:`\mathrm{clip}(\max_v p^v - \bar n, 0, 1)` where :math:`\bar p < \bar n` and 0 elsewhere,
+    :math:`\bar n` the mean negative preference over views *and the batch*. No gradient."""
+    positive = torch.sigmoid((users.unsqueeze(0) * positive_views).sum(-1))
+    negative_mean = torch.sigmoid((users.unsqueeze(0) * negative_views).sum(-1)).mean()
+    mean = positive.mean(0)
+    positive_weight = (mean * torch.exp(-positive.var(0)).pow(2)).clamp(0, 1)
+    flipped = (mean < negative_mean).to(mean.dtype)
+    negative_weight = ((positive.max(0).values - negative_mean) * flipped).clamp(0, 1)
+    return positive_weight, negative_weight
+
+
+@register_model()
+class DAMRS(MultimodalRecommender):
+    r"""A LightGCN collaborative view plus item views over denoised graphs, trained with
+    feedback-denoised BPR, neighbour discrimination and a user-preference alignment.
+
+    - Collaborative view: LightGCN layer mean (``n_ui_layers``) of the ID embeddings over
+      :math:`D^{-1/2} A D^{-1/2}`: :math:`e_u, e_i`.
+    - Item views: the item ID embeddings propagated ``n_mm_layers`` times over each denoised
+      modality graph (:func:`denoised_knn_graphs`: the features only decide the edges) and over
+      the behaviour graph (:func:`session_graph`): :math:`h^v_i`, V = M + 1 views.
+    - Score :math:`s(u, i) = e_u^\top (e_i + \bar h_i)`, :math:`\bar h` the mean of the views.
+
+    Loss:
+    :math:`-\mathrm{mean}(w^+ \log\sigma(s_{ui^+} - s_{ui^-}) + w^- \log\sigma(s_{ui^-} -
+    s_{ui^+}))` (:func:`feedback_weights`) :math:`+ \beta\,\frac{1}{V}\sum_v ND_v +
+    \gamma\,KL`, where :math:`ND_v` is :func:`neighbour_discrimination` of the batch's unique
+    items in view v against its :func:`pseudo_positives` (``n_pseudo_positives`` of each kind,
+    ranked on every view's :func:`label_distribution`), and :math:`KL` the
+    :func:`symmetric_binary_kl` of :math:`e_u^\top \hat e_i` and :math:`e_u^\top \hat{\bar h}_i`
+    over the batch's unique users and items (hats: L2-normalised).
+
+    Config: ``embedding_size`` (d), ``n_ui_layers``, ``n_mm_layers``, ``knn_k``, ``kl_weight``
+    (:math:`\gamma`), ``neighbor_weight`` (:math:`\beta`), ``temperature`` (MMRec: 0.2,
+    hard-coded), ``n_pseudo_positives`` (MMRec: 10, hard-coded), ``session_k`` and
+    ``session_min_shared`` (the authors' ``build_iib_graph.py``: 2 and 2), ``feature_norm``.
+
+    Deviations from the release (MMRec ``src/models/damrs.py``, e775373):
+
+    - The behaviour graph is built here from the training split (MMRec reads
+      ``item_graph_dict_file``, written by the authors' ``build_iib_graph.py`` from the same
+      split); co-occurrence ties are ordered by item id.
+    - Any number of modalities: the candidate edges need every modality's similarity at its
+      mean, and each view's pseudo-positives rank the sum of all V distributions plus its own
+      (the release: image and text, the same for M = 2). Among the candidates each item takes
+      its ``knn_k`` most similar (the release ranks the masked similarity row, where a zeroed
+      non-candidate can outrank a negative candidate); the mean similarity is over the items
+      that have the modality (the dataset's padding item is not an item).
+    - The KL and BPR terms are computed from logits in log-sigmoid form (the release: ``log``
+      of sigmoids, which is infinite where a sigmoid saturates); the graphs' row counts carry
+      no 1e-7 (rows without edges are zero).
+    - Left out as unused by the release: ``image_trs``/``text_trs``, ``reg_weight``,
+      ``lambda_coeff``, ``cf_model``. The features are fixed, as they are in the release.
+    """
+
+    def __init__(self, config, dataset) -> None:
+        super().__init__(config, dataset)
+        self.embedding_size: int = config["embedding_size"]
+        self.n_ui_layers: int = config["n_ui_layers"]
+        self.n_mm_layers: int = config["n_mm_layers"]
+        self.knn_k: int = config["knn_k"]
+        self.kl_weight: float = config["kl_weight"]
+        self.neighbor_weight: float = config["neighbor_weight"]
+        self.temperature: float = config["temperature"]
+        self.n_pseudo_positives: int = config["n_pseudo_positives"]
+
+        self.init_id_embeddings(self.embedding_size)
+        inter = dataset.inter_matrix(form="coo")
+        self.register_buffer("adjacency", normalized_adjacency(inter), persistent=False)
+        session = session_graph(inter, config["session_k"], min_shared=config["session_min_shared"])
+        self.register_buffer("session_graph", session, persistent=False)
+        self.on_mask_change()
+
+    def on_mask_change(self) -> None:
+        features = {m: self.raw_feature(m) for m in self.modalities}
+        for m, graph in denoised_knn_graphs(features, self.knn_k).items():
+            self.register_buffer(f"_graph_{m}", graph, persistent=False)
+
+    def views(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Collaborative users and items, and the item views ``(V, n_items, d)``."""
+        ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
+        users, items = lightgcn_layers(self.adjacency, ego, self.n_ui_layers).split(
+            [self.n_users, self.n_items]
+        )
+        item_views = []
+        graphs = [getattr(self, f"_graph_{m}") for m in self.modalities]
+        for graph in [*graphs, self.session_graph]:
+            h = self.item_embedding.weight
+            for _ in range(self.n_mm_layers):
+                h = torch.sparse.mm(graph, h)
+            item_views.append(h)
+        return users, items, torch.stack(item_views)
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        users, items, item_views = self.views()
+        return users, items + item_views.mean(0)
+
+    def calculate_loss(self, interaction: Interaction) -> torch.Tensor:
+        user, pos, neg = (interaction[k] for k in (self.USER_ID, self.ITEM_ID, self.NEG_ITEM_ID))
+        users, items, item_views = self.views()
+        batch_items = torch.unique(torch.cat([pos, neg]))
+
+        with torch.no_grad():
+            labels = [label_distribution(v[batch_items], v) for v in item_views]
+            total = sum(labels[1:], labels[0])
+        discrimination = sum(
+            neighbour_discrimination(
+                v[batch_items],
+                v,
+                *pseudo_positives(own, total, self.n_pseudo_positives),
+                temperature=self.temperature,
+            )
+            for v, own in zip(item_views, labels, strict=True)
+        ) / len(labels)
+
+        mean_view = item_views.mean(0)
+        batch_users = users[torch.unique(user)]
+        alignment = symmetric_binary_kl(
+            batch_users @ F.normalize(items[batch_items], dim=1).T,
+            batch_users @ F.normalize(mean_view[batch_items], dim=1).T,
+        )
+
+        u = users[user]
+        positive_weight, negative_weight = feedback_weights(
+            u, F.normalize(item_views[:, pos], dim=-1), F.normalize(item_views[:, neg], dim=-1)
+        )
+        scored = items + mean_view
+        margin = (u * scored[pos]).sum(-1) - (u * scored[neg]).sum(-1)
+        bpr = -(
+            positive_weight * F.logsigmoid(margin) + negative_weight * F.logsigmoid(-margin)
+        ).mean()
+        return bpr + self.neighbor_weight * discrimination + self.kl_weight * alignment
