@@ -7,6 +7,7 @@ from recbole_mmkd.model.general.dragon import DRAGON
 from recbole_mmkd.model.general.freedom import FREEDOM
 from recbole_mmkd.model.general.grcn import GRCN
 from recbole_mmkd.model.general.lattice import LATTICE
+from recbole_mmkd.model.general.layergcn import LayerGCN
 from recbole_mmkd.model.general.lgmrec import LGMRec
 from recbole_mmkd.model.general.lightgcn import LightGCN
 from recbole_mmkd.model.general.mgcn import MGCN
@@ -27,5 +28,6 @@ __all__ = [
     "SMORE",
     "VBPR",
     "LGMRec",
+    "LayerGCN",
     "LightGCN",
 ]
