@@ -12,6 +12,7 @@ from recbole_mmkd.model.general.lgmrec import LGMRec
 from recbole_mmkd.model.general.lightgcn import LightGCN
 from recbole_mmkd.model.general.mgcn import MGCN
 from recbole_mmkd.model.general.mmgcn import MMGCN
+from recbole_mmkd.model.general.selfcfed_lgn import SELFCFED_LGN
 from recbole_mmkd.model.general.smore import SMORE
 from recbole_mmkd.model.general.vbpr import VBPR
 
@@ -25,6 +26,7 @@ __all__ = [
     "LATTICE",
     "MGCN",
     "MMGCN",
+    "SELFCFED_LGN",
     "SMORE",
     "VBPR",
     "LGMRec",
