@@ -9,6 +9,7 @@ import hashlib
 import numpy as np
 import scipy.sparse as sp
 import torch
+from torch import nn
 
 _CACHE: dict[tuple[str, int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
@@ -70,3 +71,31 @@ def pad_by_resampling(
         draw = (torch.rand(len(n), generator=generator) * j).long()
         slots[pad, j] = slots[pad, draw[pad]]
     return slots
+
+
+class UserCooccurrenceGraph(nn.Module):
+    """DualGNN's and DRAGON's user-user graph: each user reads its ``k`` users sharing the most
+    training items, weighted by the softmax of the shared counts, the lists of users with fewer
+    padded by :func:`pad_by_resampling`, drawn again by :meth:`resample` (the releases'
+    ``topk_sample``, once per epoch). Users sharing nothing with anyone read nothing."""
+
+    def __init__(self, interactions: sp.coo_matrix, k: int) -> None:
+        super().__init__()
+        self.k = k
+        neighbours, counts, n = top_cooccurring(interactions, k)
+        self.register_buffer("neighbours", neighbours, persistent=False)
+        self.register_buffer("counts", counts, persistent=False)
+        self.register_buffer("n_neighbours", n, persistent=False)
+        self.register_buffer("index", neighbours, persistent=False)
+        self.register_buffer("weight", counts, persistent=False)
+        self.resample()
+
+    def resample(self) -> None:
+        slots = pad_by_resampling(self.n_neighbours.cpu(), self.k).to(self.counts.device)
+        weights = torch.softmax(self.counts.gather(1, slots), dim=1)
+        self.index = self.neighbours.gather(1, slots)
+        self.weight = weights * (self.n_neighbours > 0).unsqueeze(1)
+
+    def forward(self, users: torch.Tensor) -> torch.Tensor:
+        """Each user's weighted sum of its neighbours' rows of ``users``."""
+        return (self.weight.unsqueeze(-1) * users[self.index]).sum(1)

@@ -4,6 +4,7 @@ from recbole_mmkd.model.general.bm3 import BM3
 from recbole_mmkd.model.general.bpr import BPR
 from recbole_mmkd.model.general.damrs import DAMRS
 from recbole_mmkd.model.general.dragon import DRAGON
+from recbole_mmkd.model.general.dualgnn import DualGNN
 from recbole_mmkd.model.general.freedom import FREEDOM
 from recbole_mmkd.model.general.grcn import GRCN
 from recbole_mmkd.model.general.lattice import LATTICE
@@ -29,6 +30,7 @@ __all__ = [
     "SELFCFED_LGN",
     "SMORE",
     "VBPR",
+    "DualGNN",
     "LGMRec",
     "LayerGCN",
     "LightGCN",

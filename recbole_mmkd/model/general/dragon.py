@@ -10,14 +10,14 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from recbole.data.interaction import Interaction
 from torch import nn
 
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
-from recbole_mmkd.model.cooccurrence import pad_by_resampling, top_cooccurring
-from recbole_mmkd.model.graph import cached_knn_graph, normalized_adjacency, propagate
+from recbole_mmkd.model.cooccurrence import UserCooccurrenceGraph
+from recbole_mmkd.model.graph import cached_knn_graph, normalized_adjacency
+from recbole_mmkd.model.preference_gcn import PreferenceGCN
 
 
 @register_model()
@@ -25,17 +25,16 @@ class DRAGON(MultimodalRecommender):
     r"""Per-modality graph encoders over the user-item graph, concatenated, then smoothed over
     an item-item feature graph (items) and a user co-occurrence graph (users).
 
-    - Heterogeneous graph, per modality m: item rows :math:`\mathrm{MLP}_m(x^m_i)` (Linear to
-      4d, LeakyReLU, Linear to d), user rows a free preference table :math:`P_m`; rows
-      L2-normalised to :math:`X_m`, then :math:`H_m = X_m + \hat A X_m + \hat A^2 X_m` over
-      :math:`\hat A = D^{-1/2} A D^{-1/2}`.
+    - Heterogeneous graph, per modality m: :math:`H_m` =
+      :class:`~recbole_mmkd.model.preference_gcn.PreferenceGCN` over :math:`\hat A = D^{-1/2} A
+      D^{-1/2}` (user rows a free preference table :math:`P_m`).
     - Items :math:`h_i = [H_1 \| \dots \| H_M]_i`; users :math:`h_u = [w_{u1} H_{1,u} \| \dots \|
       w_{uM} H_{M,u}]` with a learnt per-user weight per modality (initialised to a softmax).
     - Item-item graph :math:`S = \sum_m \omega_m S_m` (normalised top-``knn_k`` cosine graphs of
       the features, built once): :math:`e_i = h_i + S^{L} h_i` (L = ``n_mm_layers``).
-    - User-user graph: each user's ``user_k`` users sharing the most training items, weights the
-      softmax of the shared counts, resampled each epoch where a user has fewer
-      (:func:`~recbole_mmkd.model.cooccurrence.pad_by_resampling`): :math:`e_u = h_u + \sum_v
+    - User-user graph (:class:`~recbole_mmkd.model.cooccurrence.UserCooccurrenceGraph`): each
+      user's ``user_k`` users sharing the most training items, weights the softmax of the
+      shared counts, resampled each epoch where a user has fewer: :math:`e_u = h_u + \sum_v
       a_{uv} h_v`.
     - Score :math:`s(u, i) = e_u^\top e_i`.
 
@@ -75,26 +74,17 @@ class DRAGON(MultimodalRecommender):
         total = sum(weights[m] for m in self.modalities)
         self.modality_weights = {m: weights[m] / total for m in self.modalities}
 
-        d = self.embedding_size
         self.encoders = nn.ModuleDict(
-            {m: nn.Sequential(nn.Linear(dim, 4 * d), nn.LeakyReLU(), nn.Linear(4 * d, d))
+            {m: PreferenceGCN(self.n_users, dim, self.embedding_size)
              for m, dim in self.feature_dims().items()}
-        )  # fmt: skip
-        self.preferences = nn.ParameterDict(
-            {m: nn.Parameter(nn.init.xavier_normal_(torch.empty(self.n_users, d)))
-             for m in self.modalities}
         )  # fmt: skip
         user_weights = nn.init.xavier_normal_(torch.empty(self.n_users, len(self.modalities), 1))
         self.user_weights = nn.Parameter(torch.softmax(user_weights, dim=1))
 
         inter = dataset.inter_matrix(form="coo")
         self.register_buffer("adjacency", normalized_adjacency(inter), persistent=False)
-        neighbours, counts, n = top_cooccurring(inter, self.user_k)
-        self.register_buffer("_neighbours", neighbours, persistent=False)
-        self.register_buffer("_counts", counts, persistent=False)
-        self.register_buffer("_n_neighbours", n, persistent=False)
+        self.user_graph = UserCooccurrenceGraph(inter, self.user_k)
         self.register_buffer("item_graph", self._item_graph(), persistent=False)
-        self.on_epoch_start(0)
 
     def _item_graph(self) -> torch.Tensor:
         graphs = [w * cached_knn_graph(self.raw_feature(m), self.knn_k)
@@ -106,18 +96,10 @@ class DRAGON(MultimodalRecommender):
 
     def on_epoch_start(self, epoch: int) -> None:
         """Draw this epoch's user graph (DRAGON's ``pre_epoch_processing``)."""
-        slots = pad_by_resampling(self._n_neighbours.cpu(), self.user_k).to(self._counts.device)
-        weights = torch.softmax(self._counts.gather(1, slots), dim=1)
-        self.user_graph_index = self._neighbours.gather(1, slots)
-        self.user_graph_weight = weights * (self._n_neighbours > 0).unsqueeze(1)
+        self.user_graph.resample()
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
-        encoded = []
-        for m in self.modalities:
-            items = self.encoders[m](self.modal_feature(m))
-            x = F.normalize(torch.cat([self.preferences[m], items]))
-            once = propagate(self.adjacency, x)
-            encoded.append(x + once + propagate(self.adjacency, once))
+        encoded = [self.encoders[m](self.adjacency, self.modal_feature(m)) for m in self.modalities]
         users = torch.cat(
             [self.user_weights[:, j] * h[: self.n_users] for j, h in enumerate(encoded)], dim=1
         )
@@ -125,12 +107,11 @@ class DRAGON(MultimodalRecommender):
         smoothed = items
         for _ in range(self.n_mm_layers):
             smoothed = torch.sparse.mm(self.item_graph, smoothed)
-        neighbours = (self.user_graph_weight.unsqueeze(-1) * users[self.user_graph_index]).sum(1)
-        return users + neighbours, items + smoothed
+        return users + self.user_graph(users), items + smoothed
 
     def calculate_loss(self, interaction: Interaction) -> torch.Tensor:
         loss, *_ = self.bpr_batch(interaction)
         users = interaction[self.USER_ID]
-        reg = sum(p[users].pow(2).mean() for p in self.preferences.values())
+        reg = sum(e.preference[users].pow(2).mean() for e in self.encoders.values())
         reg = reg + self.user_weights.pow(2).mean()
         return loss / math.log(2) + self.reg_weight * reg

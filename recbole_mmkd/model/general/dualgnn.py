@@ -1,0 +1,105 @@
+"""DualGNN: per-modality user-item graphs fused per user, smoothed over a user co-occurrence
+graph.
+
+Wang et al., "DualGNN: Dual Graph Neural Network for Multimedia Recommendation", IEEE TMM 2021
+(MMRec ``src/models/dualgnn.py``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from recbole.data.interaction import Interaction
+from torch import nn
+
+from recbole_mmkd.errors import ConfigError
+from recbole_mmkd.model import register_model
+from recbole_mmkd.model.base import MultimodalRecommender
+from recbole_mmkd.model.cooccurrence import UserCooccurrenceGraph
+from recbole_mmkd.model.graph import normalized_adjacency
+from recbole_mmkd.model.preference_gcn import PreferenceGCN
+
+USER_FUSIONS = ("released", "paper")
+
+
+@register_model()
+class DualGNN(MultimodalRecommender):
+    r"""Per-modality graph encoders, items summed, users a learnt weighting of the modalities,
+    then each user adds its co-occurring users.
+
+    - Per modality m: :math:`H_m` =
+      :class:`~recbole_mmkd.model.preference_gcn.PreferenceGCN` over :math:`\hat A = D^{-1/2} A
+      D^{-1/2}` (user rows a free preference table :math:`P_m`).
+    - Items :math:`h_i = \sum_m H_{m,i}`. Users :math:`h_u = \sum_m w_{um} U_{m,u}`, the
+      weights :math:`w_u` learnt (initialised to a softmax), where ``user_fusion: paper`` reads
+      :math:`U_m = H_m`, and ``released`` (the default) what MMRec's code computes: its item sum
+      is accumulated in place into the first modality's table, so :math:`U_1 = \sum_m H_m` and
+      :math:`U_m = H_m` for the others (for image and text, :math:`w_{u1} H_v + (w_{u1} +
+      w_{u2}) H_t`).
+    - User-user graph (:class:`~recbole_mmkd.model.cooccurrence.UserCooccurrenceGraph`, drawn
+      again each epoch): :math:`e_u = h_u + \sum_v a_{uv} h_v`; score :math:`e_u^\top h_i`.
+
+    Loss: :math:`-\mathrm{mean} \log_2 \sigma(s_{ui^+} - s_{ui^-}) + \lambda (\sum_m
+    \mathrm{mean}(P_{m,u}^2) + \mathrm{mean}(W^2))`, the BPR term in base 2 as released, the
+    regulariser on the batch users' preference rows and the whole user-weight table.
+
+    Config: ``embedding_size`` (d, MMRec's hard-coded ``dim_latent`` 64), ``user_k`` (MMRec: 40,
+    hard-coded), ``user_fusion`` (released / paper), ``reg_weight`` (:math:`\lambda`),
+    ``feature_norm``.
+
+    Deviations from the release (MMRec ``src/models/dualgnn.py``, e775373):
+
+    - The user graph is built here from the training split (MMRec reads
+      ``user_graph_dict_file``, written by its ``preprocessing/dualgnn-gen-u-u-matrix.py``);
+      co-occurrence ties are ordered by user id.
+    - Evaluation scores with the current parameters; the release scores with the
+      representations of the epoch's last training batch, before its optimiser step.
+    - Any number of modalities. Left out as without effect on what the release computes: the
+      item-weight table ``weight_i`` (read by no score; only regularised towards 0), the
+      dropped-node edge lists (passed to the encoders, which never read them), ``MLP_v``,
+      ``MLP_t``, ``MLP_user`` and ``result_embed``'s initial values. The features are fixed.
+    """
+
+    def __init__(self, config, dataset) -> None:
+        super().__init__(config, dataset)
+        self.embedding_size: int = config["embedding_size"]
+        self.user_k: int = config["user_k"]
+        self.reg_weight: float = config["reg_weight"]
+        self.user_fusion: str = config["user_fusion"]
+        if self.user_fusion not in USER_FUSIONS:
+            raise ConfigError(
+                "config",
+                "user_fusion",
+                f"is {self.user_fusion!r}, not one of {', '.join(USER_FUSIONS)}",
+                "set user_fusion: released (MMRec's code) or paper (each modality its own)",
+            )
+        self.encoders = nn.ModuleDict(
+            {m: PreferenceGCN(self.n_users, dim, self.embedding_size)
+             for m, dim in self.feature_dims().items()}
+        )  # fmt: skip
+        user_weights = nn.init.xavier_normal_(torch.empty(self.n_users, len(self.modalities), 1))
+        self.user_weights = nn.Parameter(torch.softmax(user_weights, dim=1))
+        inter = dataset.inter_matrix(form="coo")
+        self.register_buffer("adjacency", normalized_adjacency(inter), persistent=False)
+        self.user_graph = UserCooccurrenceGraph(inter, self.user_k)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Draw this epoch's user graph (DualGNN's ``pre_epoch_processing``)."""
+        self.user_graph.resample()
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        encoded = [self.encoders[m](self.adjacency, self.modal_feature(m)) for m in self.modalities]
+        summed = torch.stack(encoded).sum(0)
+        if self.user_fusion == "released":
+            encoded[0] = summed
+        users = torch.stack([h[: self.n_users] for h in encoded], dim=2) @ self.user_weights
+        users = users.squeeze(2)
+        return users + self.user_graph(users), summed[self.n_users :]
+
+    def calculate_loss(self, interaction: Interaction) -> torch.Tensor:
+        loss, *_ = self.bpr_batch(interaction)
+        users = interaction[self.USER_ID]
+        reg = sum(e.preference[users].pow(2).mean() for e in self.encoders.values())
+        reg = reg + self.user_weights.pow(2).mean()
+        return loss / math.log(2) + self.reg_weight * reg

@@ -1,0 +1,37 @@
+"""DualGNN's user fusion, as MMRec's code computes it and as the paper writes it, and the bad
+option refused before anything trains."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import fast
+
+from recbole_mmkd.errors import ConfigError
+from recbole_mmkd.prepare import prepare
+
+
+def _users(root, fusion):
+    torch.manual_seed(0)
+    model = prepare("DualGNN", "toy", overrides=fast(user_fusion=fusion), data_path=root).model
+    model.user_graph.weight.zero_()  # users read only themselves: the fusion alone
+    model.eval()
+    encoded = [model.encoders[m](model.adjacency, model.modal_feature(m))[: model.n_users]
+               for m in model.modalities]  # fmt: skip
+    return model.forward()[0], encoded, model.user_weights.squeeze(2)
+
+
+def test_released_fusion_sums_every_modality_into_the_first(toy):
+    users, (image, text), w = _users(toy, "released")
+    expected = w[:, :1] * (image + text) + w[:, 1:] * text
+    torch.testing.assert_close(users, expected)
+
+
+def test_paper_fusion_weights_each_modality_once(toy):
+    users, (image, text), w = _users(toy, "paper")
+    torch.testing.assert_close(users, w[:, :1] * image + w[:, 1:] * text)
+
+
+def test_an_unknown_fusion_is_refused_naming_the_key(toy):
+    with pytest.raises(ConfigError, match="user_fusion"):
+        prepare("DualGNN", "toy", overrides=fast(user_fusion="cat"), data_path=toy)
