@@ -14,6 +14,7 @@ from recbole_mmkd.model.general.lightgcn import LightGCN
 from recbole_mmkd.model.general.mgcn import MGCN
 from recbole_mmkd.model.general.mmgcn import MMGCN
 from recbole_mmkd.model.general.selfcfed_lgn import SELFCFED_LGN
+from recbole_mmkd.model.general.slmrec import SLMRec
 from recbole_mmkd.model.general.smore import SMORE
 from recbole_mmkd.model.general.vbpr import VBPR
 
@@ -34,4 +35,5 @@ __all__ = [
     "LGMRec",
     "LayerGCN",
     "LightGCN",
+    "SLMRec",
 ]
