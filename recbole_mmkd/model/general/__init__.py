@@ -13,6 +13,7 @@ from recbole_mmkd.model.general.lgmrec import LGMRec
 from recbole_mmkd.model.general.lightgcn import LightGCN
 from recbole_mmkd.model.general.mgcn import MGCN
 from recbole_mmkd.model.general.mmgcn import MMGCN
+from recbole_mmkd.model.general.pgl import PGL
 from recbole_mmkd.model.general.selfcfed_lgn import SELFCFED_LGN
 from recbole_mmkd.model.general.slmrec import SLMRec
 from recbole_mmkd.model.general.smore import SMORE
@@ -28,6 +29,7 @@ __all__ = [
     "LATTICE",
     "MGCN",
     "MMGCN",
+    "PGL",
     "SELFCFED_LGN",
     "SMORE",
     "VBPR",
