@@ -12,6 +12,7 @@ from recbole_mmkd.model.general.layergcn import LayerGCN
 from recbole_mmkd.model.general.lgmrec import LGMRec
 from recbole_mmkd.model.general.lightgcn import LightGCN
 from recbole_mmkd.model.general.mgcn import MGCN
+from recbole_mmkd.model.general.mmgcf import MMGCF
 from recbole_mmkd.model.general.mmgcn import MMGCN
 from recbole_mmkd.model.general.pgl import PGL
 from recbole_mmkd.model.general.selfcfed_lgn import SELFCFED_LGN
@@ -28,6 +29,7 @@ __all__ = [
     "GRCN",
     "LATTICE",
     "MGCN",
+    "MMGCF",
     "MMGCN",
     "PGL",
     "SELFCFED_LGN",
