@@ -14,6 +14,7 @@ from recbole_mmkd.model.general.lightgcn import LightGCN
 from recbole_mmkd.model.general.mgcn import MGCN
 from recbole_mmkd.model.general.mmgcf import MMGCF
 from recbole_mmkd.model.general.mmgcn import MMGCN
+from recbole_mmkd.model.general.mvgae import MVGAE
 from recbole_mmkd.model.general.pgl import PGL
 from recbole_mmkd.model.general.selfcfed_lgn import SELFCFED_LGN
 from recbole_mmkd.model.general.slmrec import SLMRec
@@ -31,6 +32,7 @@ __all__ = [
     "MGCN",
     "MMGCF",
     "MMGCN",
+    "MVGAE",
     "PGL",
     "SELFCFED_LGN",
     "SMORE",
