@@ -233,3 +233,13 @@ def test_a_part_of_a_benchmark_leaves_its_tables_to_the_full_run(
     main(["run", "tiny", *common])  # the whole: reuses the part's run, writes the tables
     assert len(find_results(out)) == 4 and (out / "comparisons-toy.md").is_file()
     assert (first / "result.json").stat().st_mtime_ns == stamp
+
+
+def test_the_zoo_runs_every_backbone_with_one_budget():
+    from recbole_mmkd.model import get_model, model_names
+    from recbole_mmkd.specs import tuning_budget
+
+    zoo = load_benchmark("zoo")
+    backbones = {n for n in model_names() if get_model(n).__module__.split(".")[-2] == "general"}
+    assert backbones - {e.model for e in zoo.entries} == set()
+    assert {tuning_budget(e, zoo.tuning) for e in zoo.entries} == {8}
