@@ -1,0 +1,147 @@
+"""One setting of a model run through MMRec's own code and through this project, on the same
+TikTok split and seed; both test figures in ``results/reference/``.
+
+    python bench/mmrec/prepare_mmrec.py --mmrec /work/.mirror/enoche+MMRec/repo --out /tmp/mmrec
+    OMP_NUM_THREADS=1 python bench/mmrec/side_by_side.py MGCN --prepared /tmp/mmrec
+    python bench/mmrec/side_by_side.py --table          # rebuild side_by_side.md from the JSONs
+
+Each side trains until MMRec's early stop (20 evaluations without a better validation
+Recall@20, at most 1000 epochs, both projects' defaults) and reports test Recall@20 and
+NDCG@20 at its best validation epoch. The setting is MMRec's YAML for the model with every
+grid key pinned (:data:`SETTINGS`; the first grid value where it has several, as
+``run_pinned.py`` does for keys not named), translated to this project's keys. Run one side at a
+time: two trainings on two cores slow each other several-fold and the seconds are recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "results" / "reference"
+METRICS = ("recall@20", "ndcg@20")
+
+# model: (this project's overrides, MMRec's --set values); MMRec's grid keys take lists.
+SETTINGS: dict[str, tuple[dict, dict]] = {
+    "MGCN": ({"cl_weight": 0.01}, {"cl_loss": [0.01]}),
+    "LGMRec": ({}, {}),
+    "SMORE": (
+        {"n_ui_layers": 3, "reg_weight": 1.0e-5, "knn_k": 10, "dropout_rate": 0.0},
+        {
+            "n_ui_layers": [3],
+            "reg_weight": [1.0e-5],
+            "image_knn_k": [10],
+            "text_knn_k": [10],
+            "dropout_rate": [0.0],
+        },
+    ),
+    # MMRec's mm_image_weight 0.1: image 0.1, its text slot (TikTok's audio) 0.9
+    "DRAGON": (
+        {
+            "reg_weight": 1.0e-3,
+            "learning_rate": 1.0e-3,
+            "modality_weights": {"image": 0.1, "audio": 0.9},
+        },
+        {"reg_weight": [1.0e-3], "learning_rate": [1.0e-3]},
+    ),
+    "DAMRS": ({}, {}),
+}
+MMREC_NAMES = {"DAMRS": "DAMRS"}
+
+
+def run_mmrec(model: str, prepared: Path, seed: int, settings: dict) -> dict:
+    """MMRec's run of ``model``; its final valid and test lines parsed."""
+    src = prepared / "MMRec" / "src"
+    args = [f"{k}={json.dumps(v)}" for k, v in {**settings, "seed": [seed]}.items()]
+    command = [sys.executable, "run_pinned.py", "-m", MMREC_NAMES.get(model, model),
+               "-d", "tiktok", "--set", *args]  # fmt: skip
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=src, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    log = done.stdout + done.stderr
+    if done.returncode:
+        raise SystemExit(f"MMRec's {model} failed:\n{log[-3000:]}")
+    final = log[log.rindex("BEST") :]
+    epochs = len(re.findall(r"epoch \d+ training", log))
+    return {"valid": _metrics(final, "Valid"), "test": _metrics(final, "Test"),
+            "seconds": round(seconds, 1), "epochs": epochs,
+            "command": " ".join(["python", *command[1:]])}  # fmt: skip
+
+
+def _metrics(text: str, label: str) -> dict[str, float]:
+    line = re.search(rf"{label}: (.*)", text).group(1)
+    return {k: float(v) for k, v in re.findall(r"([a-z]+@\d+): ([0-9.]+)", line) if k in METRICS}
+
+
+def run_ours(model: str, seed: int, overrides: dict) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from recbole_mmkd.pipeline import run_one
+
+    start = time.perf_counter()
+    result = run_one(model, "tiktok", seed, OUT / "runs", overrides=overrides, reuse=False)
+    return {
+        "valid": {k: round(result.best_valid[k], 4) for k in METRICS},
+        "test": {k: round(result.test[k], 4) for k in METRICS},
+        "seconds": round(time.perf_counter() - start, 1),
+        "epochs": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "config_hash": result.config_hash,
+    }
+
+
+def table(folder: Path = OUT) -> str:
+    """The side-by-side table of every stored comparison."""
+    rows = [
+        "| model | seed | MMRec Recall@20 | ours Recall@20 | ratio | MMRec NDCG@20 | ours NDCG@20 "
+        "| ratio | MMRec s / epochs | ours s / epochs |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for path in sorted(folder.glob("mmrec-*.json")):
+        r = json.loads(path.read_text())
+        m, o = r["mmrec"], r["ours"]
+        cells = [r["model"], str(r["seed"])]
+        for key in METRICS:
+            cells += [f"{m['test'][key]:.4f}", f"{o['test'][key]:.4f}",
+                      f"{o['test'][key] / m['test'][key]:.3f}"]  # fmt: skip
+        cells += [f"{m['seconds']:.0f} / {m['epochs']}", f"{o['seconds']:.0f} / {o['epochs']}"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", nargs="?", choices=sorted(SETTINGS))
+    parser.add_argument("--prepared", type=Path, help="OUT of prepare_mmrec.py")
+    parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument("--side", choices=["both", "mmrec", "ours"], default="both")
+    parser.add_argument("--table", action="store_true", help="only rebuild side_by_side.md")
+    args = parser.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    if not args.table:
+        if args.model is None or (args.side != "ours" and args.prepared is None):
+            parser.error("name a model, and --prepared for the MMRec side")
+        path = OUT / f"mmrec-{args.model}-seed{args.seed}.json"
+        record = json.loads(path.read_text()) if path.exists() else {}
+        ours, theirs = SETTINGS[args.model]
+        record.update(model=args.model, seed=args.seed, dataset="tiktok",
+                      ours_overrides=ours, mmrec_settings=theirs)  # fmt: skip
+        if args.side in ("both", "mmrec"):
+            record["mmrec"] = run_mmrec(args.model, args.prepared, args.seed, theirs)
+        if args.side in ("both", "ours"):
+            record["ours"] = run_ours(args.model, args.seed, ours)
+        path.write_text(json.dumps(record, indent=1) + "\n")
+    stored = [p for p in OUT.glob("mmrec-*.json")
+              if {"mmrec", "ours"} <= json.loads(p.read_text()).keys()]  # fmt: skip
+    if stored:
+        (OUT / "side_by_side.md").write_text(table())
+        print(table())
+
+
+if __name__ == "__main__":
+    main()
