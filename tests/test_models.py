@@ -3,6 +3,7 @@ parameter, predict == full_sort_predict, eval caching, and modality masks."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from conftest import fast
@@ -10,9 +11,10 @@ from recbole.data.interaction import Interaction
 
 from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import get_model, model_names
-from recbole_mmkd.model.base import MultimodalRecommender
+from recbole_mmkd.model.base import MMKDRecommender, MultimodalRecommender
 from recbole_mmkd.pipeline import teacher_for
 from recbole_mmkd.prepare import prepare
+from recbole_mmkd.teacher import STATE_FILE, TABLES_FILE, teacher_arrays
 
 MODELS = model_names()
 MULTIMODAL = [m for m in MODELS if issubclass(get_model(m), MultimodalRecommender)]
@@ -109,3 +111,33 @@ def test_grcn_released_routing_equals_no_user_refinement(toy):
     assert not torch.allclose(refined._modality("image")[0], released._modality("image")[0])
     with pytest.raises(ValueError, match="routing"):
         _build(toy, "GRCN", routing="other")
+
+
+# BPR's and SGFDTeacher's forward return a parameter itself, which teacher_arrays cannot turn
+# into an array (it needs .detach()): a known bug, fixed with the next change that renews the
+# hashes of the kd benchmark's runs (teacher.py is part of every run's code digest).
+_TABLES_BUG = pytest.mark.xfail(strict=True, reason="teacher_arrays lacks detach()")
+_CAN_TEACH = [m for m in MODELS
+              if issubclass(get_model(m), MMKDRecommender) and not get_model(m).needs_teacher]  # fmt: skip
+TEACHERS = [pytest.param(m, marks=_TABLES_BUG) if m in {"BPR", "SGFDTeacher"} else m
+            for m in _CAN_TEACH]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", TEACHERS)
+def test_every_project_model_leaves_tables_a_student_can_read(toy, name):
+    """The cached-table contract: what a teacher run stores scores as the model does, and its
+    stored state rebuilds the same tables in a fresh model."""
+    model, _ = _build(toy, name)
+    torch.manual_seed(0)
+    arrays = teacher_arrays(model)
+    users, items = (torch.from_numpy(arrays[TABLES_FILE][k]) for k in ("user", "item"))
+    torch.manual_seed(0)
+    model.eval()
+    scores = model.full_sort_predict(Interaction({model.USER_ID: torch.arange(model.n_users)}))
+    torch.testing.assert_close(users @ items.T, scores, atol=1e-4, rtol=1e-4)
+    fresh, _ = _build(toy, name)
+    state = {k: torch.from_numpy(v) for k, v in arrays[STATE_FILE].items()}
+    fresh.load_state_dict(state)
+    torch.manual_seed(0)
+    rebuilt = teacher_arrays(fresh)[TABLES_FILE]
+    np.testing.assert_allclose(rebuilt["item"], arrays[TABLES_FILE]["item"], atol=1e-5)
