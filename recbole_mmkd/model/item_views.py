@@ -1,6 +1,6 @@
 """Item-item views of the purifier family (MGCN, SMORE): ID embeddings gated by modality
 features, propagated over frozen feature graphs, read by users through the user-item block of
-the normalised graph."""
+the normalised graph; and FREEDOM's weighted mix of feature graphs (DRAGON, PGL)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from recbole_mmkd.model.feature_tables import masked_rows
-from recbole_mmkd.model.graph import bipartite_edges
+from recbole_mmkd.model.graph import bipartite_edges, cached_knn_graph
 
 
 def user_item_block(interactions: sp.coo_matrix) -> torch.Tensor:
@@ -58,3 +58,18 @@ class TrainableFeatures:
         if not self.train_features:
             return super().modal_feature(modality, items)
         return masked_rows(self.feature_tables[modality], self.item_present(modality), items)
+
+
+def modality_shares(weights: dict[str, float] | None, modalities: list[str]) -> dict[str, float]:
+    """A ``modality_weights`` setting normalised to sum to 1 over ``modalities`` (null: equal
+    shares; MMRec's ``mm_image_weight: 0.1`` is ``{image: 0.1, text: 0.9}``)."""
+    weights = weights or {m: 1.0 for m in modalities}
+    total = sum(weights[m] for m in modalities)
+    return {m: weights[m] / total for m in modalities}
+
+
+def mixed_knn_graph(features: dict[str, torch.Tensor], shares: dict[str, float], k: int):
+    """FREEDOM's item-item graph: :math:`\\sum_m \\omega_m S_m` of the normalised top-``k``
+    cosine graphs of each modality's ``features`` (memoised constructions), sparse COO."""
+    graphs = [w * cached_knn_graph(features[m], k) for m, w in shares.items()]
+    return sum(graphs[1:], graphs[0]).coalesce()

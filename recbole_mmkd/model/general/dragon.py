@@ -7,21 +7,15 @@ Recommendation", ECAI 2023 (released code: hongyurain/DRAGON; MMRec ``src/models
 
 from __future__ import annotations
 
-import math
-
 import torch
-from recbole.data.interaction import Interaction
-from torch import nn
 
 from recbole_mmkd.model import register_model
-from recbole_mmkd.model.base import MultimodalRecommender
-from recbole_mmkd.model.cooccurrence import UserCooccurrenceGraph
-from recbole_mmkd.model.graph import cached_knn_graph, normalized_adjacency
-from recbole_mmkd.model.preference_gcn import PreferenceGCN
+from recbole_mmkd.model.item_views import mixed_knn_graph, modality_shares
+from recbole_mmkd.model.preference_gcn import PreferenceGraphRecommender
 
 
 @register_model()
-class DRAGON(MultimodalRecommender):
+class DRAGON(PreferenceGraphRecommender):
     r"""Per-modality graph encoders over the user-item graph, concatenated, then smoothed over
     an item-item feature graph (items) and a user co-occurrence graph (users).
 
@@ -65,41 +59,20 @@ class DRAGON(MultimodalRecommender):
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
-        self.embedding_size: int = config["embedding_size"]
         self.n_mm_layers: int = config["n_mm_layers"]
         self.knn_k: int = config["knn_k"]
-        self.user_k: int = config["user_k"]
-        self.reg_weight: float = config["reg_weight"]
-        weights = config["modality_weights"] or {m: 1.0 for m in self.modalities}
-        total = sum(weights[m] for m in self.modalities)
-        self.modality_weights = {m: weights[m] / total for m in self.modalities}
-
-        self.encoders = nn.ModuleDict(
-            {m: PreferenceGCN(self.n_users, dim, self.embedding_size)
-             for m, dim in self.feature_dims().items()}
-        )  # fmt: skip
-        user_weights = nn.init.xavier_normal_(torch.empty(self.n_users, len(self.modalities), 1))
-        self.user_weights = nn.Parameter(torch.softmax(user_weights, dim=1))
-
-        inter = dataset.inter_matrix(form="coo")
-        self.register_buffer("adjacency", normalized_adjacency(inter), persistent=False)
-        self.user_graph = UserCooccurrenceGraph(inter, self.user_k)
+        self.modality_weights = modality_shares(config["modality_weights"], self.modalities)
         self.register_buffer("item_graph", self._item_graph(), persistent=False)
 
     def _item_graph(self) -> torch.Tensor:
-        graphs = [w * cached_knn_graph(self.raw_feature(m), self.knn_k)
-                  for m, w in self.modality_weights.items()]  # fmt: skip
-        return sum(graphs[1:], graphs[0]).coalesce().to_sparse_csr()
+        features = {m: self.raw_feature(m) for m in self.modalities}
+        return mixed_knn_graph(features, self.modality_weights, self.knn_k).to_sparse_csr()
 
     def on_mask_change(self) -> None:
         self.item_graph = self._item_graph()
 
-    def on_epoch_start(self, epoch: int) -> None:
-        """Draw this epoch's user graph (DRAGON's ``pre_epoch_processing``)."""
-        self.user_graph.resample()
-
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
-        encoded = [self.encoders[m](self.adjacency, self.modal_feature(m)) for m in self.modalities]
+        encoded = self.encode()
         users = torch.cat(
             [self.user_weights[:, j] * h[: self.n_users] for j, h in enumerate(encoded)], dim=1
         )
@@ -108,10 +81,3 @@ class DRAGON(MultimodalRecommender):
         for _ in range(self.n_mm_layers):
             smoothed = torch.sparse.mm(self.item_graph, smoothed)
         return users + self.user_graph(users), items + smoothed
-
-    def calculate_loss(self, interaction: Interaction) -> torch.Tensor:
-        loss, *_ = self.bpr_batch(interaction)
-        users = interaction[self.USER_ID]
-        reg = sum(e.preference[users].pow(2).mean() for e in self.encoders.values())
-        reg = reg + self.user_weights.pow(2).mean()
-        return loss / math.log(2) + self.reg_weight * reg

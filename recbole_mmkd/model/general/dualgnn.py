@@ -7,24 +7,17 @@ Wang et al., "DualGNN: Dual Graph Neural Network for Multimedia Recommendation",
 
 from __future__ import annotations
 
-import math
-
 import torch
-from recbole.data.interaction import Interaction
-from torch import nn
 
 from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_model
-from recbole_mmkd.model.base import MultimodalRecommender
-from recbole_mmkd.model.cooccurrence import UserCooccurrenceGraph
-from recbole_mmkd.model.graph import normalized_adjacency
-from recbole_mmkd.model.preference_gcn import PreferenceGCN
+from recbole_mmkd.model.preference_gcn import PreferenceGraphRecommender
 
 USER_FUSIONS = ("released", "paper")
 
 
 @register_model()
-class DualGNN(MultimodalRecommender):
+class DualGNN(PreferenceGraphRecommender):
     r"""Per-modality graph encoders, items summed, users a learnt weighting of the modalities,
     then each user adds its co-occurring users.
 
@@ -63,9 +56,6 @@ class DualGNN(MultimodalRecommender):
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
-        self.embedding_size: int = config["embedding_size"]
-        self.user_k: int = config["user_k"]
-        self.reg_weight: float = config["reg_weight"]
         self.user_fusion: str = config["user_fusion"]
         if self.user_fusion not in USER_FUSIONS:
             raise ConfigError(
@@ -74,32 +64,12 @@ class DualGNN(MultimodalRecommender):
                 f"is {self.user_fusion!r}, not one of {', '.join(USER_FUSIONS)}",
                 "set user_fusion: released (MMRec's code) or paper (each modality its own)",
             )
-        self.encoders = nn.ModuleDict(
-            {m: PreferenceGCN(self.n_users, dim, self.embedding_size)
-             for m, dim in self.feature_dims().items()}
-        )  # fmt: skip
-        user_weights = nn.init.xavier_normal_(torch.empty(self.n_users, len(self.modalities), 1))
-        self.user_weights = nn.Parameter(torch.softmax(user_weights, dim=1))
-        inter = dataset.inter_matrix(form="coo")
-        self.register_buffer("adjacency", normalized_adjacency(inter), persistent=False)
-        self.user_graph = UserCooccurrenceGraph(inter, self.user_k)
-
-    def on_epoch_start(self, epoch: int) -> None:
-        """Draw this epoch's user graph (DualGNN's ``pre_epoch_processing``)."""
-        self.user_graph.resample()
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
-        encoded = [self.encoders[m](self.adjacency, self.modal_feature(m)) for m in self.modalities]
+        encoded = self.encode()
         summed = torch.stack(encoded).sum(0)
         if self.user_fusion == "released":
             encoded[0] = summed
         users = torch.stack([h[: self.n_users] for h in encoded], dim=2) @ self.user_weights
         users = users.squeeze(2)
         return users + self.user_graph(users), summed[self.n_users :]
-
-    def calculate_loss(self, interaction: Interaction) -> torch.Tensor:
-        loss, *_ = self.bpr_batch(interaction)
-        users = interaction[self.USER_ID]
-        reg = sum(e.preference[users].pow(2).mean() for e in self.encoders.values())
-        reg = reg + self.user_weights.pow(2).mean()
-        return loss / math.log(2) + self.reg_weight * reg

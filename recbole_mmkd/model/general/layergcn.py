@@ -11,12 +11,8 @@ import torch.nn.functional as F
 
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MMKDRecommender
-from recbole_mmkd.model.graph import (
-    adjacency_from_edges,
-    bipartite_edges,
-    normalized_adjacency,
-    propagate,
-)
+from recbole_mmkd.model.edge_dropout import EdgeDropout
+from recbole_mmkd.model.graph import propagate
 
 
 def refined_layers(adjacency: torch.Tensor, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
@@ -33,7 +29,7 @@ def refined_layers(adjacency: torch.Tensor, ego: torch.Tensor, n_layers: int) ->
 
 
 @register_model()
-class LayerGCN(MMKDRecommender):
+class LayerGCN(EdgeDropout, MMKDRecommender):
     r"""ID embeddings over the user-item graph, each layer refined by its similarity to the ego
     layer (:func:`refined_layers`); score :math:`s(u, i) = e_u^\top e_i`.
 
@@ -64,28 +60,16 @@ class LayerGCN(MMKDRecommender):
         self.dropout: float = config["dropout"]
         self.init_id_embeddings(self.embedding_size)
 
-        inter = dataset.inter_matrix(form="coo")
-        edges, edge_weights = bipartite_edges(inter)
-        self.register_buffer("edges", edges, persistent=False)
-        self.register_buffer("edge_weights", edge_weights, persistent=False)
-        self.register_buffer("adjacency", normalized_adjacency(inter), persistent=False)
-        self.register_buffer("train_adjacency", self.adjacency, persistent=False)
+        self.init_edge_dropout(dataset.inter_matrix(form="coo"))
 
     def on_epoch_start(self, epoch: int) -> None:
-        if self.dropout <= 0:
-            return
-        n_edges = self.edges.shape[1]
-        n_keep = int(n_edges * (1.0 - self.dropout))
-        if epoch % 2 == 0:
-            keep = torch.multinomial(self.edge_weights, n_keep, replacement=False)
-        else:
-            keep = torch.randperm(n_edges, device=self.edges.device)[:n_keep]
-        self.train_adjacency = adjacency_from_edges(self.edges[:, keep], self.n_users, self.n_items)
+        if self.dropout > 0:
+            self.keep_edges(1.0 - self.dropout, by_degree=epoch % 2 == 0)
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
-        adjacency = self.train_adjacency if self.training else self.adjacency
         ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
-        return refined_layers(adjacency, ego, self.n_layers).split([self.n_users, self.n_items])
+        final = refined_layers(self.current_adjacency(), ego, self.n_layers)
+        return final.split([self.n_users, self.n_items])
 
     def calculate_loss(self, interaction) -> torch.Tensor:
         loss, *_ = self.bpr_batch(interaction)

@@ -14,19 +14,15 @@ from torch import nn
 from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
-from recbole_mmkd.model.graph import (
-    adjacency_from_edges,
-    bipartite_edges,
-    lightgcn_layers,
-    normalized_adjacency,
-)
+from recbole_mmkd.model.edge_dropout import EdgeDropout
+from recbole_mmkd.model.graph import lightgcn_layers
 
 FUSIONS = ("mean", "sum", "concat")
 WEIGHTINGS = ("equal", "alpha", "normalized")
 
 
 @register_model()
-class MMGCF(MultimodalRecommender):
+class MMGCF(EdgeDropout, MultimodalRecommender):
     r"""LightGCN over the user-item graph; each item's output fused with its projected
     features :math:`f^m_i = W_m x^m_i + b_m`; users are LightGCN's alone.
 
@@ -89,19 +85,11 @@ class MMGCF(MultimodalRecommender):
             else:
                 self.concat["all"] = nn.Linear((n + 1) * d, d)
 
-        inter = dataset.inter_matrix(form="coo")
-        edges, edge_weights = bipartite_edges(inter)
-        self.register_buffer("edges", edges, persistent=False)
-        self.register_buffer("edge_weights", edge_weights, persistent=False)
-        self.register_buffer("adjacency", normalized_adjacency(inter), persistent=False)
-        self.register_buffer("train_adjacency", self.adjacency, persistent=False)
+        self.init_edge_dropout(dataset.inter_matrix(form="coo"))
 
     def on_epoch_start(self, epoch: int) -> None:
-        if self.dropout <= 0:
-            return
-        n_keep = int(self.edges.shape[1] * (1.0 - self.dropout))
-        keep = torch.multinomial(self.edge_weights, n_keep, replacement=False)
-        self.train_adjacency = adjacency_from_edges(self.edges[:, keep], self.n_users, self.n_items)
+        if self.dropout > 0:
+            self.keep_edges(1.0 - self.dropout)
 
     def _fuse(self, tables: list[torch.Tensor], concat: str) -> torch.Tensor:
         if self.fusion == "mean":
@@ -111,9 +99,8 @@ class MMGCF(MultimodalRecommender):
         return self.concat[concat](torch.cat(tables, dim=-1))
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
-        adjacency = self.train_adjacency if self.training else self.adjacency
         ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
-        users, items = lightgcn_layers(adjacency, ego, self.n_ui_layers).split(
+        users, items = lightgcn_layers(self.current_adjacency(), ego, self.n_ui_layers).split(
             [self.n_users, self.n_items]
         )
         features = [self.projections[m](self.modal_feature(m)) for m in self.modalities]

@@ -14,18 +14,13 @@ from torch import nn
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.contrastive import info_nce
-from recbole_mmkd.model.graph import (
-    adjacency_from_edges,
-    bipartite_edges,
-    cached_knn_graph,
-    lightgcn_layers,
-    normalized_adjacency,
-)
-from recbole_mmkd.model.item_views import TrainableFeatures
+from recbole_mmkd.model.edge_dropout import EdgeDropout
+from recbole_mmkd.model.graph import lightgcn_layers
+from recbole_mmkd.model.item_views import TrainableFeatures, mixed_knn_graph, modality_shares
 
 
 @register_model()
-class PGL(TrainableFeatures, MultimodalRecommender):
+class PGL(EdgeDropout, TrainableFeatures, MultimodalRecommender):
     r"""Users a free table per modality, items their projected features (no item ID table),
     propagated in training over a principal subgraph of the user-item graph and smoothed over a
     FREEDOM-style item-item feature graph.
@@ -69,9 +64,7 @@ class PGL(TrainableFeatures, MultimodalRecommender):
         self.keep_ratio: float = config["keep_ratio"]
         self.reg_weight: float = config["reg_weight"]
         self.dropout = nn.Dropout(config["dropout"])
-        weights = config["modality_weights"] or {m: 1.0 for m in self.modalities}
-        total = sum(weights[m] for m in self.modalities)
-        self.modality_weights = {m: weights[m] / total for m in self.modalities}
+        self.modality_weights = modality_shares(config["modality_weights"], self.modalities)
         self.init_feature_tables(config["train_features"])
 
         d = self.embedding_size
@@ -82,39 +75,30 @@ class PGL(TrainableFeatures, MultimodalRecommender):
         self.projections = nn.ModuleDict(
             {m: nn.Linear(dim, d) for m, dim in self.feature_dims().items()}
         )
-        inter = dataset.inter_matrix(form="coo")
-        edges, edge_weights = bipartite_edges(inter)
-        self.register_buffer("edges", edges, persistent=False)
-        self.register_buffer("edge_weights", edge_weights, persistent=False)
-        self.register_buffer("adjacency", normalized_adjacency(inter), persistent=False)
-        self.register_buffer("train_adjacency", self.adjacency, persistent=False)
+        self.init_edge_dropout(dataset.inter_matrix(form="coo"))
         self.register_buffer("item_graph", self._item_graph(), persistent=False)
 
     def _item_graph(self) -> torch.Tensor:
-        graphs = [w * cached_knn_graph(self.raw_feature(m), self.knn_k)
-                  for m, w in self.modality_weights.items()]  # fmt: skip
-        return sum(graphs[1:], graphs[0]).coalesce()
+        features = {m: self.raw_feature(m) for m in self.modalities}
+        return mixed_knn_graph(features, self.modality_weights, self.knn_k)
 
     def on_mask_change(self) -> None:
         self.item_graph = self._item_graph()
 
     def on_epoch_start(self, epoch: int) -> None:
         """Draw this epoch's principal subgraph (PGL's ``pre_epoch_processing``)."""
-        n_keep = int(self.edges.shape[1] * self.keep_ratio)
-        keep = torch.multinomial(self.edge_weights, n_keep, replacement=False)
-        self.train_adjacency = adjacency_from_edges(self.edges[:, keep], self.n_users, self.n_items)
+        self.keep_edges(self.keep_ratio)
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
-        adjacency = self.train_adjacency if self.training else self.adjacency
         items = torch.cat([F.normalize(self.projections[m](self.modal_feature(m)))
                            for m in self.modalities], dim=1)  # fmt: skip
         users = torch.cat([self.user_tables[m] for m in self.modalities], dim=1)
         smoothed = items
         for _ in range(self.n_mm_layers):
             smoothed = torch.sparse.mm(self.item_graph, smoothed)
-        users, items = lightgcn_layers(
-            adjacency, torch.cat([users, items]), self.n_ui_layers
-        ).split([self.n_users, self.n_items])
+        ego = torch.cat([users, items])
+        final = lightgcn_layers(self.current_adjacency(), ego, self.n_ui_layers)
+        users, items = final.split([self.n_users, self.n_items])
         return users, items + smoothed
 
     def calculate_loss(self, interaction: Interaction) -> torch.Tensor:
