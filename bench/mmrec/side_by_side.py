@@ -51,6 +51,7 @@ SETTINGS: dict[str, tuple[dict, dict]] = {
         {"reg_weight": [1.0e-3], "learning_rate": [1.0e-3]},
     ),
     "DAMRS": ({}, {}),
+    "ItemKNNCBF": ({}, {}),  # trains nothing: a check of the split, features and metrics
 }
 MMREC_NAMES = {"DAMRS": "DAMRS"}
 

@@ -7,6 +7,7 @@ from recbole_mmkd.model.general.dragon import DRAGON
 from recbole_mmkd.model.general.dualgnn import DualGNN
 from recbole_mmkd.model.general.freedom import FREEDOM
 from recbole_mmkd.model.general.grcn import GRCN
+from recbole_mmkd.model.general.itemknncbf import ItemKNNCBF
 from recbole_mmkd.model.general.lattice import LATTICE
 from recbole_mmkd.model.general.layergcn import LayerGCN
 from recbole_mmkd.model.general.lgmrec import LGMRec
@@ -38,6 +39,7 @@ __all__ = [
     "SMORE",
     "VBPR",
     "DualGNN",
+    "ItemKNNCBF",
     "LGMRec",
     "LayerGCN",
     "LightGCN",
