@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import fast
+from conftest import fast, write_dataset
 
 from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.prepare import prepare
@@ -35,3 +35,22 @@ def test_paper_fusion_weights_each_modality_once(toy):
 def test_an_unknown_fusion_is_refused_naming_the_key(toy):
     with pytest.raises(ConfigError, match="user_fusion"):
         prepare("DualGNN", "toy", overrides=fast(user_fusion="cat"), data_path=toy)
+
+
+def test_one_modality_reads_users_unweighted(tmp_path):
+    write_dataset(tmp_path, modalities={"text": 5})
+    model = prepare("DualGNN", "toy", overrides=fast(), data_path=tmp_path).model
+    model.user_graph.weight.zero_()
+    model.eval()
+    (text,) = model.encode()
+    torch.testing.assert_close(model.forward()[0], text[: model.n_users])
+
+
+def test_the_best_epochs_user_graph_draw_comes_back_with_its_state(toy):
+    model = prepare("DualGNN", "toy", overrides=fast(), data_path=toy).model
+    model.on_epoch_start(3)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    drawn = model.user_graph.index.clone()
+    model.on_epoch_start(4)
+    model.load_state_dict(state)
+    assert torch.equal(model.user_graph.index, drawn)

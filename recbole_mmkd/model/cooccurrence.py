@@ -86,8 +86,10 @@ class UserCooccurrenceGraph(nn.Module):
         self.register_buffer("neighbours", neighbours, persistent=False)
         self.register_buffer("counts", counts, persistent=False)
         self.register_buffer("n_neighbours", n, persistent=False)
-        self.register_buffer("index", neighbours, persistent=False)
-        self.register_buffer("weight", counts, persistent=False)
+        # persistent: the best epoch's draw is restored with the best state (and a teacher's
+        # stored state rebuilds its tables), as the releases test each epoch with its own draw
+        self.register_buffer("index", neighbours.clone())
+        self.register_buffer("weight", counts.clone())
         self.resample()
 
     def resample(self) -> None:

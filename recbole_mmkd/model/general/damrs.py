@@ -177,9 +177,11 @@ class DAMRS(MultimodalRecommender):
     - Any number of modalities: the candidate edges need every modality's similarity at its
       mean, and each view's pseudo-positives rank the sum of all V distributions plus its own
       (the release: image and text, the same for M = 2). Among the candidates each item takes
-      its ``knn_k`` most similar (the release ranks the masked similarity row, where a zeroed
-      non-candidate can outrank a negative candidate); the mean similarity is over the items
-      that have the modality (the dataset's padding item is not an item).
+      its ``knn_k`` most similar, the release's selection (a candidate's similarity is at
+      least the mean, which is never negative); the mean similarity is over the items that
+      have the modality, and the label distributions, pseudo-positives and the
+      discrimination's denominator run over the items, the dataset's padding item 0 left
+      out.
     - The KL and BPR terms are computed from logits in log-sigmoid form (the release: ``log``
       of sigmoids, which is infinite where a sigmoid saturates); the graphs' row counts carry
       no 1e-7 (rows without edges are zero).
@@ -234,17 +236,19 @@ class DAMRS(MultimodalRecommender):
         users, items, item_views = self.views()
         batch_items = torch.unique(torch.cat([pos, neg]))
 
+        candidates = item_views[:, 1:]  # every item but the padding item 0
         with torch.no_grad():
-            labels = [label_distribution(v[batch_items], v) for v in item_views]
+            labels = [label_distribution(v[batch_items], c)
+                      for v, c in zip(item_views, candidates, strict=True)]  # fmt: skip
             total = sum(labels[1:], labels[0])
         discrimination = sum(
             neighbour_discrimination(
                 v[batch_items],
-                v,
+                c,
                 *pseudo_positives(own, total, self.n_pseudo_positives),
                 temperature=self.temperature,
             )
-            for v, own in zip(item_views, labels, strict=True)
+            for v, c, own in zip(item_views, candidates, labels, strict=True)
         ) / len(labels)
 
         mean_view = item_views.mean(0)

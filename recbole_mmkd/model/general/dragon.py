@@ -73,9 +73,12 @@ class DRAGON(PreferenceGraphRecommender):
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         encoded = self.encode()
-        users = torch.cat(
-            [self.user_weights[:, j] * h[: self.n_users] for j, h in enumerate(encoded)], dim=1
-        )
+        if len(encoded) == 1:  # the release weights users' modalities only where it has two
+            users = encoded[0][: self.n_users]
+        else:
+            users = torch.cat(
+                [self.user_weights[:, j] * h[: self.n_users] for j, h in enumerate(encoded)], dim=1
+            )
         items = torch.cat([h[self.n_users :] for h in encoded], dim=1)
         smoothed = items
         for _ in range(self.n_mm_layers):

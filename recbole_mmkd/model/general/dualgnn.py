@@ -29,7 +29,9 @@ class DualGNN(PreferenceGraphRecommender):
       :math:`U_m = H_m`, and ``released`` (the default) what MMRec's code computes: its item sum
       is accumulated in place into the first modality's table, so :math:`U_1 = \sum_m H_m` and
       :math:`U_m = H_m` for the others (for image and text, :math:`w_{u1} H_v + (w_{u1} +
-      w_{u2}) H_t`).
+      w_{u2}) H_t`; the first modality is the first in the dataset's order, which sorts names:
+      on TikTok, audio). With one modality users are :math:`H_{1,u}`, unweighted, as
+      released.
     - User-user graph (:class:`~recbole_mmkd.model.cooccurrence.UserCooccurrenceGraph`, drawn
       again each epoch): :math:`e_u = h_u + \sum_v a_{uv} h_v`; score :math:`e_u^\top h_i`.
 
@@ -70,6 +72,9 @@ class DualGNN(PreferenceGraphRecommender):
         summed = torch.stack(encoded).sum(0)
         if self.user_fusion == "released":
             encoded[0] = summed
-        users = torch.stack([h[: self.n_users] for h in encoded], dim=2) @ self.user_weights
-        users = users.squeeze(2)
+        if len(encoded) == 1:  # the release weights users' modalities only where it has two
+            users = encoded[0][: self.n_users]
+        else:
+            users = torch.stack([h[: self.n_users] for h in encoded], dim=2) @ self.user_weights
+            users = users.squeeze(2)
         return users + self.user_graph(users), summed[self.n_users :]

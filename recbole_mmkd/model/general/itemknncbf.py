@@ -49,7 +49,8 @@ class ItemKNNCBF(MultimodalRecommender):
     Deviations from the release (MMRec ``src/models/itemknncbf.py``, e775373): any number of
     modalities, concatenated in the dataset's order (the release: image then text); the
     release's placeholder parameter (``dummy_embeddings``, which the optimiser needs) is
-    ``anchor`` here, listed in ``frozen_parameters``.
+    ``anchor`` here, listed in ``frozen_parameters``. The dataset's padding item 0 is no
+    item's neighbour (its zero row would otherwise stand in for negative similarities).
     """
 
     def __init__(self, config, dataset) -> None:
@@ -67,8 +68,13 @@ class ItemKNNCBF(MultimodalRecommender):
 
     def on_mask_change(self) -> None:
         features = torch.cat([self.raw_feature(m) for m in self.modalities], dim=1)
-        graph = shrunk_cosine_knn(features, self.knn_k, shrink=self.shrink)
-        self.register_buffer("similarity", graph, persistent=False)
+        # over the items only: the padding item's zero row would be everyone's 0-similarity
+        # neighbour, in place of a negative one the release keeps
+        graph = shrunk_cosine_knn(features[1:], self.knn_k, shrink=self.shrink).coalesce()
+        index = graph.indices() + 1
+        size = (self.n_items, self.n_items)
+        shifted = torch.sparse_coo_tensor(index, graph.values(), size, check_invariants=True)
+        self.register_buffer("similarity", shifted.coalesce(), persistent=False)
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.history.to_dense(), self.similarity.to_dense().T

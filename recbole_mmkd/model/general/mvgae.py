@@ -142,7 +142,13 @@ class MVGAE(MultimodalRecommender):
     modalities; evaluation scores with the current parameters, without dropout (the release:
     the last training batch's :math:`\mu`); the release's unused ``linear_layer1`` skip of
     each gated layer is left out; the collaborative expert's random vectors are drawn once, as
-    in the release, and kept as a buffer.
+    in the release, and kept as a buffer. ``n_layers`` gated layers are built, each gate
+    Xavier-normal (the release builds at most two, whatever ``n_layers`` says, and its second
+    gate keeps PyTorch's default initialisation; the default ``n_layers: 1`` is the same in
+    both). Under ``item_indexing: released`` an item id reads the node row of that number as
+    in the release wherever the id is below the release's user count (every dataset with
+    more users than items, TikTok and the Amazon sets among them); above it, this project's
+    padding user shifts the row by one.
     """
 
     def __init__(self, config, dataset) -> None:

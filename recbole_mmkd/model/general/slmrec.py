@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from recbole.data.interaction import Interaction
 from torch import nn
 
+from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.contrastive import info_nce
@@ -49,15 +50,16 @@ class SLMRec(MultimodalRecommender):
 
     Config: ``embedding_size`` (MMRec's ``recdim``), ``n_layers`` (``layer_num``),
     ``temperature`` (``temp``), ``ssl_temp``, ``ssl_alpha`` (:math:`\alpha`),
-    ``released_audio_level``, ``weight_decay``.
+    ``released_audio_level``, ``chain_order``, ``weight_decay``.
 
     Deviations from the release (MMRec ``src/models/slmrec.py``, e775373):
 
     - Only the FAC task: MMRec's FD and FM tasks read ``data.input.dataset`` and an acoustic
       projection it never builds, so they cannot run there. Only the concat fusion
       (``mm_fusion_mode``, MMRec's setting).
-    - Any number of modalities, in the dataset's order along the chain (the release: image,
-      then text).
+    - Any number of modalities along the chain, in ``chain_order`` (null: the dataset's order,
+      which sorts modality names; the release: image, then text; TikTok's audio takes the
+      release's text place with ``chain_order: [image, audio]``).
     - Evaluation scores with the current parameters; the release with the tables of the
       epoch's last training batch. MMRec's ``reg`` (in its grid) is read by no line of its
       SLMRec; the adjacency's degrees carry no 1e-8.
@@ -71,6 +73,13 @@ class SLMRec(MultimodalRecommender):
         self.ssl_temp: float = config["ssl_temp"]
         self.ssl_alpha: float = config["ssl_alpha"]
         self.released_audio_level: bool = config["released_audio_level"]
+        self.chain_order: list[str] = config["chain_order"] or list(self.modalities)
+        if sorted(self.chain_order) != sorted(self.modalities):
+            raise ConfigError(
+                "config", "chain_order",
+                f"is {self.chain_order}, not an order of the dataset's {self.modalities}",
+                f"list each of {self.modalities} once, or null for the dataset's order",
+            )  # fmt: skip
 
         self.init_id_embeddings(d)
         self.projections = nn.ModuleDict(
@@ -83,7 +92,7 @@ class SLMRec(MultimodalRecommender):
         if len(widths) > 1:
             widths[-1] = d // 2  # the coarse level
         self.chain = nn.ModuleList(_xavier_linear(d, w) for w in widths)
-        heads = zip(self.modalities, widths, strict=True)
+        heads = zip(self.chain_order, widths, strict=True)
         self.heads = nn.ModuleDict({m: _xavier_linear(d, w) for m, w in heads})
         with_audio_level = self.released_audio_level and len(self.modalities) == 2
         self.audio_level = _xavier_linear(d, d) if with_audio_level else None
@@ -110,11 +119,12 @@ class SLMRec(MultimodalRecommender):
         """The fine-and-coarse alignment of the batch's ``items``."""
         rows = [s[self.n_users :][items] for s in sources]
         z, loss = rows[0], 0.0
-        for k, (m, level) in enumerate(zip(self.modalities, self.chain, strict=True)):
+        sources = dict(zip(["id", *self.modalities], rows, strict=True))
+        for k, (m, level) in enumerate(zip(self.chain_order, self.chain, strict=True)):
             if self.audio_level is not None and k == 1:
                 z = self.audio_level(z)
             z = level(z)
-            head = self.heads[m](rows[k + 1])
+            head = self.heads[m](sources[m])
             loss = loss + info_nce(z, head, temperature=self.ssl_temp, cosine=False)
         return loss
 
