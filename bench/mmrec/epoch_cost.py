@@ -44,6 +44,7 @@ def our_epochs(model: str, epochs: int, seed: int) -> list[float]:
     from recbole_mmkd.pipeline import run_one
 
     overrides, _ = SETTINGS[model]
+    overrides = {**overrides, "robustness_shares": []}  # training cost only
     with tempfile.TemporaryDirectory() as tmp:
         first = run_one(model, "tiktok", seed, Path(tmp) / "a",
                         overrides={**overrides, "epochs": 1}, reuse=False)  # fmt: skip

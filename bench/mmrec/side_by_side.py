@@ -9,10 +9,11 @@ Each side trains until MMRec's early stop (20 evaluations without a better valid
 Recall@20, at most 1000 epochs, both projects' defaults) and reports test Recall@20 and
 NDCG@20 at its best validation epoch. Wall seconds are whole runs (data loading, training,
 evaluation; ours also evaluates the masked-modality robustness passes every multimodal run
-records): a rough cost, not the per-epoch comparison of ``epoch_cost.py``. The setting is MMRec's YAML for the model with every
-grid key pinned (:data:`SETTINGS`; the first grid value where it has several, as
-``run_pinned.py`` does for keys not named), translated to this project's keys. Run one side at a
-time: two trainings on two cores slow each other several-fold and the seconds are recorded.
+records): a rough cost, not the per-epoch comparison of ``epoch_cost.py``. The setting is
+MMRec's YAML for the model with every grid key pinned (:data:`SETTINGS`; the first grid value
+where it has several, as ``run_pinned.py`` does for keys not named), translated to this
+project's keys. Run one side at a time: two trainings on two cores slow each other
+several-fold and the seconds are recorded.
 """
 
 from __future__ import annotations
