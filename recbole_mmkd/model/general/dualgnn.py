@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_model
+from recbole_mmkd.model.options import check_choice
 from recbole_mmkd.model.preference_gcn import PreferenceGraphRecommender
 
 USER_FUSIONS = ("released", "paper")
@@ -58,14 +58,7 @@ class DualGNN(PreferenceGraphRecommender):
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
-        self.user_fusion: str = config["user_fusion"]
-        if self.user_fusion not in USER_FUSIONS:
-            raise ConfigError(
-                "config",
-                "user_fusion",
-                f"is {self.user_fusion!r}, not one of {', '.join(USER_FUSIONS)}",
-                "set user_fusion: released (MMRec's code) or paper (each modality its own)",
-            )
+        self.user_fusion = check_choice("user_fusion", config["user_fusion"], USER_FUSIONS)
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         encoded = self.encode()

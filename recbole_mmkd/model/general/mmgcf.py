@@ -11,11 +11,11 @@ import torch.nn.functional as F
 from recbole.data.interaction import Interaction
 from torch import nn
 
-from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.edge_dropout import EdgeDropout
 from recbole_mmkd.model.graph import lightgcn_layers
+from recbole_mmkd.model.options import check_choice
 
 FUSIONS = ("mean", "sum", "concat")
 WEIGHTINGS = ("equal", "alpha", "normalized")
@@ -57,17 +57,10 @@ class MMGCF(EdgeDropout, MultimodalRecommender):
         super().__init__(config, dataset)
         d = self.embedding_size = config["embedding_size"]
         self.n_ui_layers: int = config["n_ui_layers"]
-        self.fusion: str = config["fusion"]
-        self.weighting: str = config["weighting"]
+        self.fusion = check_choice("fusion", config["fusion"], FUSIONS)
+        self.weighting = check_choice("weighting", config["weighting"], WEIGHTINGS)
         self.dropout: float = config["dropout"]
         self.reg_weight: float = config["reg_weight"]
-        for key, value, allowed in (("fusion", self.fusion, FUSIONS),
-                                    ("weighting", self.weighting, WEIGHTINGS)):  # fmt: skip
-            if value not in allowed:
-                raise ConfigError(
-                    "config", key, f"is {value!r}, not one of {', '.join(allowed)}",
-                    f"set {key} to one of {', '.join(allowed)}",
-                )  # fmt: skip
 
         self.init_id_embeddings(d)
         self.projections = nn.ModuleDict(

@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from recbole.data.interaction import Interaction
 from torch import nn
 
-from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
+from recbole_mmkd.model.options import check_choice
 
 MAX_LOGVAR = 10.0
 ITEM_INDEXING = ("released", "paper")
@@ -156,13 +156,7 @@ class MVGAE(MultimodalRecommender):
         d = self.embedding_size = config["embedding_size"]
         self.beta: float = config["beta"]
         self.sigmoid_embeddings: bool = config["sigmoid_embeddings"]
-        self.item_indexing: str = config["item_indexing"]
-        if self.item_indexing not in ITEM_INDEXING:
-            raise ConfigError(
-                "config", "item_indexing",
-                f"is {self.item_indexing!r}, not one of {', '.join(ITEM_INDEXING)}",
-                "set item_indexing: released (MMRec's code) or paper (item rows)",
-            )  # fmt: skip
+        self.item_indexing = check_choice("item_indexing", config["item_indexing"], ITEM_INDEXING)
         options = dict(latent=config["latent_size"], n_layers=config["n_layers"],
                        train_preference=config["train_preference"])  # fmt: skip
         self.experts = nn.ModuleDict(
