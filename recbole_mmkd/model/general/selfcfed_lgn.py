@@ -21,7 +21,9 @@ def dropped_adjacency(adjacency: torch.Tensor, rate: float) -> torch.Tensor:
     and the rest scaled by ``1 / (1 - rate)`` (the release's ``sparse_dropout``)."""
     keep = torch.rand(adjacency._nnz(), device=adjacency.device) >= rate
     index, values = adjacency.indices()[:, keep], adjacency.values()[keep] / (1.0 - rate)
-    return torch.sparse_coo_tensor(index, values, adjacency.shape, is_coalesced=True)
+    return torch.sparse_coo_tensor(
+        index, values, adjacency.shape, is_coalesced=True, check_invariants=False
+    )
 
 
 def negative_cosine(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
