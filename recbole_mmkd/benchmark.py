@@ -94,6 +94,13 @@ def tuned_entries(
         common = {"data_path": data_path, "properties": properties}
         digest = identity_digest(sweep_identity(sweep, **common))
         folder = Path(out) / "tuning" / dataset / f"{sweep.name}-{digest}"  # other code: anew
+        if not folder.is_dir() and any(folder.parent.glob(f"{sweep.name}-*")):
+            logger.warning(
+                "%s: the stored sweep on %s is of other settings or code, so it is searched "
+                "again; after a code change, `recbole-mmkd carry %s --benchmark %s` carries "
+                "it where the run at its chosen point replays identically",
+                entry.name, dataset, out, bench.name,
+            )  # fmt: skip
         logger.info("tuning %s on %s validation: %d trials", entry.name, dataset,
                     tuning_budget(entry, bench.tuning))  # fmt: skip
         trials = run_sweep(sweep, folder, resume=True, teacher_root=Path(out), **common)

@@ -18,6 +18,7 @@ refactors of the training path, and the RunResult's ``carried`` record says what
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from recbole_mmkd.config import RUN_KEYS, hashable_config
@@ -33,11 +35,12 @@ from recbole_mmkd.errors import MMKDError
 from recbole_mmkd.identity import code_info, config_hash
 from recbole_mmkd.model import get_model
 from recbole_mmkd.pipeline import cpu_model
-from recbole_mmkd.prepare import config_for, prepare
+from recbole_mmkd.prepare import config_for, hashed_config, prepare
 from recbole_mmkd.result import ResultError, RunResult, find_results, run_dir_for
-from recbole_mmkd.teacher import STATE_FILE, TABLES_FILE, TeacherRef
+from recbole_mmkd.specs import Benchmark
+from recbole_mmkd.teacher import STATE_FILE, TABLES_FILE, TeacherRef, teacher_arrays
 from recbole_mmkd.trainer import MMKDTrainer
-from recbole_mmkd.tune.ledger import plain
+from recbole_mmkd.tune.ledger import LEDGER, plain
 
 
 class CarryError(MMKDError):
@@ -73,8 +76,9 @@ def _threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _teacher_keys(result: RunResult, root: Path) -> dict[str, str]:
-    """The current teacher run of a student whose teacher was carried (or is current)."""
+def _teacher_keys(result: RunResult, root: Path, **common: Any) -> dict[str, str]:
+    """The current teacher run of a student whose teacher was carried (or is current), its
+    artefacts restored first where they are not on disk (:func:`restore_artefacts`)."""
     old = str(result.config["teacher_hash"])  # RecBole reads a hash of digits as a number
     folder = root / result.dataset / result.config["teacher"]
     for run_dir in sorted(folder.glob(f"*/seed-{result.seed}")):
@@ -86,13 +90,38 @@ def _teacher_keys(result: RunResult, root: Path) -> dict[str, str]:
         if old in hashes:
             ref = TeacherRef(teacher.model, teacher.config_hash, run_dir)
             if not ref.stored():
-                raise CarryError(
-                    f"{result.model} seed {result.seed}: its teacher's artefacts "
-                    f"({TABLES_FILE}, {STATE_FILE}) are not stored in {run_dir}; `run` trains "
-                    "the teacher (and the student) again"
-                )
+                restore_artefacts(run_dir, **common)
             return ref.keys()
     raise CarryError(f"{result.model} seed {result.seed}: no run of its teacher {old} in {folder}")
+
+
+def restore_artefacts(run_dir: Path, *, data_path: Any = None, properties: Any = None) -> None:
+    """Write a stored teacher run's artefacts again (they stay local, uncommitted) by training
+    its configuration in full under the current code: written only when the whole validation
+    curve and every test metric come out identical to the stored run's, so they are the
+    arrays its students read. Costs one training of the teacher."""
+    result = RunResult.load(run_dir)
+    config = replay_config(result, run_dir.parents[3], data_path=data_path, properties=properties)
+    if config_hash(config) != result.config_hash:
+        raise CarryError(
+            f"{result.model} seed {result.seed}: its artefacts ({TABLES_FILE}, {STATE_FILE}) are "
+            f"not in {run_dir} and it is not a run of the current code; carry it first"
+        )
+    with _threads(int(result.environment.get("threads", 1))):
+        run = prepare(config["model"], config["dataset"], seed=result.seed, config=config)
+        trainer = MMKDTrainer(config, run.model)
+        curve = trainer.fit(run.train, run.valid).curve
+        test = trainer.evaluate_full(run.test, per_user=False).means
+    difference = first_difference(result.valid_curve, curve)
+    if difference is None and test != result.test:
+        difference = f"test metrics: stored {result.test}, now {test}"
+    if difference:
+        raise CarryError(
+            f"{result.model} seed {result.seed}: its artefacts are not in {run_dir}, and "
+            f"training it again differs ({difference}); `run` trains it and its students again"
+        )
+    for name, arrays in teacher_arrays(run.model).items():
+        np.savez(run_dir / name, **arrays)
 
 
 def replay_config(result: RunResult, root: Path, *, data_path: Any = None, properties: Any = None):
@@ -112,7 +141,7 @@ def replay_config(result: RunResult, root: Path, *, data_path: Any = None, prope
     overrides = {k: v for k, v in result.config.items() if k in defaults and defaults[k] != v}
     overrides.pop("teacher_hash", None)
     if getattr(get_model(result.model), "needs_teacher", False):
-        overrides.update(_teacher_keys(result, root))
+        overrides.update(_teacher_keys(result, root, data_path=data_path, properties=properties))
     return config_for(
         result.model, result.dataset, overrides={**overrides, "seed": result.seed}, **common
     )
@@ -201,3 +230,99 @@ def carry_folder(root: Path, **options: Any) -> Iterator[str]:
     runs.sort(key=lambda pair: (pair[1].config_hash not in teachers, str(pair[0])))
     for run_dir, _ in runs:
         yield carry_run(run_dir, **options)
+
+
+SWEEP_CARRIED = "carried.json"  # in a sweep folder: the moves that carried it, oldest first
+
+
+def carry_sweeps(
+    bench: Benchmark,
+    out: Path,
+    *,
+    dry_run: bool = False,
+    data_path: Any = None,
+    properties: Any = None,
+) -> Iterator[str]:
+    """Move the tuning sweeps of ``bench`` under ``out`` to the current code, one line each.
+
+    A sweep's identity (:func:`~recbole_mmkd.tune.backend.sweep_identity`) holds the config
+    hash of its fixed settings, so a code change makes every sweep another one, and ``run``
+    would search again. A sweep is carried when its stored identity differs from the current
+    one in that hash alone (same space, search, scheduler and seed) and the benchmark's run at
+    its chosen point and the sweep's seed, the same training as its best trial, is a carried
+    run: its fingerprint replayed identically under the current code (carry the runs first).
+    The folder moves to the current identity's name; ``carried.json`` in it records the move
+    and the run that vouched for it."""
+    from recbole_mmkd.specs import tuning_sweep
+    from recbole_mmkd.tune import read_ledger, select_best, sweep_table
+    from recbole_mmkd.tune.backend import identity_digest, sweep_identity
+
+    common = {"data_path": data_path, "properties": properties}
+    for dataset in bench.datasets:
+        for entry in (e for e in bench.entries if e.space):
+            sweep = tuning_sweep(bench, entry, dataset)
+            identity = sweep_identity(sweep, **common)
+            folder = Path(out) / "tuning" / dataset
+            target = folder / f"{sweep.name}-{identity_digest(identity)}"
+            name = f"{dataset} / {entry.name} sweep"
+            if target.is_dir():
+                yield f"current {name} ({target.name})"
+                continue
+            older = [
+                f for f in sorted(folder.glob(f"{sweep.name}-*"))
+                if _same_but_code(f / "sweep.json", identity)
+            ]  # fmt: skip
+            if not older:
+                yield f"none    {name}: no stored sweep of these settings"
+                continue
+            source = older[-1]
+            best = select_best(sweep_table(read_ledger(source / LEDGER), sweep))
+            point = {k: plain(best[k]) for k in entry.space}
+            config = hashed_config(
+                entry.model,
+                dataset,
+                seed=sweep.seed,
+                overrides={**entry.overrides, **point},
+                **common,
+            )
+            run_dir = run_dir_for(out, dataset, entry.model, config_hash(config), sweep.seed)
+            try:
+                vouch = RunResult.load(run_dir)
+            except ResultError:
+                vouch = None
+            if vouch is None or not vouch.carried:
+                yield (
+                    f"kept    {name}: no carried run at its chosen point {point} and seed "
+                    f"{sweep.seed} ({run_dir}) vouches for it; `run` searches again"
+                )
+                continue
+            if dry_run:
+                yield f"same    {name}: {source.name} -> {target.name} (dry run, not moved)"
+                continue
+            stored = json.loads((source / "sweep.json").read_text())
+            record = {
+                "from": source.name,
+                "from_config_hash": stored["config_hash"],
+                "vouched_by": str(run_dir.relative_to(out)),
+                "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            }
+            records = [*_read_carried(source), record]
+            source.rename(target)
+            (target / "sweep.json").write_text(json.dumps(identity, indent=1, sort_keys=True))
+            (target / SWEEP_CARRIED).write_text(json.dumps(records, indent=1))
+            yield f"carried {name}: {source.name} -> {target.name} (vouched by {run_dir.name})"
+
+
+def _same_but_code(path: Path, identity: dict[str, Any]) -> bool:
+    """Whether the sweep identity stored at ``path`` differs from ``identity`` in its config
+    hash alone."""
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return {**stored, "config_hash": None} == {**identity, "config_hash": None}
+
+
+def _read_carried(folder: Path) -> list[dict[str, Any]]:
+    path = folder / SWEEP_CARRIED
+    return json.loads(path.read_text()) if path.is_file() else []

@@ -6,7 +6,7 @@ recbole-mmkd run --dataset ml-100k-mm --models BPR LightGCN VBPR --seeds 1 2 3
 recbole-mmkd sweep sgfd-bm3 [--resume] [--address auto]
 recbole-mmkd report results/kd --reference LightGCN
 recbole-mmkd leaderboard results/default
-recbole-mmkd carry results/kd            # move stored runs to the current code by fingerprint
+recbole-mmkd carry results/kd --benchmark kd  # move stored runs (and sweeps) to the current code
 recbole-mmkd import --format mmrec SRC NAME
 recbole-mmkd extract-text-features NAME --items FILE --text-columns title
 recbole-mmkd build-ml100k-mm
@@ -142,16 +142,18 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
 
 
 def cmd_carry(args: argparse.Namespace) -> None:
-    from recbole_mmkd.carry import carry_folder
+    from recbole_mmkd.carry import carry_folder, carry_sweeps
+    from recbole_mmkd.specs import load_benchmark
 
+    common = {"data_path": args.data_path, "properties": args.properties}
+    bench = load_benchmark(args.benchmark, properties=args.properties) if args.benchmark else None
     for line in carry_folder(
-        Path(args.results),
-        epochs=args.epochs,
-        dry_run=args.dry_run,
-        data_path=args.data_path,
-        properties=args.properties,
+        Path(args.results), epochs=args.epochs, dry_run=args.dry_run, **common
     ):
-        print(line)
+        print(line, flush=True)
+    if bench is not None:
+        for line in carry_sweeps(bench, Path(args.results), dry_run=args.dry_run, **common):
+            print(line, flush=True)
 
 
 def cmd_import(args: argparse.Namespace) -> None:
@@ -253,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     carry.add_argument("results")
     carry.add_argument("--epochs", type=int, default=3, help="epochs replayed per run")
     carry.add_argument("--dry-run", action="store_true", help="compare, move nothing")
+    carry.add_argument(
+        "--benchmark",
+        help="the benchmark whose results these are: also carries its tuning sweeps, each "
+        "vouched for by the carried run at its chosen point",
+    )
     _where(carry)
     carry.set_defaults(func=cmd_carry)
 

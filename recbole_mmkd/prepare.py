@@ -18,8 +18,11 @@ from recbole.utils import init_seed
 
 from recbole_mmkd.config import MMKDConfig, build_config
 from recbole_mmkd.data import MultimodalDataset, files
+from recbole_mmkd.data.negatives import POOLS, restrict_negatives
 from recbole_mmkd.errors import ConfigError
+from recbole_mmkd.identity import config_hash
 from recbole_mmkd.model import get_model
+from recbole_mmkd.model.options import check_choice
 from recbole_mmkd.teacher import check_teacher
 
 
@@ -57,10 +60,31 @@ def config_for(
     )
 
 
+def hashed_config(
+    model: str,
+    dataset: str,
+    *,
+    seed: int,
+    overrides: Mapping[str, Any] | None = None,
+    **common: Any,
+) -> MMKDConfig:
+    """The config a run of ``model`` with ``overrides`` and ``seed`` is hashed by, found
+    without training anything: a student's points at the config hash of the teacher run it
+    would read (its ``teacher_config`` with the same seed), not at a folder."""
+    fixed = {**(overrides or {}), "seed": seed}
+    if getattr(get_model(model), "needs_teacher", False):
+        probe = config_for(model, dataset, overrides=fixed, **common)
+        teacher = {**(probe["teacher_config"] or {}), "seed": seed}
+        teacher_config = config_for(probe["teacher"], dataset, overrides=teacher, **common)
+        fixed["teacher_hash"] = config_hash(teacher_config)
+    return config_for(model, dataset, overrides=fixed, **common)
+
+
 def check_run(config: MMKDConfig, *, source: str = "overrides") -> None:
     """Checks that need no data loaded: a multimodal model needs features on disk, a student's
     teacher must be a model that can teach, with settings of its own that pass the same
-    checks."""
+    checks; ``negative_pool`` must name a rule."""
+    check_choice("negative_pool", config["negative_pool"], POOLS)
     model_class = get_model(config["model"])
     if getattr(model_class, "needs_features", False):
         found = files.find_modalities(Path(config["data_path"]), config["dataset"])
@@ -102,7 +126,8 @@ def prepare(
 ) -> Prepared:
     """Config (or the given ``config``), dataset, train/valid/test loaders and the model on its
     device, seeded with ``seed`` before the data and again before the model (so a model's
-    initialisation does not depend on how much randomness loading consumed)."""
+    initialisation does not depend on how much randomness loading consumed). The training
+    loader draws its negatives from ``negative_pool`` (:mod:`recbole_mmkd.data.negatives`)."""
     if config is None:
         config = config_for(
             model,
@@ -116,6 +141,7 @@ def prepare(
     init_seed(seed, config["reproducibility"])
     data = MultimodalDataset(config)
     train, valid, test = data_preparation(config, data)
+    restrict_negatives(train, config["negative_pool"])
     init_seed(seed, config["reproducibility"])
     net = get_model(model)(config, train.dataset).to(config["device"])
     return Prepared(config, data, train, valid, test, net)

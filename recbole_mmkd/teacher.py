@@ -91,6 +91,6 @@ def teacher_arrays(net: MMKDRecommender) -> dict[str, dict[str, np.ndarray]]:
         users, items = net.representations()
     state = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
     return {
-        TABLES_FILE: {"user": users.cpu().numpy(), "item": items.cpu().numpy()},
+        TABLES_FILE: {"user": users.detach().cpu().numpy(), "item": items.detach().cpu().numpy()},
         STATE_FILE: state,
     }

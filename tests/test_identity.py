@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 from conftest import fast
 
@@ -185,3 +186,107 @@ def test_carry_moves_a_teacher_then_its_student(toy, tmp_path):
     assert "LightGCN" in lines[0] and "KD-BPR" in lines[1]  # the teacher first
     again = run_one("KD-BPR", "toy", 1, out, overrides=kd, data_path=toy)
     assert again.carried and again.test == student.test
+
+
+def test_carry_restores_a_teachers_missing_artefacts_by_training_it_again(toy, tmp_path):
+    """Teacher arrays stay local (uncommitted): carrying a student on a fresh checkout trains
+    its teacher again in full, and keeps the arrays only if the whole run comes out identical."""
+    from recbole_mmkd.teacher import STATE_FILE, TABLES_FILE
+
+    out = tmp_path / "out"
+    kd = fast(epochs=3, teacher="LightGCN", teacher_config=fast(epochs=3), kd_method="logit")
+    student = run_one("KD-BPR", "toy", 1, out, overrides=kd, data_path=toy)
+    teacher_dir = find_results(out / "toy" / "LightGCN")[0]
+    student_dir = find_results(out / "toy" / "KD-BPR")[0]
+    tables = dict(np.load(teacher_dir / TABLES_FILE))
+    for name in (TABLES_FILE, STATE_FILE):
+        (teacher_dir / name).unlink()
+    _age(student_dir, "01dstudent", config={**student.config})
+    lines = list(carry_folder(out, data_path=toy))
+    assert lines[0].startswith("current") and lines[1].startswith("carried"), lines
+    restored = dict(np.load(teacher_dir / TABLES_FILE))
+    assert all(np.array_equal(tables[k], restored[k]) for k in tables)
+
+    # a teacher whose training no longer reproduces its stored run gets no arrays
+    for name in (TABLES_FILE, STATE_FILE):
+        (teacher_dir / name).unlink()
+    meta = json.loads((teacher_dir / "result.json").read_text())
+    meta["test"]["recall@10"] += 1e-9
+    (teacher_dir / "result.json").write_text(json.dumps(meta))
+    [moved] = find_results(out / "toy" / "KD-BPR")
+    _age(moved, "01dstudent", config={**student.config})
+    lines = list(carry_folder(out, data_path=toy))
+    assert lines[1].startswith("kept") and "training it again differs (test metrics" in lines[1]
+    assert not (teacher_dir / TABLES_FILE).exists()
+
+
+def _tuned_bench(tmp_path):
+    from recbole_mmkd.specs import load_benchmark
+
+    quick = str({**fast(epochs=2), "robustness_shares": []}).replace("'", "")
+    spec = tmp_path / "b.yaml"
+    spec.write_text(
+        f"datasets: [toy]\nseeds: [1]\nmodels:\n"
+        f"  - {{model: BPR, set: {quick}, space: {{reg_weight: [0.01, 0.001]}}}}\n"
+        "tuning: {scheduler: none, seed: 1}\n"
+    )
+    return load_benchmark(spec)
+
+
+def _old_sweep(bench, out, toy, *, trained: bool) -> tuple:
+    """A sweep folder as older code left it (its identity under config hash "0ld"), chosen
+    point reg_weight 0.001, with the benchmark's run at that point and the sweep's seed aged
+    to the same older code (``trained``) or absent."""
+    from recbole_mmkd.specs import tuning_sweep
+    from recbole_mmkd.tune.backend import identity_digest, sweep_identity
+
+    entry = bench.entries[0]
+    sweep = tuning_sweep(bench, entry, "toy")
+    identity = sweep_identity(sweep, data_path=toy)
+    old = {**identity, "config_hash": "0ld"}
+    folder = out / "tuning" / "toy" / f"{sweep.name}-{identity_digest(old)}"
+    folder.mkdir(parents=True)
+    (folder / "sweep.json").write_text(json.dumps(old))
+    trials = [({"reg_weight": 0.01}, 0.2), ({"reg_weight": 0.001}, 0.3)]
+    (folder / "trials.jsonl").write_text("".join(
+        json.dumps({"trial_id": f"t{i}", "point": p, "best_valid": v, "status": "done"}) + "\n"
+        for i, (p, v) in enumerate(trials)
+    ))  # fmt: skip
+    if trained:
+        overrides = {**entry.overrides, "reg_weight": 0.001}
+        run_one("BPR", "toy", 1, out, overrides=overrides, data_path=toy)
+        _age(find_results(out)[0], "0ld0ld0ld0")
+    return folder, identity_digest(identity)
+
+
+def test_carry_moves_a_sweep_vouched_for_by_its_carried_chosen_run(toy, tmp_path):
+    from recbole_mmkd.benchmark import tuned_entries
+    from recbole_mmkd.carry import carry_sweeps
+
+    bench, out = _tuned_bench(tmp_path), tmp_path / "out"
+    folder, digest = _old_sweep(bench, out, toy, trained=True)
+    ledger = (folder / "trials.jsonl").read_text()
+    assert [line.split()[0] for line in carry_folder(out, data_path=toy)] == ["carried"]
+    [line] = carry_sweeps(bench, out, data_path=toy)
+    assert line.startswith("carried") and folder.name in line
+    moved = folder.with_name(folder.name.rsplit("-", 1)[0] + f"-{digest}")
+    assert not folder.exists() and (moved / "trials.jsonl").read_text() == ledger
+    assert json.loads((moved / "carried.json").read_text())[0]["from_config_hash"] == "0ld"
+    [entry] = tuned_entries(bench, "toy", out, data_path=toy, properties=None)  # no new trial
+    assert entry.overrides["reg_weight"] == 0.001
+    assert (moved / "trials.jsonl").read_text() == ledger
+    assert list(carry_sweeps(bench, out, data_path=toy))[0].startswith("current")
+
+
+def test_carry_keeps_a_sweep_no_carried_run_vouches_for(toy, tmp_path):
+    from recbole_mmkd.carry import carry_sweeps
+
+    bench, out = _tuned_bench(tmp_path), tmp_path / "out"
+    folder, _ = _old_sweep(bench, out, toy, trained=False)
+    [line] = carry_sweeps(bench, out, data_path=toy)
+    assert line.startswith("kept") and "no carried run at its chosen point" in line
+    assert folder.is_dir()
+    entry = bench.entries[0]  # a run of the current code is no evidence about older trials
+    run_one("BPR", "toy", 1, out, overrides={**entry.overrides, "reg_weight": 0.001},
+            data_path=toy)  # fmt: skip
+    assert list(carry_sweeps(bench, out, data_path=toy))[0].startswith("kept")

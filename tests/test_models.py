@@ -113,14 +113,10 @@ def test_grcn_released_routing_equals_no_user_refinement(toy):
         _build(toy, "GRCN", routing="other")
 
 
-# BPR's and SGFDTeacher's forward return a parameter itself, which teacher_arrays cannot turn
-# into an array (it needs .detach()): a known bug, fixed with the next change that renews the
-# hashes of the kd benchmark's runs (teacher.py is part of every run's code digest).
-_TABLES_BUG = pytest.mark.xfail(strict=True, reason="teacher_arrays lacks detach()")
-_CAN_TEACH = [m for m in MODELS if issubclass(get_model(m), MMKDRecommender)
-              and not get_model(m).needs_teacher]  # fmt: skip
-TEACHERS = [pytest.param(m, marks=_TABLES_BUG) if m in {"BPR", "SGFDTeacher"} else m
-            for m in _CAN_TEACH]  # fmt: skip
+# Every project model that needs no teacher can be one (BPR's and SGFDTeacher's forward return
+# a parameter itself, which teacher_arrays detaches).
+TEACHERS = [m for m in MODELS if issubclass(get_model(m), MMKDRecommender)
+            and not get_model(m).needs_teacher]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", TEACHERS)

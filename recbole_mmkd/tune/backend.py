@@ -250,18 +250,12 @@ def sweep_identity(sweep: Sweep, **common: Any) -> dict[str, Any]:
     :func:`anchor_point`: every trial sets them, so the YAML values they replace (a chosen
     value shipped in ``properties/model/<dataset>/``) do not make it another sweep."""
     from recbole_mmkd.identity import config_hash
-    from recbole_mmkd.model import get_model
-    from recbole_mmkd.prepare import config_for
+    from recbole_mmkd.prepare import hashed_config
 
-    fixed = {**anchor_point(sweep), **sweep.overrides, "seed": sweep.seed}
-    if getattr(get_model(sweep.model), "needs_teacher", False):
-        probe = config_for(sweep.model, sweep.dataset, overrides=fixed, **common)
-        teacher = {**(probe["teacher_config"] or {}), "seed": sweep.seed}
-        teacher_config = config_for(probe["teacher"], sweep.dataset, overrides=teacher, **common)
-        fixed["teacher_hash"] = config_hash(teacher_config)
+    fixed = {**anchor_point(sweep), **sweep.overrides}
     return {
         "config_hash": config_hash(
-            config_for(sweep.model, sweep.dataset, overrides=fixed, **common)
+            hashed_config(sweep.model, sweep.dataset, seed=sweep.seed, overrides=fixed, **common)
         ),
         "space": sweep.space,
         "search": sweep.search,
