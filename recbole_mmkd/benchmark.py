@@ -86,7 +86,7 @@ def tuned_entries(
     from recbole_mmkd.tune.backend import identity_digest, sweep_identity
 
     rows, entries = [], []
-    for entry in bench.entries:
+    for entry in bench.entries_on(dataset):
         if not entry.space:
             entries.append(entry)
             continue

@@ -259,7 +259,7 @@ def carry_sweeps(
 
     common = {"data_path": data_path, "properties": properties}
     for dataset in bench.datasets:
-        for entry in (e for e in bench.entries if e.space):
+        for entry in (e for e in bench.entries_on(dataset) if e.space):
             sweep = tuning_sweep(bench, entry, dataset)
             identity = sweep_identity(sweep, **common)
             folder = Path(out) / "tuning" / dataset

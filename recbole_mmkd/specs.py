@@ -13,6 +13,7 @@ A benchmark:
       - {model: KD-LightGCN, set: {teacher: FREEDOM}}   # per-model config overrides
       - {model: GRCN, set: {routing: paper}, label: GRCN-paper}  # a model twice needs labels
       - {model: BPR, space: {reg_weight: [1.0e-4, 1.0e-3]}}  # tuned on validation first
+      - {model: VBPR, datasets: [tiktok]}   # runs on these of the benchmark's datasets only
     comparisons:                                         # [label, reference] pairs, or all
       - [KD-LightGCN, LightGCN]
     reference: LightGCN       # the LaTeX table marks significant differences from it
@@ -75,6 +76,10 @@ class Entry:
     overrides: dict[str, Any] = field(default_factory=dict)
     label: str = ""  # the name in tables, figures and comparisons; the model's by default
     space: dict[str, Any] = field(default_factory=dict)  # searched on validation first
+    datasets: list[str] = field(default_factory=list)  # the datasets it runs on; [] = all
+
+    def runs_on(self, dataset: str) -> bool:
+        return not self.datasets or dataset in self.datasets
 
     @property
     def name(self) -> str:
@@ -94,6 +99,10 @@ class Benchmark:
     reference: str | None = None  # the model the LaTeX table marks significance against
     source: str = "benchmark"  # where it was read from, for error messages
     tuning: Tuning = field(default_factory=lambda: Tuning())
+
+    def entries_on(self, dataset: str) -> list[Entry]:
+        """The entries that run on ``dataset``."""
+        return [e for e in self.entries if e.runs_on(dataset)]
 
 
 @dataclass(frozen=True)
@@ -174,19 +183,27 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
         if isinstance(item, str):
             entries.append(Entry(item))
         elif isinstance(item, dict) and isinstance(item.get("model"), str):
-            _refuse_unknown(path, item, {"model", "set", "label", "space"})
+            _refuse_unknown(path, item, {"model", "set", "label", "space", "datasets"})
             space = dict(item.get("space") or {})
             for key, value in space.items():
                 _check_dimension(path, tuning.search, key, value)
+            only = item.get("datasets") or []
+            if not (isinstance(only, list) and set(only) <= set(spec.get("datasets") or [])):
+                raise DataError(
+                    path, f"models ({item['model']}) datasets", f"bad value {only!r}",
+                    "give a list of the benchmark's datasets (or leave it out: all of them)",
+                )  # fmt: skip
             entries.append(
-                Entry(item["model"], dict(item.get("set") or {}), item.get("label", ""), space)
+                Entry(
+                    item["model"], dict(item.get("set") or {}), item.get("label", ""), space, only
+                )
             )
         else:
             raise DataError(
                 path,
                 "models",
                 f"bad entry {item!r}",
-                "use NAME or {model: NAME, set: {...}, label: NAME, space: {...}}",
+                "use NAME or {model: NAME, set: {...}, label: NAME, space: {...}, datasets: [...]}",
             )
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
@@ -323,6 +340,8 @@ def check_benchmark(
     entry is refused before the first run trains."""
     for dataset in bench.datasets:
         for i, entry in enumerate(bench.entries):
+            if not entry.runs_on(dataset):
+                continue
             source = f"{bench.source}: models[{i}] ({entry.name}) set"
             config = config_for(
                 entry.model,

@@ -58,6 +58,7 @@ def test_benchmark_runs_reports_and_reuses(toy, tmp_path):
         ("datasets: [toy]\nseeds: [1]\nmodels: [BPR, BPR]\n", "listed twice"),
         ("datasets: [toy]\nseeds: [1]\nmodels: [BPR]\ntest: sign\n", "field 'test'"),
         ("datasets: [toy]\nseeds: [1]\nmodels: [BPR]\ncorrection: x\n", "field 'correction'"),
+        ("datasets: [toy]\nseeds: [1]\nmodels: [{model: BPR, datasets: [ml]}]\n", "datasets"),
     ],
 )
 def test_bad_benchmark_files_name_file_field_and_fix(tmp_path, body, message):
@@ -194,6 +195,21 @@ def test_a_benchmark_splits_by_dataset_seeds_and_models_keeping_its_protocol():
     assert lattice.comparisons == kd.comparisons and lattice.seeds == kd.seeds
     with pytest.raises(ConfigError, match="--models: '\\['VBPR'\\]'"):
         restrict(kd, models=["VBPR"])
+
+
+def test_an_entry_runs_on_the_datasets_it_names(toy, tmp_path):
+    from conftest import write_dataset
+
+    write_dataset(toy, "toy2", seed=3)
+    quick = str(fast()).replace("'", "")
+    (tmp_path / "b.yaml").write_text(
+        f"datasets: [toy, toy2]\nseeds: [1]\nmodels:\n  - {{model: BPR, set: {quick}}}\n"
+        f"  - {{model: LightGCN, set: {quick}, datasets: [toy2]}}\n"
+        "comparisons: [[LightGCN, BPR]]\n"
+    )
+    runs = run_benchmark(load_benchmark(tmp_path / "b.yaml"), tmp_path / "out", data_path=toy)
+    assert [r.model for r in runs["toy"]] == ["BPR"]
+    assert [r.model for r in runs["toy2"]] == ["BPR", "LightGCN"]
 
 
 def test_comparisons_skip_pairs_a_dataset_lacks():
