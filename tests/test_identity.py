@@ -275,7 +275,7 @@ def test_carry_moves_a_sweep_vouched_for_by_its_carried_chosen_run(toy, tmp_path
     [entry] = tuned_entries(bench, "toy", out, data_path=toy, properties=None)  # no new trial
     assert entry.overrides["reg_weight"] == 0.001
     assert (moved / "trials.jsonl").read_text() == ledger
-    assert list(carry_sweeps(bench, out, data_path=toy))[0].startswith("current")
+    assert next(iter(carry_sweeps(bench, out, data_path=toy))).startswith("current")
 
 
 def test_carry_keeps_a_sweep_no_carried_run_vouches_for(toy, tmp_path):
@@ -289,4 +289,4 @@ def test_carry_keeps_a_sweep_no_carried_run_vouches_for(toy, tmp_path):
     entry = bench.entries[0]  # a run of the current code is no evidence about older trials
     run_one("BPR", "toy", 1, out, overrides={**entry.overrides, "reg_weight": 0.001},
             data_path=toy)  # fmt: skip
-    assert list(carry_sweeps(bench, out, data_path=toy))[0].startswith("kept")
+    assert next(iter(carry_sweeps(bench, out, data_path=toy))).startswith("kept")

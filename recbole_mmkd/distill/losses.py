@@ -131,7 +131,10 @@ def bidirectional_info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float)
     r"""Pull the rows of ``a`` and ``b`` with the same index together against the batch's other
     rows, in both directions: :math:`\frac12(\mathrm{CE}(S/\tau, I) + \mathrm{CE}(S^\top/\tau,
     I))` with :math:`S_{ij} = \cos(a_i, b_j)`. CFDTBD's common-part distillation: each
-    modality's common representation teaches the other's."""
+    modality's common representation teaches the other's. The value of
+    :func:`~recbole_mmkd.model.contrastive.info_nce` both ways, averaged, but from one ``S``:
+    its gradient adds the two directions before the product, so training differs in the last
+    bits from two ``info_nce`` calls."""
     sim = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / temperature
     labels = torch.arange(sim.shape[0], device=sim.device)
     return 0.5 * (F.cross_entropy(sim, labels) + F.cross_entropy(sim.T, labels))

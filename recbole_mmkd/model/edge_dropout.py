@@ -1,5 +1,5 @@
-"""Edge dropout of the user-item graph, drawn once per epoch (FREEDOM's degree-sensitive
-pruning, as LayerGCN, PGL and MMGCF reuse it)."""
+"""Edge dropout of the user-item graph, drawn once per epoch: FREEDOM's degree-sensitive
+pruning, shared by FREEDOM, LayerGCN, PGL and MMGCF."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class EdgeDropout:
         self.register_buffer("train_adjacency", self.adjacency, persistent=False)
 
     def keep_edges(self, share: float, *, by_degree: bool = True) -> None:
-        """Keep ``int(share * n_edges)`` edges, drawn without replacement with probability
+        """Keep ``int(n_edges * share)`` edges, drawn without replacement with probability
         :math:`\\propto 1/\\sqrt{d_u d_i}` (``by_degree``: high-degree nodes lose more) or
         uniformly."""
         n_edges = self.edges.shape[1]

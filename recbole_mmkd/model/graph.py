@@ -56,13 +56,28 @@ def propagate(adjacency: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
     return _SymmetricSpMM.apply(adjacency, dense)
 
 
+def normalized_pattern(
+    rows: torch.Tensor, cols: torch.Tensor, n: int, *, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """``D^-1/2 A D^-1/2`` of the ``n x n`` 0/1 matrix ``A`` of the edges ``(rows, cols)``,
+    ``D`` its row sums: each edge weighted ``1/sqrt(d_r d_c)`` by the row counts (rows
+    without edges stay zero; :func:`knn_graph`, DA-MRS's ``compute_normalized_laplacian``).
+    A coalesced sparse COO tensor of ``dtype``."""
+    index = torch.stack([rows, cols])
+    degree = torch.bincount(rows, minlength=n).to(dtype)
+    inv_sqrt = torch.where(degree > 0, degree.clamp_min(1).rsqrt(), torch.zeros_like(degree))
+    values = inv_sqrt[rows] * inv_sqrt[cols]
+    return torch.sparse_coo_tensor(index, values, (n, n), check_invariants=True).coalesce()
+
+
 def knn_graph(features: torch.Tensor, k: int, *, chunk: int = 2048) -> torch.Tensor:
     """Item-item kNN graph by cosine similarity, normalised ``D^-1/2 A D^-1/2`` (LATTICE/FREEDOM).
 
     Each row keeps its ``k`` most similar items (itself included, as in LATTICE and FREEDOM);
-    ``D`` holds the row sums of the 0/1 kNN matrix. Rows of all-zero features (padding, missing
-    modality) get no edges. Similarities are computed ``chunk`` rows at a time, so memory stays
-    ``chunk x n_items`` instead of ``n_items^2``. Returns a sparse COO tensor.
+    ``D`` holds the row sums of the 0/1 kNN matrix (:func:`normalized_pattern`). Rows of
+    all-zero features (padding, missing modality) get no edges. Similarities are computed
+    ``chunk`` rows at a time, so memory stays ``chunk x n_items`` instead of ``n_items^2``.
+    Returns a sparse COO tensor.
     """
     n = features.shape[0]
     norms = features.norm(dim=1, keepdim=True)
@@ -78,11 +93,7 @@ def knn_graph(features: torch.Tensor, k: int, *, chunk: int = 2048) -> torch.Ten
         keep = valid[start : start + block.shape[0]]
         rows.append(block_rows[keep].reshape(-1))
         cols.append(top[keep].reshape(-1))
-    index = torch.stack([torch.cat(rows), torch.cat(cols)])
-    degree = torch.bincount(index[0], minlength=n).to(features.dtype)
-    inv_sqrt = torch.where(degree > 0, degree.clamp_min(1).pow(-0.5), torch.zeros_like(degree))
-    values = inv_sqrt[index[0]] * inv_sqrt[index[1]]
-    return torch.sparse_coo_tensor(index, values, (n, n), check_invariants=True).coalesce()
+    return normalized_pattern(torch.cat(rows), torch.cat(cols), n, dtype=features.dtype)
 
 
 _KNN_CACHE: dict[tuple[str, int], torch.Tensor] = {}

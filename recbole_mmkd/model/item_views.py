@@ -1,6 +1,7 @@
 """Item-item views of the purifier family (MGCN, SMORE): ID embeddings gated by modality
 features, propagated over frozen feature graphs, read by users through the user-item block of
-the normalised graph; and FREEDOM's weighted mix of feature graphs (DRAGON, PGL)."""
+the normalised graph; FREEDOM's weighted mix of feature graphs (FREEDOM, DRAGON, PGL); and the
+trainable feature tables (MGCN, SMORE, PGL, BM3, LATTICE: ``train_features``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from recbole_mmkd.model.feature_tables import masked_rows
+from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model.graph import bipartite_edges, cached_knn_graph
 
 
@@ -43,18 +44,39 @@ def max_pool_graphs(graphs: list[torch.Tensor]) -> torch.Tensor:
     return torch.sparse_coo_tensor(union, pooled, size, check_invariants=True).to_sparse_csr()
 
 
+def masked_rows(
+    table: torch.Tensor, present: torch.Tensor, items: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Rows ``items`` (default: all) of ``table``, zero where ``present`` is False."""
+    if items is not None:
+        table, present = table[items], present[items]
+    return table * present.unsqueeze(-1).to(table.dtype)
+
+
 class TrainableFeatures:
     """Mixin for a :class:`~recbole_mmkd.model.base.MultimodalRecommender`: with
     ``train_features`` the model reads a trainable copy of each modality's features,
     initialised from the dataset's (MMRec's ``nn.Embedding.from_pretrained(feat,
-    freeze=False)``); zero rows for items missing the modality either way."""
+    freeze=False)``); zero rows for items missing the modality either way. A subclass that
+    replaces :meth:`modal_feature` (SGFD's students) cannot train the copy: it is refused."""
 
     def init_feature_tables(self, train: bool) -> None:
+        """Register ``feature_tables`` (empty unless ``train``); no random draws."""
+        if train and type(self).modal_feature is not TrainableFeatures.modal_feature:
+            raise ConfigError(
+                "config",
+                "train_features",
+                f"{type(self).__name__} replaces the raw features the trainable copy would feed",
+                "set `train_features: false`",
+            )
         self.train_features = train
-        tables = {m: nn.Parameter(self.raw_feature(m).clone()) for m in self.modalities}
-        self.feature_tables = nn.ParameterDict(tables if train else {})
+        modalities = self.modalities if train else []
+        tables = {m: nn.Parameter(self.raw_feature(m).clone()) for m in modalities}
+        self.feature_tables = nn.ParameterDict(tables)
 
     def modal_feature(self, modality: str, items: torch.Tensor | None = None) -> torch.Tensor:
+        """The trainable copy of ``modality``'s features if ``train_features``, else the raw
+        features; zero rows for items missing it."""
         if not self.train_features:
             return super().modal_feature(modality, items)
         return masked_rows(self.feature_tables[modality], self.item_present(modality), items)

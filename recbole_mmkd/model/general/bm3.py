@@ -11,11 +11,10 @@ from recbole.data.interaction import Interaction
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
-from recbole_mmkd.model.feature_tables import masked_rows
 from recbole_mmkd.model.graph import lightgcn_layers, normalized_adjacency
+from recbole_mmkd.model.item_views import TrainableFeatures
 from recbole_mmkd.model.losses import emb_norm_reg
 
 
@@ -32,7 +31,7 @@ def _negative_cosine(
 
 
 @register_model()
-class BM3(MultimodalRecommender):
+class BM3(TrainableFeatures, MultimodalRecommender):
     r"""LightGCN ID embeddings trained by bootstrapping against dropout views, aligned with every
     modality's projected features; no negative samples.
 
@@ -62,7 +61,8 @@ class BM3(MultimodalRecommender):
 
     Features: ``train_features: false`` (the default) feeds the projections the dataset's
     fixed features; ``true`` feeds them a trainable copy initialised from those features, as
-    MMRec (``nn.Embedding.from_pretrained(feat, freeze=False)``). Either way the rows of items
+    MMRec (``nn.Embedding.from_pretrained(feat, freeze=False)``;
+    :class:`~recbole_mmkd.model.item_views.TrainableFeatures`). Either way the rows of items
     missing a modality are zero.
 
     Config: ``embedding_size`` (d, also the projections' output), ``n_layers``, ``dropout``
@@ -88,7 +88,6 @@ class BM3(MultimodalRecommender):
         self.dropout: float = config["dropout"]
         self.reg_weight: float = config["reg_weight"]
         self.cl_weight: float = config["cl_weight"]
-        self.train_features: bool = config["train_features"]
         d = self.embedding_size
         self.init_id_embeddings(d)
         self.predictor = nn.Linear(d, d)
@@ -98,27 +97,9 @@ class BM3(MultimodalRecommender):
         )
         for projection in self.projections.values():
             nn.init.xavier_normal_(projection.weight)
-        if self.train_features and type(self).modal_feature is not BM3.modal_feature:
-            raise ConfigError(
-                "config",
-                "train_features",
-                f"{type(self).__name__} replaces the raw features the trainable copy would feed",
-                "set `train_features: false`",
-            )
-        self.feature_tables = nn.ParameterDict(
-            {m: nn.Parameter(self.raw_feature(m).clone()) for m in self.modalities}
-            if self.train_features
-            else {}
-        )
+        self.init_feature_tables(config["train_features"])
         adjacency = normalized_adjacency(dataset.inter_matrix(form="coo"))
         self.register_buffer("adjacency", adjacency, persistent=False)
-
-    def modal_feature(self, modality: str, items: torch.Tensor | None = None) -> torch.Tensor:
-        """The trainable copy of ``modality``'s features if ``train_features``, else the raw
-        features; zero rows for items missing it."""
-        if not self.train_features:
-            return super().modal_feature(modality, items)
-        return masked_rows(self.feature_tables[modality], self.item_present(modality), items)
 
     def _encode(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder tables before the predictor: LightGCN layer means, item ID residual added."""

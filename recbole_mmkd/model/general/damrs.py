@@ -15,19 +15,7 @@ from recbole.data.interaction import Interaction
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.cooccurrence import top_cooccurring
-from recbole_mmkd.model.graph import lightgcn_layers, normalized_adjacency
-
-
-def pattern_graph(rows: torch.Tensor, cols: torch.Tensor, n: int) -> torch.Tensor:
-    """The 0/1 matrix of the edges ``(rows, cols)``, each edge weighted
-    :math:`1/\\sqrt{d_r d_c}` by the row counts :math:`d` (DA-MRS's
-    ``compute_normalized_laplacian``), sparse CSR."""
-    index = torch.stack([rows, cols])
-    degree = torch.bincount(rows, minlength=n).float()
-    inv_sqrt = torch.where(degree > 0, degree.clamp_min(1).rsqrt(), torch.zeros_like(degree))
-    values = inv_sqrt[rows] * inv_sqrt[cols]
-    graph = torch.sparse_coo_tensor(index, values, (n, n), check_invariants=True)
-    return graph.coalesce().to_sparse_csr()
+from recbole_mmkd.model.graph import lightgcn_layers, normalized_adjacency, normalized_pattern
 
 
 def denoised_knn_graphs(
@@ -37,8 +25,9 @@ def denoised_knn_graphs(
     edge only where its cosine similarity reaches the mean similarity (over all pairs of the
     items that have the modality) in *every* modality; each item then links, in each modality,
     to its ``k`` most similar candidates (all of them where it has fewer; itself included, as
-    its own similarity is the largest), each graph normalised by :func:`pattern_graph`. Items
-    with a zero feature row (padding, missing modality) get no edges in any graph."""
+    its own similarity is the largest), each graph normalised by
+    :func:`~recbole_mmkd.model.graph.normalized_pattern` (sparse CSR). Items with a zero feature
+    row (padding, missing modality) get no edges in any graph."""
     units = {m: F.normalize(x.float(), dim=1) for m, x in features.items()}
     valid = torch.stack([x.norm(dim=1) > 0 for x in features.values()]).all(0)
     means = {}
@@ -61,20 +50,24 @@ def denoised_knn_graphs(
             block_rows = block_rows.unsqueeze(1).expand_as(hit)
             rows[m].append(block_rows[hit])
             cols[m].append(top.indices[hit])
-    return {m: pattern_graph(torch.cat(rows[m]), torch.cat(cols[m]), n) for m in units}
+    return {
+        m: normalized_pattern(torch.cat(rows[m]), torch.cat(cols[m]), n).to_sparse_csr()
+        for m in units
+    }
 
 
 def session_graph(interactions: sp.coo_matrix, k: int, *, min_shared: int) -> torch.Tensor:
     """DA-MRS's item-item behaviour graph: each item's ``k`` items sharing the most training
     users (at least ``min_shared``; the authors' ``build_iib_graph.py``), plus itself, the
-    counts dropped (the release weights every edge 1), normalised by :func:`pattern_graph`."""
+    counts dropped (the release weights every edge 1), normalised by
+    :func:`~recbole_mmkd.model.graph.normalized_pattern` (sparse CSR)."""
     neighbours, _, n = top_cooccurring(interactions.T, k, min_shared=min_shared)
     n_items = interactions.shape[1]
     slots = torch.arange(k).unsqueeze(0) < n.unsqueeze(1)
     items = torch.arange(n_items)
     rows = torch.cat([items, items.unsqueeze(1).expand(-1, k)[slots]])
     cols = torch.cat([items, neighbours[slots]])
-    return pattern_graph(rows, cols, n_items)
+    return normalized_pattern(rows, cols, n_items).to_sparse_csr()
 
 
 def label_distribution(anchors: torch.Tensor, items: torch.Tensor) -> torch.Tensor:

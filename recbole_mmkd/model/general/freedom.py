@@ -11,27 +11,23 @@ from torch import nn
 
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
-from recbole_mmkd.model.graph import (
-    adjacency_from_edges,
-    bipartite_edges,
-    cached_knn_graph,
-    lightgcn_layers,
-    normalized_adjacency,
-)
+from recbole_mmkd.model.edge_dropout import EdgeDropout
+from recbole_mmkd.model.graph import lightgcn_layers
+from recbole_mmkd.model.item_views import mixed_knn_graph, modality_shares
 from recbole_mmkd.model.losses import bpr_loss
 
 
 @register_model()
-class FREEDOM(MultimodalRecommender):
+class FREEDOM(EdgeDropout, MultimodalRecommender):
     r"""LightGCN on a pruned user-item graph plus item IDs smoothed over a frozen kNN graph.
 
     - Frozen item-item graph :math:`S = \sum_m w_m S_m`, :math:`S_m` the normalised top-k
       cosine graph of modality m's features, built once (rebuilt only when an item mask
       changes).
     - Item ID embeddings propagated ``n_mm_layers`` times over S: :math:`h_i`.
-    - Degree-sensitive edge pruning: at each epoch a share ``dropout`` of the user-item edges
-      is dropped, sampling the kept ones with probability :math:`\propto 1/\sqrt{d_u d_i}`;
-      evaluation uses the full graph.
+    - Degree-sensitive edge pruning (:class:`~recbole_mmkd.model.edge_dropout.EdgeDropout`):
+      at each epoch a share ``dropout`` of the user-item edges is dropped, sampling the kept
+      ones with probability :math:`\propto 1/\sqrt{d_u d_i}`; evaluation uses the full graph.
     - :math:`e_u, \bar e_i` = LightGCN (``n_ui_layers``, layer mean) on that graph;
       item representation :math:`e_i = \bar e_i + h_i`; :math:`s(u, i) = e_u^\top e_i`.
 
@@ -57,9 +53,7 @@ class FREEDOM(MultimodalRecommender):
         self.n_ui_layers: int = config["n_ui_layers"]
         self.dropout: float = config["dropout"]
         self.reg_weight: float = config["reg_weight"]
-        weights = config["modality_weights"] or {m: 1.0 for m in self.modalities}
-        total = sum(weights[m] for m in self.modalities)
-        self.modality_weights = {m: weights[m] / total for m in self.modalities}
+        self.modality_weights = modality_shares(config["modality_weights"], self.modalities)
 
         d = self.embedding_size
         self.init_id_embeddings(d)
@@ -67,36 +61,26 @@ class FREEDOM(MultimodalRecommender):
             {m: nn.Linear(dim, d, bias=False) for m, dim in self.feature_dims().items()}
         )
 
-        inter = dataset.inter_matrix(form="coo")
-        edges, edge_weights = bipartite_edges(inter)
-        self.register_buffer("edges", edges, persistent=False)
-        self.register_buffer("edge_weights", edge_weights, persistent=False)
-        self.register_buffer("adjacency", normalized_adjacency(inter), persistent=False)
-        self.register_buffer("train_adjacency", self.adjacency, persistent=False)
+        self.init_edge_dropout(dataset.inter_matrix(form="coo"))
         self.register_buffer("item_graph", self._item_graph(), persistent=False)
 
     def _item_graph(self) -> torch.Tensor:
-        graphs = [w * cached_knn_graph(self.raw_feature(m), self.knn_k)
-                  for m, w in self.modality_weights.items()]  # fmt: skip
-        return sum(graphs[1:], graphs[0]).coalesce()
+        features = {m: self.raw_feature(m) for m in self.modalities}
+        return mixed_knn_graph(features, self.modality_weights, self.knn_k)
 
     def on_mask_change(self) -> None:
         self.item_graph = self._item_graph()
 
     def on_epoch_start(self, epoch: int) -> None:
-        if self.dropout <= 0:
-            return
-        n_keep = int(self.edges.shape[1] * (1.0 - self.dropout))
-        keep = torch.multinomial(self.edge_weights, n_keep, replacement=False)
-        self.train_adjacency = adjacency_from_edges(self.edges[:, keep], self.n_users, self.n_items)
+        if self.dropout > 0:
+            self.keep_edges(1.0 - self.dropout)
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
-        adjacency = self.train_adjacency if self.training else self.adjacency
         smoothed = self.item_embedding.weight
         for _ in range(self.n_mm_layers):
             smoothed = torch.sparse.mm(self.item_graph, smoothed)
         ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
-        users, items = lightgcn_layers(adjacency, ego, self.n_ui_layers).split(
+        users, items = lightgcn_layers(self.current_adjacency(), ego, self.n_ui_layers).split(
             [self.n_users, self.n_items]
         )
         return users, items + smoothed

@@ -16,13 +16,13 @@ from torch import nn
 from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
-from recbole_mmkd.model.feature_tables import masked_rows
 from recbole_mmkd.model.graph import (
     cached_knn_graph,
     knn_graph,
     lightgcn_layers,
     normalized_adjacency,
 )
+from recbole_mmkd.model.item_views import TrainableFeatures
 from recbole_mmkd.model.losses import l2_reg
 
 
@@ -93,7 +93,7 @@ UI_ADJACENCIES = ("released", "symmetric")
 
 
 @register_model()
-class LATTICE(MultimodalRecommender):
+class LATTICE(TrainableFeatures, MultimodalRecommender):
     r"""LightGCN-style user-item propagation; item embeddings also propagated over a latent
     item graph.
 
@@ -120,10 +120,10 @@ class LATTICE(MultimodalRecommender):
 
     Features: ``train_features: false`` (the default) feeds the projections :math:`W_m` the
     dataset's fixed features; ``true`` feeds them a trainable copy initialised from those
-    features, as MMRec and the authors (``nn.Embedding.from_pretrained(feat, freeze=False)``).
-    The fixed graphs :math:`\hat A^m` are built from the dataset's features either way (the
-    release builds them once, from the initial table), and the rows of items missing a
-    modality are zero.
+    features, as MMRec and the authors (``nn.Embedding.from_pretrained(feat, freeze=False)``;
+    :class:`~recbole_mmkd.model.item_views.TrainableFeatures`). The fixed graphs
+    :math:`\hat A^m` are built from the dataset's features either way (the release builds them
+    once, from the initial table), and the rows of items missing a modality are zero.
 
     Learned-graph refresh (as MMRec and the authors' code): rebuilt with gradients on the first
     training batch of every epoch (:meth:`on_epoch_start`), which is the only batch whose loss
@@ -167,7 +167,6 @@ class LATTICE(MultimodalRecommender):
         self.n_mm_layers: int = config["n_mm_layers"]
         self.n_ui_layers: int = config["n_ui_layers"]
         self.ui_adjacency: str = config["ui_adjacency"]
-        self.train_features: bool = config["train_features"]
         self.reg_weight: float = config["reg_weight"]
         if self.ui_adjacency not in UI_ADJACENCIES:
             raise ConfigError(
@@ -175,13 +174,6 @@ class LATTICE(MultimodalRecommender):
                 "ui_adjacency",
                 f"unknown {self.ui_adjacency!r}",
                 f"use one of {UI_ADJACENCIES}",
-            )
-        if self.train_features and type(self).modal_feature is not LATTICE.modal_feature:
-            raise ConfigError(
-                "config",
-                "train_features",
-                f"{type(self).__name__} replaces the raw features the trainable copy would feed",
-                "set `train_features: false`",
             )
         self.init_id_embeddings(self.embedding_size)
         self.projections = nn.ModuleDict(
@@ -194,11 +186,7 @@ class LATTICE(MultimodalRecommender):
             if n_modalities > 1
             else None
         )
-        self.feature_tables = nn.ParameterDict(
-            {m: nn.Parameter(self.raw_feature(m).clone()) for m in self.modalities}
-            if self.train_features
-            else {}
-        )
+        self.init_feature_tables(config["train_features"])
         interactions = dataset.inter_matrix(form="coo")
         if self.ui_adjacency == "released":
             released = row_normalized_adjacency(interactions)
@@ -229,13 +217,6 @@ class LATTICE(MultimodalRecommender):
     def on_epoch_start(self, epoch: int) -> None:
         """Called by the trainer before every epoch: the next batch rebuilds the learned graph."""
         self._graph_stale = True
-
-    def modal_feature(self, modality: str, items: torch.Tensor | None = None) -> torch.Tensor:
-        """The trainable copy of ``modality``'s features if ``train_features``, else the raw
-        features; zero rows for items missing it."""
-        if not self.train_features:
-            return super().modal_feature(modality, items)
-        return masked_rows(self.feature_tables[modality], self.item_present(modality), items)
 
     def _ui_layers(self, ego: torch.Tensor) -> torch.Tensor:
         """Mean of ``ego`` and its ``n_ui_layers`` propagations over the user-item graph."""
