@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The kd benchmark's comparisons (issue 4's committed runs in results/kd) at both levels of
+"""The kd benchmark's comparisons (issue 4's committed runs, moved to results/kd-issue4) at both levels of
 recbole_mmkd.reporting.stats: over users and over seeds. Trains nothing.
 
     .venv/bin/python scripts/kd_seed_level.py
@@ -36,7 +36,7 @@ def entry(run: RunResult) -> str | None:
 
 def main() -> None:
     bench = load_benchmark("kd")
-    runs = load_results("results/kd")
+    runs = load_results("results/kd-issue4")
     for dataset in bench.datasets:
         mine = [replace(r, model=entry(r)) for r in runs if r.dataset == dataset and entry(r)]
         table = comparison_table(bench, mine)
