@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""The kd benchmark's comparisons (issue 4's committed runs, moved to results/kd-issue4) at both levels of
-recbole_mmkd.reporting.stats: over users and over seeds. Trains nothing.
+"""The kd benchmark's comparisons (issue 4's committed runs, moved to results/kd-issue4) at both
+levels of recbole_mmkd.reporting.stats: over users and over seeds. Trains nothing.
 
     .venv/bin/python scripts/kd_seed_level.py
 

@@ -5,6 +5,9 @@ TikTok split and seed; both test figures in ``results/reference/``.
     OMP_NUM_THREADS=1 python bench/mmrec/side_by_side.py MGCN --prepared /tmp/mmrec
     python bench/mmrec/side_by_side.py --table          # rebuild side_by_side.md from the JSONs
 
+This project's side draws training negatives by MMRec's rule (``negative_pool: train``: items
+that occur in training only); ``--negative-pool all`` runs it under this project's default
+(RecBole's rule, every item) instead, stored beside it, so the table shows what the rule costs.
 Each side trains until MMRec's early stop (20 evaluations without a better validation
 Recall@20, at most 1000 epochs, both projects' defaults) and reports test Recall@20 and
 NDCG@20 at its best validation epoch. Wall seconds are whole runs (data loading, training,
@@ -83,11 +86,12 @@ def _metrics(text: str, label: str) -> dict[str, float]:
     return {k: float(v) for k, v in re.findall(r"([a-z]+@\d+): ([0-9.]+)", line) if k in METRICS}
 
 
-def run_ours(model: str, seed: int, overrides: dict) -> dict:
+def run_ours(model: str, seed: int, overrides: dict, pool: str) -> dict:
     sys.path.insert(0, str(ROOT))
     from recbole_mmkd.pipeline import run_one
 
     start = time.perf_counter()
+    overrides = {**overrides, "negative_pool": pool}
     result = run_one(model, "tiktok", seed, OUT / "runs", overrides=overrides, reuse=False)
     return {
         "valid": {k: round(result.best_valid[k], 4) for k in METRICS},
@@ -96,24 +100,35 @@ def run_ours(model: str, seed: int, overrides: dict) -> dict:
         "epochs": result.epochs_run,
         "best_epoch": result.best_epoch,
         "config_hash": result.config_hash,
+        "negative_pool": pool,
     }
 
 
+OURS = {"train": "ours", "all": "ours_all_items"}  # a record's key for each negative pool
+
+
 def table(folder: Path = OUT) -> str:
-    """The side-by-side table of every stored comparison."""
+    """The side-by-side table of every stored comparison: MMRec, this project under MMRec's
+    negative rule (the ratio's numerator) and, where run, under its default rule."""
     rows = [
-        "| model | seed | MMRec Recall@20 | ours Recall@20 | ratio | MMRec NDCG@20 | ours NDCG@20 "
-        "| ratio | MMRec wall s / epochs | ours wall s / epochs |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | seed | MMRec Recall@20 | ours | ratio | MMRec NDCG@20 | ours | ratio "
+        "| ours, all-item negatives: Recall@20 / NDCG@20 | MMRec wall s / epochs "
+        "| ours wall s / epochs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path in sorted(folder.glob("mmrec-*.json")):
         r = json.loads(path.read_text())
-        m, o = r["mmrec"], r["ours"]
+        m, o, a = r["mmrec"], r.get(OURS["train"]), r.get(OURS["all"])
         cells = [r["model"], str(r["seed"])]
         for key in METRICS:
+            if o is None:
+                cells += [f"{m['test'][key]:.4f}", "not run", ""]
+                continue
             cells += [f"{m['test'][key]:.4f}", f"{o['test'][key]:.4f}",
                       f"{o['test'][key] / m['test'][key]:.3f}"]  # fmt: skip
-        cells += [f"{m['seconds']:.0f} / {m['epochs']}", f"{o['seconds']:.0f} / {o['epochs']}"]
+        cells.append(" / ".join(f"{a['test'][k]:.4f}" for k in METRICS) if a else "")
+        cells.append(f"{m['seconds']:.0f} / {m['epochs']}")
+        cells.append(f"{o['seconds']:.0f} / {o['epochs']}" if o else "")
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
 
@@ -124,6 +139,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prepared", type=Path, help="OUT of prepare_mmrec.py")
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--side", choices=["both", "mmrec", "ours"], default="both")
+    parser.add_argument(
+        "--negative-pool",
+        choices=sorted(OURS),
+        default="train",
+        help="this project's negatives: MMRec's rule (train) or its default",
+    )
     parser.add_argument("--table", action="store_true", help="only rebuild side_by_side.md")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -138,10 +159,11 @@ def main(argv: list[str] | None = None) -> None:
         if args.side in ("both", "mmrec"):
             record["mmrec"] = run_mmrec(args.model, args.prepared, args.seed, theirs)
         if args.side in ("both", "ours"):
-            record["ours"] = run_ours(args.model, args.seed, ours)
+            record[OURS[args.negative_pool]] = run_ours(
+                args.model, args.seed, ours, args.negative_pool
+            )
         path.write_text(json.dumps(record, indent=1) + "\n")
-    stored = [p for p in OUT.glob("mmrec-*.json")
-              if {"mmrec", "ours"} <= json.loads(p.read_text()).keys()]  # fmt: skip
+    stored = [p for p in OUT.glob("mmrec-*.json") if "mmrec" in json.loads(p.read_text())]
     if stored:
         (OUT / "side_by_side.md").write_text(table())
         print(table())
