@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from recbole_mmkd.config import RUN_KEYS, hashable_config
 from recbole_mmkd.errors import MMKDError
 from recbole_mmkd.identity import code_info, config_hash
 from recbole_mmkd.model import get_model
+from recbole_mmkd.past_code import clean_commit, replay_at
 from recbole_mmkd.pipeline import cpu_model
 from recbole_mmkd.prepare import config_for, hashed_config, prepare
 from recbole_mmkd.result import ResultError, RunResult, find_results, run_dir_for
@@ -76,9 +78,9 @@ def _threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _teacher_keys(result: RunResult, root: Path, **common: Any) -> dict[str, str]:
-    """The current teacher run of a student whose teacher was carried (or is current), its
-    artefacts restored first where they are not on disk (:func:`restore_artefacts`)."""
+def teacher_run(result: RunResult, root: Path) -> Path:
+    """The folder of the run a student distilled from: its teacher's run under ``root`` whose
+    config hash, current or carried from, is the student's ``teacher_hash``."""
     old = str(result.config["teacher_hash"])  # RecBole reads a hash of digits as a number
     folder = root / result.dataset / result.config["teacher"]
     for run_dir in sorted(folder.glob(f"*/seed-{result.seed}")):
@@ -86,13 +88,20 @@ def _teacher_keys(result: RunResult, root: Path, **common: Any) -> dict[str, str
             teacher = RunResult.load(run_dir)
         except ResultError:
             continue
-        hashes = {teacher.config_hash} | {c["from_hash"] for c in teacher.carried}
-        if old in hashes:
-            ref = TeacherRef(teacher.model, teacher.config_hash, run_dir)
-            if not ref.stored():
-                restore_artefacts(run_dir, **common)
-            return ref.keys()
+        if old in {teacher.config_hash} | {c["from_hash"] for c in teacher.carried}:
+            return run_dir
     raise CarryError(f"{result.model} seed {result.seed}: no run of its teacher {old} in {folder}")
+
+
+def _teacher_keys(result: RunResult, root: Path, **common: Any) -> dict[str, str]:
+    """The keys that point a student at its teacher's current run, whose artefacts are
+    restored first where they are not on disk (:func:`restore_artefacts`)."""
+    run_dir = teacher_run(result, root)
+    teacher = RunResult.load(run_dir)
+    ref = TeacherRef(teacher.model, teacher.config_hash, run_dir)
+    if not ref.stored():
+        restore_artefacts(run_dir, **common)
+    return ref.keys()
 
 
 def restore_artefacts(run_dir: Path, *, data_path: Any = None, properties: Any = None) -> None:
@@ -156,6 +165,37 @@ def replay(config: Any, *, seed: int, epochs: int, threads: int) -> list[dict[st
     return fingerprint(fit.curve, epochs)
 
 
+def _probe_root(run_dir: Path, result: RunResult, root: Path, tmp: Path, **common: Any) -> Path:
+    """A copy of the stored run under the results root ``tmp``, for replays that must not
+    touch ``root``; a student's teacher run comes along, with probe artefacts (its untrained
+    model's tables and state) where its own are not on disk: both codes of an A/B replay read
+    the same teacher, which is all the comparison needs."""
+    shutil.copytree(run_dir, tmp / run_dir.relative_to(root))
+    if not getattr(get_model(result.model), "needs_teacher", False):
+        return tmp
+    source = teacher_run(result, root)
+    target = tmp / source.relative_to(root)
+    shutil.copytree(source, target)
+    teacher = RunResult.load(target)
+    if not TeacherRef(teacher.model, teacher.config_hash, target).stored():
+        config = replay_config(teacher, tmp, **common)
+        untrained = prepare(teacher.model, teacher.dataset, seed=teacher.seed, config=config).model
+        for name, arrays in teacher_arrays(untrained).items():
+            np.savez(target / name, **arrays)
+    return tmp
+
+
+def _replayable_commit(result: RunResult) -> str:
+    commit = clean_commit(result.code)
+    if commit is None:
+        raise CarryError(
+            f"made on {result.environment.get('cpu')} by code that is not a clean commit "
+            f"({(result.code or {}).get('git_commit')}), so neither its fingerprint nor its "
+            "code can be replayed here; `run` trains it again"
+        )
+    return commit
+
+
 def carry_run(
     run_dir: Path,
     *,
@@ -164,29 +204,50 @@ def carry_run(
     data_path: Any = None,
     properties: Any = None,
 ) -> str:
-    """Replay one stored run and move it to the current code if its fingerprint is identical;
-    a line that says what happened."""
+    """Replay one stored run and move it to the current code if the replay shows the same
+    numbers; a line that says what happened.
+
+    On the processor the run was made on (or where it recorded none) the evidence is its own
+    fingerprint: the first ``epochs`` of its stored validation curve, replayed bit for bit. On
+    another processor that cannot match, so the evidence is an A/B replay: the commit the run
+    recorded and the current code, both replayed here on a copy of it (:mod:`.past_code`),
+    bit for bit the same."""
     run_dir = Path(run_dir)
     root = run_dir.parents[3]  # <root>/<dataset>/<model>/<hash>/seed-<n>
     result = RunResult.load(run_dir)
     name = f"{result.dataset} / {result.model} / seed {result.seed}"
+    common = {"data_path": data_path, "properties": properties}
+    threads = int(result.environment.get("threads", 1))
+    made, here = result.environment.get("cpu"), cpu_model()
+    method = "fingerprint" if made in (None, here) else "a/b"
     try:
-        config = replay_config(result, root, data_path=data_path, properties=properties)
-    except MMKDError as err:  # a retired key or model, a value now out of range, no teacher
+        with tempfile.TemporaryDirectory() as tmp:
+            if method == "fingerprint":
+                config = replay_config(result, root, **common)
+            else:
+                commit = _replayable_commit(result)
+                probe = _probe_root(run_dir, result, root, Path(tmp), **common)
+                config = replay_config(result, probe, **common)
+            if config_hash(config) == result.config_hash:
+                return f"current {name} ({result.config_hash})"
+            now = replay(config, seed=result.seed, epochs=epochs, threads=threads)
+            if method == "fingerprint":
+                before = fingerprint(result.valid_curve, epochs)
+            else:
+                copy = probe / run_dir.relative_to(root)
+                before = replay_at(
+                    commit, copy, epochs=epochs, threads=threads, data_path=data_path
+                )
+                now = json.loads(json.dumps(now))
+            difference = first_difference(before, now)
+    except MMKDError as err:  # a retired key or model, no teacher, no replayable code
         return f"kept    {name}: {err}"
     digest = config_hash(config)
-    if digest == result.config_hash:
-        return f"current {name} ({digest})"
-    threads = int(result.environment.get("threads", 1))
-    stored = fingerprint(result.valid_curve, epochs)
-    difference = first_difference(
-        stored, replay(config, seed=result.seed, epochs=epochs, threads=threads)
-    )
     if difference:
-        made = result.environment.get("cpu", "an unrecorded processor")
+        what = {"fingerprint": "fingerprint", "a/b": "replay of its commit beside the current code"}
         return (
-            f"kept    {name}: fingerprint differs ({difference}; made on {made}, replayed on "
-            f"{cpu_model()}); `run` trains it again"
+            f"kept    {name}: {what[method]} differs ({difference}; made on "
+            f"{made or 'an unrecorded processor'}, replayed on {here}); `run` trains it again"
         )
     if dry_run:
         return f"same    {name}: {result.config_hash} -> {digest} (dry run, not moved)"
@@ -195,6 +256,8 @@ def carry_run(
         "from_code": result.code or "unrecorded",
         "epochs": epochs,
         "threads": threads,
+        "method": method,
+        "replayed_on": here,
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     moved = replace(
@@ -214,7 +277,8 @@ def carry_run(
     shutil.rmtree(run_dir)
     if not any(run_dir.parent.iterdir()):
         run_dir.parent.rmdir()
-    return f"carried {name}: {result.config_hash} -> {digest} ({epochs} epochs identical)"
+    how = "identical" if method == "fingerprint" else f"the same under both codes on {here}"
+    return f"carried {name}: {result.config_hash} -> {digest} ({epochs} epochs {how})"
 
 
 def carry_folder(root: Path, **options: Any) -> Iterator[str]:

@@ -112,7 +112,7 @@ def test_report_of_a_folder_with_a_corrupt_result_reports_the_rest(toy, tmp_path
 def _age(run_dir, old_hash: str, **edit):
     """Make a stored run look as if older code had made it under ``old_hash``."""
     meta = json.loads((run_dir / "result.json").read_text())
-    meta.update(config_hash=old_hash, code={}, **edit)
+    meta.update({"config_hash": old_hash, "code": {}, **edit})
     (run_dir / "result.json").write_text(json.dumps(meta))
     old = run_dir.parent.parent / old_hash / run_dir.name
     shutil.move(str(run_dir), old)
@@ -290,3 +290,52 @@ def test_carry_keeps_a_sweep_no_carried_run_vouches_for(toy, tmp_path):
     run_one("BPR", "toy", 1, out, overrides={**entry.overrides, "reg_weight": 0.001},
             data_path=toy)  # fmt: skip
     assert next(iter(carry_sweeps(bench, out, data_path=toy))).startswith("kept")
+
+
+def _elsewhere(run_dir, old_hash: str, **edit):
+    """A stored run as if made on another processor by older code (``_age``)."""
+    meta = json.loads((run_dir / "result.json").read_text())
+    environment = {**meta["environment"], "cpu": "Another Processor, AVX512"}
+    return _age(run_dir, old_hash, environment=environment, **edit)
+
+
+def _head() -> str:
+    import subprocess
+
+    from conftest import ROOT
+
+    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+
+
+def test_carry_on_another_processor_replays_the_runs_commit_beside_the_current_code(toy, tmp_path):
+    """A fingerprint made on another processor cannot replay here; the run's own commit and the
+    current code, both replayed here, can be compared instead (a teacher and its student, the
+    teacher's arrays not on disk: the student's replays read probe arrays)."""
+    from recbole_mmkd.teacher import STATE_FILE, TABLES_FILE
+
+    out = tmp_path / "out"
+    kd = fast(epochs=3, teacher="LightGCN", teacher_config=fast(epochs=3), kd_method="logit")
+    student = run_one("KD-BPR", "toy", 1, out, overrides=kd, data_path=toy)
+    teacher_dir = find_results(out / "toy" / "LightGCN")[0]
+    for name in (TABLES_FILE, STATE_FILE):
+        (teacher_dir / name).unlink()
+    commit = {"git_commit": _head()}
+    _elsewhere(teacher_dir, "01dteacher", code=commit)
+    _elsewhere(find_results(out / "toy" / "KD-BPR")[0], "01dstudent", code=commit,
+               config={**student.config, "teacher_hash": "01dteacher"})  # fmt: skip
+    lines = list(carry_folder(out, data_path=toy))
+    assert [line.split()[0] for line in lines] == ["carried", "carried"], lines
+    assert "the same under both codes on" in lines[1]
+    moved = RunResult.load(find_results(out / "toy" / "KD-BPR")[0])
+    assert moved.carried[0]["method"] == "a/b" and moved.test == student.test
+    assert not (find_results(out / "toy" / "LightGCN")[0] / TABLES_FILE).exists()  # no probe kept
+
+
+def test_carry_keeps_a_run_of_another_processor_whose_code_is_not_a_clean_commit(toy, tmp_path):
+    out = tmp_path / "out"
+    run_one("BPR", "toy", 1, out, overrides=fast(), data_path=toy)
+    commit = {"git_commit": _head() + "+dirty"}
+    _elsewhere(find_results(out)[0], "0ld0ld0ld0", code=commit)
+    [line] = carry_folder(out, data_path=toy)
+    assert line.startswith("kept") and "not a clean commit" in line

@@ -1,0 +1,89 @@
+"""Running a stored run's own code beside the current code: the commit a RunResult records
+(``code.git_commit``) checked out in a temporary git worktree, and a fingerprint replay there in
+a subprocess that imports the package from it (:func:`replay_at`).
+
+A replay on another processor cannot reproduce a run's stored fingerprint bit for bit (float
+sums follow the processor's vector kernels and BLAS paths), but the run's code and the current
+code replayed on the same processor can be compared bit for bit: identical fingerprints there
+show the change between them computes the same numbers, which is what carrying a run claims
+(:func:`recbole_mmkd.carry.carry_run`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from recbole_mmkd.config import PACKAGE
+from recbole_mmkd.errors import MMKDError
+
+CHECKOUT = PACKAGE.parent  # the source checkout the package runs from
+
+# Run under the past code: the fingerprint of a stored run, as that code's carry replays it.
+_REPLAY = """
+import json, sys
+from pathlib import Path
+import recbole_mmkd
+from recbole_mmkd.carry import replay, replay_config
+from recbole_mmkd.result import RunResult
+run_dir, epochs, threads = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+data_path = sys.argv[4] or None
+result = RunResult.load(run_dir)
+config = replay_config(result, run_dir.parents[3], data_path=data_path)
+curve = replay(config, seed=result.seed, epochs=epochs, threads=threads)
+print("FINGERPRINT " + json.dumps(curve))
+"""
+
+
+class PastCodeError(MMKDError):
+    """A past commit that cannot be checked out or replayed here."""
+
+
+def clean_commit(code: dict[str, Any]) -> str | None:
+    """The commit a RunResult's ``code`` names, when the run's package had no uncommitted
+    change (None otherwise: that code cannot be checked out again)."""
+    commit = (code or {}).get("git_commit")
+    return commit if commit and not commit.endswith("+dirty") else None
+
+
+@cache
+def commit_tree(commit: str) -> Path:
+    """A read-only worktree of ``commit`` of this checkout, removed when the process exits."""
+    if not (CHECKOUT / ".git").exists():
+        raise PastCodeError(f"the package does not run from a git checkout ({CHECKOUT})")
+    folder = Path(tempfile.mkdtemp(prefix="recbole-mmkd-")) / commit[:12]
+    git = ["git", "-C", str(CHECKOUT)]
+    done = subprocess.run(
+        [*git, "worktree", "add", "--detach", str(folder), commit], capture_output=True, text=True
+    )
+    if done.returncode:
+        raise PastCodeError(f"commit {commit[:12]} cannot be checked out: {done.stderr.strip()}")
+    atexit.register(subprocess.run, [*git, "worktree", "remove", "--force", str(folder)],
+                    capture_output=True)  # fmt: skip
+    return folder
+
+
+def replay_at(
+    commit: str, run_dir: Path, *, epochs: int, threads: int, data_path: Any = None
+) -> list[dict[str, float]]:
+    """The fingerprint of the stored run in ``run_dir`` replayed by ``commit``'s code (its own
+    properties and datasets), on this processor."""
+    tree = commit_tree(commit)
+    path = os.pathsep.join([str(tree), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": str(threads)}
+    args = [str(run_dir), str(epochs), str(threads), str(data_path or "")]
+    done = subprocess.run([sys.executable, "-c", _REPLAY, *args], capture_output=True, text=True,
+                          env=env, cwd=tree)  # fmt: skip
+    lines = [line for line in done.stdout.splitlines() if line.startswith("FINGERPRINT ")]
+    if done.returncode or not lines:
+        raise PastCodeError(
+            f"the replay under commit {commit[:12]} failed: {done.stderr.strip()[-500:]}"
+        )
+    return json.loads(lines[-1].removeprefix("FINGERPRINT "))
