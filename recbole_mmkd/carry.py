@@ -170,9 +170,15 @@ def _probe_root(run_dir: Path, result: RunResult, root: Path, tmp: Path, **commo
     touch ``root``; a student's teacher run comes along, with probe artefacts (its untrained
     model's tables and state) where its own are not on disk: both codes of an A/B replay read
     the same teacher, which is all the comparison needs."""
-    shutil.copytree(run_dir, tmp / run_dir.relative_to(root))
+    copy = tmp / run_dir.relative_to(root)
+    shutil.copytree(run_dir, copy)
     if not getattr(get_model(result.model), "needs_teacher", False):
         return tmp
+    # Code before 04d4156 stored a hash of digits as the number RecBole read it as, and looks
+    # its teacher up by that value: the copy holds it as the text it is.
+    meta = json.loads((copy / "result.json").read_text())
+    meta["config"]["teacher_hash"] = str(meta["config"]["teacher_hash"])
+    (copy / "result.json").write_text(json.dumps(meta))
     source = teacher_run(result, root)
     target = tmp / source.relative_to(root)
     shutil.copytree(source, target)
