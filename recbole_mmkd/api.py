@@ -113,7 +113,7 @@ def run_benchmark(
     runs = _benchmark.run_benchmark(
         bench, folder, data_path=data_path, properties=properties, force=force
     )
-    result = Report(bench, runs, teachers_from=folder)
+    result = Report(bench, runs, teachers_from=folder, data_path=data_path, properties=properties)
     if not overrides and not _benchmark.is_part(bench, whole):  # overrides make it another
         result.save(folder)
     return result
@@ -126,10 +126,14 @@ def report(
     metrics: Sequence[str] = DEFAULT_METRICS,
     test: str = "t",
     correction: str = "holm",
+    data_path: str | Path | None = None,
+    properties: Any = None,
 ) -> Report:
     """The report of every RunResult under ``folder`` (trains nothing), comparing every model
     with ``reference``. A model found under several configurations is named by the config
-    keys that differ (``GRCN (routing=paper)``), or by its config hash."""
+    keys that differ (``GRCN (routing=paper)``), or by its config hash. ``data_path`` and
+    ``properties`` are where the runs' datasets and YAML are found, to tell which runs the
+    current code reproduces."""
     from recbole_mmkd.reporting.stats import CORRECTIONS, TESTS
 
     folder = Path(folder)
@@ -161,7 +165,7 @@ def report(
     seeds = sorted({r.seed for r in results})
     bench = Benchmark(folder.name, list(runs), seeds, metrics, [], pairs,
                       test, correction, reference, str(folder))  # fmt: skip
-    return Report(bench, runs, link_comparisons=False)
+    return Report(bench, runs, link_comparisons=False, data_path=data_path, properties=properties)
 
 
 @dataclass
@@ -207,6 +211,6 @@ def sweep(
     runs = final_runs(spec, best, folder, **common)
     bench = Benchmark(spec.name, [spec.dataset], spec.final_seeds, list(DEFAULT_METRICS),
                       [Entry(spec.model)], [], source=spec.source)  # fmt: skip
-    result = Report(bench, {spec.dataset: runs}, teachers_from=folder / "runs")
+    result = Report(bench, {spec.dataset: runs}, teachers_from=folder / "runs", **common)
     result.save(folder)
     return SweepResult(spec, trials, best.to_dict(), runs, result)

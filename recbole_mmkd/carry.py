@@ -7,13 +7,15 @@ deterministic, so its stored training trajectory is a fingerprint: the training 
 full validation evaluation of each of its first epochs (``valid_curve``), recorded when the
 run was made. :func:`carry_run` re-runs the stored configuration on the same data and seed for
 those epochs (with the CPU threads the run recorded; float sums depend on them), under the
-current code, and compares bit for bit. Only an identical fingerprint moves the result to the
-current config hash; the RunResult then records the move in ``carried``. A fingerprint that
-differs leaves the run where it is (stale: ``run`` trains it again; reports flag tables that
-mix code versions). What the fingerprint cannot see, it cannot vouch for: code that acts
-only on the test split (``evaluate_full``'s per-user metrics, the robustness curves) or only
-after the replayed epochs; a change there is carried as identical, so ``carry`` is for
-refactors of the training path, and the RunResult's ``carried`` record says what was compared.
+current code, and compares bit for bit; a run made on another processor is compared by an A/B
+replay of its own commit beside the current code instead. Only identical numbers move the
+result to the current config hash; the RunResult then records the move in ``carried``. A run
+whose numbers differ stays where it is (stale: ``run`` trains it again; reports name the runs
+the current code would not reproduce). What the replay cannot see, it cannot vouch for: code
+that acts only on the test split (``evaluate_full``'s per-user metrics, the robustness curves)
+or only after the replayed epochs; a change there is carried as identical, so ``carry`` is
+for refactors of the training path, and the RunResult's ``carried`` record says what was
+compared.
 """
 
 from __future__ import annotations
@@ -133,12 +135,15 @@ def restore_artefacts(run_dir: Path, *, data_path: Any = None, properties: Any =
         np.savez(run_dir / name, **arrays)
 
 
-def replay_config(result: RunResult, root: Path, *, data_path: Any = None, properties: Any = None):
-    """The current config of a stored run: its settings as overrides of today's defaults (a
-    key the code no longer knows is refused), pointed at its teacher's current run."""
+def stored_overrides(
+    result: RunResult, *, data_path: Any = None, properties: Any = None
+) -> dict[str, Any]:
+    """A stored run's settings as overrides of today's defaults for its model and dataset (a
+    key the code no longer knows is refused); its teacher's hash left out."""
+    model = result.config.get("model", result.model)  # a report may have relabelled the run
     common = {"data_path": data_path, "properties": properties, "source": "stored config"}
     defaults = hashable_config(
-        config_for(result.model, result.dataset, overrides={"seed": result.seed}, **common)
+        config_for(model, result.dataset, overrides={"seed": result.seed}, **common)
     )
     gone = sorted(
         k
@@ -146,14 +151,44 @@ def replay_config(result: RunResult, root: Path, *, data_path: Any = None, prope
         if k not in defaults and k not in RUN_KEYS and v is not None
     )
     if gone:
-        raise CarryError(f"{result.model} seed {result.seed}: settings {gone} no longer exist")
+        raise CarryError(f"{model} seed {result.seed}: settings {gone} no longer exist")
     overrides = {k: v for k, v in result.config.items() if k in defaults and defaults[k] != v}
     overrides.pop("teacher_hash", None)
+    return overrides
+
+
+def replay_config(result: RunResult, root: Path, *, data_path: Any = None, properties: Any = None):
+    """The current config of a stored run (:func:`stored_overrides`), pointed at its teacher's
+    current run."""
+    common = {"data_path": data_path, "properties": properties}
+    overrides = stored_overrides(result, **common)
     if getattr(get_model(result.model), "needs_teacher", False):
-        overrides.update(_teacher_keys(result, root, data_path=data_path, properties=properties))
+        overrides.update(_teacher_keys(result, root, **common))
     return config_for(
-        result.model, result.dataset, overrides={**overrides, "seed": result.seed}, **common
+        result.model,
+        result.dataset,
+        overrides={**overrides, "seed": result.seed},
+        source="stored config",
+        **common,
     )
+
+
+def is_current(result: RunResult, *, data_path: Any = None, properties: Any = None) -> bool:
+    """Whether the current code gives a stored run's settings its config hash: the run is what
+    this code computes (a student's teacher included). Trains nothing; a run whose settings,
+    model or data cannot be found here is not current."""
+    common = {"data_path": data_path, "properties": properties}
+    try:
+        config = hashed_config(
+            result.config.get("model", result.model),
+            result.dataset,
+            seed=result.seed,
+            overrides=stored_overrides(result, **common),
+            **common,
+        )
+    except MMKDError:
+        return False
+    return config_hash(config) == result.config_hash
 
 
 def replay(config: Any, *, seed: int, epochs: int, threads: int) -> list[dict[str, float]]:

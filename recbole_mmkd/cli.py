@@ -126,6 +126,8 @@ def cmd_report(args: argparse.Namespace) -> None:
         metrics=args.metrics,
         test=args.test,
         correction=args.correction,
+        data_path=args.data_path,
+        properties=args.properties,
     )
     report.save(Path(args.results))
     print(report.to_markdown())
@@ -243,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--metrics", nargs="+", default=["recall@20", "ndcg@20"])
     rep.add_argument("--test", default="t", choices=["t", "randomisation", "wilcoxon"])
     rep.add_argument("--correction", default="holm", choices=["holm", "bh", "none"])
+    _where(rep)
     rep.set_defaults(func=cmd_report)
 
     board = sub.add_parser("leaderboard", help="print the leaderboard of a results folder")

@@ -158,19 +158,23 @@ def test_carry_refuses_settings_that_no_longer_exist(toy, tmp_path):
     assert line.startswith("kept") and "['retired_key'] no longer exist" in line
 
 
-def test_a_report_marks_a_table_that_mixes_code_versions(toy, tmp_path):
+def test_a_report_names_the_runs_the_current_code_would_not_reproduce(toy, tmp_path):
     from recbole_mmkd.api import report
 
     out = tmp_path / "out"
+    kd = fast(teacher="LightGCN", teacher_config=fast(), kd_method="logit")
     for seed in (1, 2):
         run_one("BPR", "toy", seed, out, overrides=fast(), data_path=toy)
-    assert "Mixed code versions" not in report(out).to_markdown()
-    _age(find_results(out)[0], "0ld0ld0ld0")
-    mixed = report(out)
-    assert "**Mixed code versions** (package digests): " in mixed.to_markdown()
-    assert "unrecorded (1 runs)" in mixed.to_markdown()
-    mixed.save(out)
-    assert "Mixed code versions" in (out / "leaderboard-toy.md").read_text()
+    run_one("KD-BPR", "toy", 1, out, overrides=kd, data_path=toy)
+    current = report(out, data_path=toy)
+    assert "Not the current code" not in current.to_markdown()  # a student and its teacher too
+    _age(find_results(out / "toy" / "BPR")[0], "0ld0ld0ld0")
+    stale = report(out, data_path=toy)
+    assert "**Not the current code**: 1 of 4 runs" in stale.to_markdown()
+    stale.save(out)
+    assert "Not the current code" in (out / "leaderboard-toy.md").read_text()
+    elsewhere = report(out)  # the dataset is not found without its data path: not verified
+    assert "**Not the current code**: 4 of 4 runs" in elsewhere.to_markdown()
 
 
 def test_carry_moves_a_teacher_then_its_student(toy, tmp_path):

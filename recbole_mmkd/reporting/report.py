@@ -17,6 +17,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -158,10 +159,12 @@ def combined_table(runs: dict[str, list[RunResult]], metrics: list[str]) -> pd.D
     return pd.DataFrame(columns).rename_axis("model").reset_index().fillna("")
 
 
-def code_versions(results: list[RunResult]) -> Counter:
-    """How many runs each package digest made (``unrecorded`` for runs older than the
-    record); more than one key means a table mixes code versions."""
-    return Counter(r.code.get("package_digest", "unrecorded") for r in results)
+def stale_runs(results: list[RunResult], **common: Any) -> list[RunResult]:
+    """The runs whose config hash the current code does not give their settings
+    (:func:`recbole_mmkd.carry.is_current`): made by other code, data or settings."""
+    from recbole_mmkd.carry import is_current
+
+    return [r for r in results if not is_current(r, **common)]
 
 
 @dataclass
@@ -175,19 +178,21 @@ class DatasetReport:
     efficiency: pd.DataFrame
     links: list[tuple[str, str]]  # (from, to) arrows of the efficiency figure
     latex: str
-    versions: Counter = field(default_factory=Counter)
-
-    @property
-    def mixed_code(self) -> bool:
-        return len(self.versions) > 1
+    stale: list[RunResult] = field(default_factory=list)  # not what the current code computes
 
     def board_markdown(self, metrics: list[str]) -> str:
-        """The leaderboard as Markdown, with a warning where its runs came from more than one
-        version of the code."""
+        """The leaderboard as Markdown, with a warning naming the runs that the current code
+        would not reproduce (other code, data or settings)."""
         text = to_markdown(self.leaderboard, metrics=metrics)
-        if self.mixed_code:
-            versions = ", ".join(f"{k} ({n} runs)" for k, n in sorted(self.versions.items()))
-            text += f"\n\n**Mixed code versions** (package digests): {versions}."
+        if self.stale:
+            counts = Counter(r.model for r in self.stale)
+            named = ", ".join(f"{m} ({n})" for m, n in sorted(counts.items()))
+            text += (
+                f"\n\n**Not the current code**: {len(self.stale)} of {len(self.results)} runs "
+                f"were made by other code, data or settings than the current code gives them "
+                f"({named}); `recbole-mmkd carry` moves them where a replay shows the same "
+                "numbers, `run` trains them again."
+            )
         return text
 
 
@@ -204,16 +209,23 @@ class Report:
         *,
         teachers_from: Path | None = None,
         link_comparisons: bool = True,
+        data_path: Any = None,
+        properties: Any = None,
     ) -> None:
         self.bench = bench
         self.datasets: dict[str, DatasetReport] = {}
+        common = {"data_path": data_path, "properties": properties}
         for dataset, results in runs.items():
             if teachers_from is not None:
                 results = results + teacher_runs(results, teachers_from)
-            self.datasets[dataset] = self._dataset(dataset, results, link_comparisons)
+            self.datasets[dataset] = self._dataset(dataset, results, link_comparisons, common)
 
     def _dataset(
-        self, dataset: str, results: list[RunResult], link_comparisons: bool
+        self,
+        dataset: str,
+        results: list[RunResult],
+        link_comparisons: bool,
+        common: dict[str, Any],
     ) -> DatasetReport:
         bench = self.bench
         table = leaderboard(results, metrics=bench.metrics)
@@ -244,7 +256,7 @@ class Report:
             efficiency if efficiency is not None else pd.DataFrame(),
             links,
             latex,
-            code_versions(results),
+            stale_runs(results, **common),
         )
 
     @property
