@@ -14,8 +14,8 @@ import pandas as pd
 
 from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.identity import config_hash
-from recbole_mmkd.model import get_model
-from recbole_mmkd.pipeline import run_config, run_one, stored_run
+from recbole_mmkd.pipeline import run_one, stored_run
+from recbole_mmkd.prepare import hashed_config
 from recbole_mmkd.progress import BenchmarkProgress
 from recbole_mmkd.result import RunResult, run_dir_for
 from recbole_mmkd.specs import Benchmark, Entry, check_benchmark, tuning_budget, tuning_sweep
@@ -61,17 +61,16 @@ def is_part(part: Benchmark, whole: Benchmark) -> bool:
     return (part.entries, part.seeds) != (whole.entries, whole.seeds)
 
 
-def is_stored(
+def stored_result(
     dataset: str, entry: Entry, seed: int, out: Path, *, data_path: Any, properties: Any
-) -> bool:
-    """Whether a run is on disk already, asked without training anything (a student is not
-    asked: finding its config hash may train its teacher)."""
-    if getattr(get_model(entry.model), "needs_teacher", False):
-        return False
+) -> RunResult | None:
+    """The run on disk already for this (dataset, entry, seed), found without training
+    anything: a student's config hash names its teacher by the teacher's config hash, so a
+    stored student is reused without its teacher's artefacts (which stay local)."""
     common = {"data_path": data_path, "properties": properties}
-    config = run_config(entry.model, dataset, seed, out, overrides=entry.overrides, **common)
-    run_dir = run_dir_for(out, dataset, entry.model, config_hash(config), seed)
-    return stored_run(run_dir) is not None
+    overrides = entry.overrides
+    config = hashed_config(entry.model, dataset, seed=seed, overrides=overrides, **common)
+    return stored_run(run_dir_for(out, dataset, entry.model, config_hash(config), seed))
 
 
 def tuned_entries(
@@ -152,9 +151,9 @@ def run_benchmark(
     runs: dict[str, list[RunResult]] = {}
     for dataset, entry, seed in plan:
         label = f"{dataset} / {entry.name} / seed {seed}"
-        stored = not force and is_stored(dataset, entry, seed, out, **common)
-        progress.begin(label, stored=stored)
-        result = run_one(
+        stored = None if force else stored_result(dataset, entry, seed, out, **common)
+        progress.begin(label, stored=stored is not None)
+        result = stored or run_one(
             entry.model,
             dataset,
             seed,
@@ -165,6 +164,6 @@ def run_benchmark(
             progress_title=label,
             **common,
         )
-        progress.end(trained=not stored)
+        progress.end(trained=stored is None)
         runs.setdefault(dataset, []).append(replace(result, model=entry.name))
     return runs

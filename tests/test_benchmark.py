@@ -197,6 +197,26 @@ def test_a_benchmark_splits_by_dataset_seeds_and_models_keeping_its_protocol():
         restrict(kd, models=["VBPR"])
 
 
+def test_a_stored_student_is_reused_without_its_teachers_artefacts(toy, tmp_path):
+    """Teacher arrays stay local: on a fresh checkout a benchmark finds its stored students by
+    their teachers' config hashes, trains no teacher and reuses every run."""
+    from recbole_mmkd.teacher import STATE_FILE, TABLES_FILE
+
+    kd = str(fast(teacher="LightGCN", teacher_config=fast(), kd_method="logit")).replace("'", "")
+    (tmp_path / "b.yaml").write_text(
+        f"datasets: [toy]\nseeds: [1]\nmodels:\n  - {{model: KD-BPR, set: {kd}}}\n"
+    )
+    bench, out = load_benchmark(tmp_path / "b.yaml"), tmp_path / "out"
+    run_benchmark(bench, out, data_path=toy)
+    for name in (TABLES_FILE, STATE_FILE):
+        (find_results(out / "toy" / "LightGCN")[0] / name).unlink()
+    stamps = {p: (p / "result.json").stat().st_mtime_ns for p in find_results(out)}
+    [student] = run_benchmark(bench, out, data_path=toy)["toy"]
+    assert {p: (p / "result.json").stat().st_mtime_ns for p in find_results(out)} == stamps
+    assert student.model == "KD-BPR"
+    assert not (find_results(out / "toy" / "LightGCN")[0] / TABLES_FILE).exists()
+
+
 def test_an_entry_runs_on_the_datasets_it_names(toy, tmp_path):
     from conftest import write_dataset
 
