@@ -28,6 +28,7 @@ __all__ = [
     "run_benchmark",
     "run_models",
     "sweep",
+    "tune_benchmark",
 ]
 _ERRORS = {"ConfigError", "DataError", "MMKDError"}
 

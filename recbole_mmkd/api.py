@@ -119,6 +119,25 @@ def run_benchmark(
     return result
 
 
+def tune_benchmark(
+    name_or_spec: str | Path | Benchmark,
+    *,
+    datasets: list[str] | None = None,
+    models: list[str] | None = None,
+    out: str | Path | None = None,
+    data_path: str | Path | None = None,
+    properties: Any = None,
+) -> dict[str, pd.DataFrame]:
+    """Search the space of every entry (or of ``models``) of a benchmark on validation, as
+    :func:`run_benchmark` does first, and train no final seed: per dataset, each tuned entry's
+    budget, chosen point and best validation value (``tuning-<dataset>.csv`` under ``out``).
+    A later ``run_benchmark`` reuses the sweeps."""
+    whole = _benchmark_spec(name_or_spec, properties)
+    bench = _benchmark.restrict(whole, datasets=datasets, models=models)
+    folder = _out(out, whole.name)
+    return _benchmark.tune_benchmark(bench, folder, data_path=data_path, properties=properties)
+
+
 def report(
     folder: str | Path,
     *,

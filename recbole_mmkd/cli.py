@@ -61,6 +61,18 @@ def cmd_run(args: argparse.Namespace) -> None:
     overrides = parse_overrides(args.set)
     common = {"data_path": args.data_path, "properties": args.properties}
     start = time.perf_counter()
+    if args.benchmark and args.tune_only:
+        tables = api.tune_benchmark(
+            args.benchmark,
+            datasets=[args.dataset] if args.dataset else None,
+            models=args.models,
+            out=args.out,
+            **common,
+        )
+        for dataset, table in tables.items():
+            print(f"## {dataset} (validation; no final seed trained)\n\n"
+                  f"{table.to_markdown(index=False)}\n")  # fmt: skip
+        return
     if args.benchmark:
         report = api.run_benchmark(
             args.benchmark,
@@ -222,6 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="results folder (default: results/<benchmark or adhoc>)")
     run.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     run.add_argument("--force", action="store_true", help="re-train runs already on disk")
+    run.add_argument(
+        "--tune-only",
+        action="store_true",
+        help="a benchmark's validation searches alone: its tuning table, no final seed",
+    )
     _where(run)
     run.set_defaults(func=cmd_run)
 

@@ -134,9 +134,11 @@ def run_dir_for(root: Path, dataset: str, model: str, config_hash: str, seed: in
 
 
 def find_results(root: Path) -> list[Path]:
-    """Every run directory under ``root`` (temporary ones are hidden, so skipped)."""
+    """Every run directory under ``root``: ``<dataset>/<model>/<hash>/seed-<n>`` folders
+    holding a RunResult (temporary ones are hidden, so skipped; Ray's trial folders under a
+    sweep hold a ``result.json`` of their own and are not runs)."""
     return sorted(
-        p.parent for p in Path(root).rglob(RESULT_FILE) if not p.parent.name.startswith(".")
+        p.parent for p in Path(root).rglob(RESULT_FILE) if p.parent.name.startswith("seed-")
     )
 
 

@@ -3,6 +3,7 @@ comparison, then run their seeds with the chosen point."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -55,6 +56,33 @@ def test_the_search_runs_on_validation_only_and_the_seeds_use_its_choice(
     table = (out / "tuning-toy.md").read_text()
     assert '{"pick": "valid"}' in table and "| P " in table
     assert (out / "tuning" / "toy").is_dir()
+
+
+def test_tune_only_searches_on_validation_and_trains_no_final_seed(toy, tmp_path):
+    import ray
+
+    import recbole_mmkd as mm
+    from recbole_mmkd.result import find_results
+
+    quick = str({**fast(epochs=2), "robustness_shares": []}).replace("'", "")
+    spec = _spec(
+        tmp_path,
+        f"datasets: [toy]\nseeds: [1]\nmodels:\n"
+        f"  - {{model: BPR, set: {quick}, space: {{reg_weight: [0.1, 0.001]}}}}\n"
+        "tuning: {scheduler: none, cpus_per_trial: 1, max_concurrent: 1}\n",
+    )
+    out = tmp_path / "out"
+    try:
+        tables = mm.tune_benchmark(spec, out=out, data_path=toy)
+        assert find_results(out) == []  # no seed trained, no test read
+        [row] = tables["toy"].to_dict("records")
+        assert row["entry"] == "BPR" and row["trials"] == row["budget"] == 2
+        ledger = next((out / "tuning" / "toy").glob("*/trials.jsonl")).read_text()
+        [run] = mm.run_benchmark(spec, out=out, data_path=toy).datasets["toy"].results
+        assert run.config["reg_weight"] == json.loads(row["chosen"])["reg_weight"]
+        assert next((out / "tuning" / "toy").glob("*/trials.jsonl")).read_text() == ledger
+    finally:
+        ray.shutdown()
 
 
 def test_both_sides_of_a_comparison_get_the_same_budget(tmp_path):
