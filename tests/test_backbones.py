@@ -138,11 +138,14 @@ def test_train_features_makes_a_trained_masked_feature_table(toy, name):
     assert not model.modal_feature(model.modalities[0])[[0, 3, 7]].any()
 
 
-@pytest.mark.parametrize("name", ["BM3", "LATTICE"])
-def test_fixed_features_by_default(toy, name):
+@pytest.mark.parametrize(("name", "trained"), [("BM3", True), ("LATTICE", False)])
+def test_feature_tables_by_default_as_validation_chose(toy, name, trained):
+    """BM3 trains its copy (MMRec's release, TikTok validation's choice); LATTICE keeps the
+    dataset's features (validation preferred them to the release's copy)."""
     model = prepare(name, "toy", overrides=fast(), data_path=toy).model
-    assert model.train_features is False and len(model.feature_tables) == 0
-    assert not any("feature_tables" in pname for pname, _ in model.named_parameters())
+    assert model.train_features is trained and len(model.feature_tables) == 2 * trained
+    tables = [p for p, _ in model.named_parameters() if "feature_tables" in p]
+    assert len(tables) == 2 * trained
 
 
 def test_train_features_refused_where_a_wrapper_replaces_the_features(toy):

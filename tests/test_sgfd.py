@@ -26,7 +26,8 @@ def _setup(model: str, root, **overrides):
 def test_sgfd_with_zero_weights_reduces_to_its_backbone(tmp_path, backbone):
     # identity students over L2-normalised features of width d: the backbone sees its raw input
     write_dataset(tmp_path, modalities={"image": 6, "text": 6})
-    plain_config, train = _setup(backbone, tmp_path, feature_norm="l2")
+    fixed = {"train_features": False} if backbone in ("BM3", "LATTICE") else {}  # as SGFD reads
+    plain_config, train = _setup(backbone, tmp_path, feature_norm="l2", **fixed)
     plain = get_model(backbone)(plain_config, train.dataset)
     sizes = {k: plain_config[k] for k in ("embedding_size", "latent_embedding") if plain_config[k]}
     sgfd = dict(sgfd_dim=6, student_activation=False, ce_weight=0, kd_weight=0, **sizes)
@@ -142,7 +143,7 @@ def test_sgfd_reads_backbone_then_sgfd_then_own_yaml(toy):
 def test_the_parameter_count_leaves_out_the_teacher_inference_does_not_hold(toy):
     from recbole_mmkd.pipeline import inference_params
 
-    plain_config, train = _setup("BM3", toy)
+    plain_config, train = _setup("BM3", toy, train_features=False)  # SGFD's BM3 baseline
     plain = get_model("BM3")(plain_config, train.dataset)
     config, _ = _setup("SGFD-BM3", toy, embedding_size=plain_config["embedding_size"])
     model = get_model("SGFD-BM3")(config, train.dataset)
