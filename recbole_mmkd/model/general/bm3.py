@@ -59,19 +59,19 @@ class BM3(TrainableFeatures, MultimodalRecommender):
     representations, as in MMRec's ``full_sort_predict``. Features enter only the loss, so a
     masked item's features cannot change any score.
 
-    Features: ``train_features: false`` (the default) feeds the projections the dataset's
-    fixed features; ``true`` feeds them a trainable copy initialised from those features, as
-    MMRec (``nn.Embedding.from_pretrained(feat, freeze=False)``;
-    :class:`~recbole_mmkd.model.item_views.TrainableFeatures`). Either way the rows of items
-    missing a modality are zero.
+    Features: ``train_features: true`` (the default, as released, and TikTok validation's
+    choice) feeds the projections a trainable copy initialised from the dataset's features
+    (MMRec's ``nn.Embedding.from_pretrained(feat, freeze=False)``;
+    :class:`~recbole_mmkd.model.item_views.TrainableFeatures`); ``false`` feeds them the fixed
+    features (SGFD's BM3 release, ``freeze=True``). Either way the rows of items missing a
+    modality are zero.
 
     Config: ``embedding_size`` (d, also the projections' output), ``n_layers``, ``dropout``
     (target-view dropout rate), ``reg_weight`` (:math:`\lambda`), ``cl_weight`` (:math:`\mu`),
-    ``train_features`` (default false), ``feature_norm``.
+    ``train_features`` (default true), ``feature_norm``.
 
     Deviations from the release (MMRec ``src/models/bm3.py``):
 
-    - ``train_features: false`` (default): the raw feature tables are fixed; MMRec trains them.
     - Items masked as missing a modality are left out of that modality's two loss terms (the
       release has no missing-modality mask).
     - Any number of modalities; the release handles image and text.
