@@ -355,7 +355,9 @@ def carry_sweeps(
     would search again. A sweep is carried when its stored identity differs from the current
     one in that hash alone (same space, search, scheduler and seed) and the benchmark's run at
     its chosen point and the sweep's seed, the same training as its best trial, is a carried
-    run: its fingerprint replayed identically under the current code (carry the runs first).
+    run (its fingerprint replayed identically under the current code; carry the runs first) or
+    a run of the current code whose whole training equals a stored older run's at the same
+    settings and seed.
     The folder moves to the current identity's name; ``carried.json`` in it records the move
     and the run that vouched for it."""
     from recbole_mmkd.specs import tuning_sweep
@@ -395,7 +397,9 @@ def carry_sweeps(
                 vouch = RunResult.load(run_dir)
             except ResultError:
                 vouch = None
-            if vouch is None or not vouch.carried:
+            if vouch is not None and not vouch.carried:
+                vouch = vouch if _reproduced_older_run(vouch, run_dir) else None
+            if vouch is None:
                 yield (
                     f"kept    {name}: no carried run at its chosen point {point} and seed "
                     f"{sweep.seed} ({run_dir}) vouches for it; `run` searches again"
@@ -416,6 +420,23 @@ def carry_sweeps(
             (target / "sweep.json").write_text(json.dumps(identity, indent=1, sort_keys=True))
             (target / SWEEP_CARRIED).write_text(json.dumps(records, indent=1))
             yield f"carried {name}: {source.name} -> {target.name} (vouched by {run_dir.name})"
+
+
+def _reproduced_older_run(run: RunResult, run_dir: Path) -> bool:
+    """Whether ``run`` (of the current code, at ``run_dir``) trained exactly as a stored run of
+    older code did: same settings and seed, every epoch's loss and validation metrics equal. A
+    whole identical curve is a stronger fingerprint than carry's first epochs, so such a run
+    vouches for a sweep as a carried one does."""
+    for other in sorted(run_dir.parent.parent.glob(f"*/{run_dir.name}")):
+        if other == run_dir:
+            continue
+        try:
+            older = RunResult.load(other)
+        except ResultError:
+            continue
+        if older.config == run.config and older.valid_curve == run.valid_curve:
+            return True
+    return False
 
 
 def _same_but_code(path: Path, identity: dict[str, Any]) -> bool:

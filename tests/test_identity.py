@@ -296,6 +296,36 @@ def test_carry_keeps_a_sweep_no_carried_run_vouches_for(toy, tmp_path):
     assert next(iter(carry_sweeps(bench, out, data_path=toy))).startswith("kept")
 
 
+def test_carry_moves_a_sweep_whose_chosen_run_the_current_code_trained_again_identically(
+    toy, tmp_path
+):
+    from recbole_mmkd.carry import carry_sweeps
+
+    bench, out = _tuned_bench(tmp_path), tmp_path / "out"
+    folder, _ = _old_sweep(bench, out, toy, trained=True)  # the older code's run is kept
+    entry = bench.entries[0]
+    run_one("BPR", "toy", 1, out, overrides={**entry.overrides, "reg_weight": 0.001},
+            data_path=toy)  # fmt: skip
+    [line] = carry_sweeps(bench, out, data_path=toy)
+    assert line.startswith("carried") and folder.name in line and not folder.exists()
+
+
+def test_a_current_run_that_trained_otherwise_does_not_vouch_for_a_sweep(toy, tmp_path):
+    from recbole_mmkd.carry import carry_sweeps
+
+    bench, out = _tuned_bench(tmp_path), tmp_path / "out"
+    folder, _ = _old_sweep(bench, out, toy, trained=True)
+    [old] = find_results(out)
+    meta = json.loads((old / "result.json").read_text())
+    meta["valid_curve"][-1]["loss"] += 1e-9  # the older code trained differently, if barely
+    (old / "result.json").write_text(json.dumps(meta))
+    entry = bench.entries[0]
+    run_one("BPR", "toy", 1, out, overrides={**entry.overrides, "reg_weight": 0.001},
+            data_path=toy)  # fmt: skip
+    [line] = carry_sweeps(bench, out, data_path=toy)
+    assert line.startswith("kept") and folder.is_dir()
+
+
 def _elsewhere(run_dir, old_hash: str, **edit):
     """A stored run as if made on another processor by older code (``_age``)."""
     meta = json.loads((run_dir / "result.json").read_text())
