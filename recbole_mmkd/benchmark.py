@@ -49,6 +49,7 @@ def restrict(
             )
     return replace(
         bench,
+        context=bench.context or bench.entries,
         entries=[e for e in bench.entries if models is None or e.name in models],
         datasets=[d for d in bench.datasets if datasets is None or d in datasets],
         seeds=[s for s in bench.seeds if seeds is None or s in seeds],
@@ -80,17 +81,26 @@ def tuned_entries(
     validation value (its sweep under ``<out>/tuning/<dataset>/``, resumed where it stopped;
     trials never read the test split). Writes ``tuning-<dataset>.{md,csv}``: per tuned entry,
     the budget (trials), the chosen point and its validation value. A key the entry's ``set``
-    also gives is searched all the same: the space wins."""
+    also gives is searched all the same: the space wins. An entry ``tuned_on`` another is
+    searched with that entry's chosen point set (the other is tuned first, or its stored sweep
+    read, also when a part of the benchmark leaves it out); its own ``set`` wins over it."""
     from recbole_mmkd.tune import run_sweep, select_best
     from recbole_mmkd.tune.backend import identity_digest, sweep_identity
 
-    rows, entries = [], []
-    for entry in bench.entries_on(dataset):
-        if not entry.space:
-            entries.append(entry)
-            continue
+    common = {"data_path": data_path, "properties": properties}
+    rows: dict[str, dict] = {}
+    chosen: dict[str, dict[str, Any]] = {}
+    tuned: dict[str, Entry] = {}
+
+    def tune(entry: Entry) -> Entry:
+        """``entry`` over its ``tuned_on`` entry's chosen point (tuned first), searched."""
+        if entry.name in tuned:
+            return tuned[entry.name]
+        if entry.tuned_on:
+            if entry.tuned_on not in chosen:
+                tune(bench.entry(entry.tuned_on))
+            entry = replace(entry, overrides={**chosen[entry.tuned_on], **entry.overrides})
         sweep = tuning_sweep(bench, entry, dataset)
-        common = {"data_path": data_path, "properties": properties}
         digest = identity_digest(sweep_identity(sweep, **common))
         folder = Path(out) / "tuning" / dataset / f"{sweep.name}-{digest}"  # other code: anew
         if not folder.is_dir() and any(folder.parent.glob(f"{sweep.name}-*")):
@@ -104,20 +114,21 @@ def tuned_entries(
                     tuning_budget(entry, bench.tuning))  # fmt: skip
         trials = run_sweep(sweep, folder, resume=True, teacher_root=Path(out), **common)
         best = select_best(trials)
-        point = {k: plain(best[k]) for k in entry.space}
-        entries.append(replace(entry, overrides={**entry.overrides, **point}))
-        rows.append(
-            {
-                "entry": entry.name,
-                "trials": int((trials["status"] == "done").sum()),
-                "budget": tuning_budget(entry, bench.tuning),
-                "chosen": json.dumps(point, sort_keys=True),
-                "best valid": round(float(best[BEST]), 5),
-                "seed": bench.tuning.seed,
-            }
-        )
+        chosen[entry.name] = point = {k: plain(best[k]) for k in entry.space}
+        rows[entry.name] = {
+            "entry": entry.name,
+            "trials": int((trials["status"] == "done").sum()),
+            "budget": tuning_budget(entry, bench.tuning),
+            "chosen": json.dumps(point, sort_keys=True),
+            "best valid": round(float(best[BEST]), 5),
+            "seed": bench.tuning.seed,
+        }
+        tuned[entry.name] = replace(entry, overrides={**entry.overrides, **point})
+        return tuned[entry.name]
+
+    entries = [tune(e) if e.space else e for e in bench.entries_on(dataset)]
     if rows:
-        _write_tuning(Path(out), dataset, pd.DataFrame(rows))
+        _write_tuning(Path(out), dataset, pd.DataFrame(list(rows.values())))
     return entries
 
 

@@ -361,18 +361,26 @@ def carry_sweeps(
     The folder moves to the current identity's name; ``carried.json`` in it records the move
     and the run that vouched for it."""
     from recbole_mmkd.specs import tuning_sweep
-    from recbole_mmkd.tune import read_ledger, select_best, sweep_table
     from recbole_mmkd.tune.backend import identity_digest, sweep_identity
 
     common = {"data_path": data_path, "properties": properties}
     for dataset in bench.datasets:
-        for entry in (e for e in bench.entries_on(dataset) if e.space):
+        chosen: dict[str, dict[str, Any]] = {}  # entries' points from their current sweeps
+        # an entry tuned on another comes after it: its identity holds the other's point
+        for entry in sorted((e for e in bench.entries_on(dataset) if e.space),
+                            key=lambda e: bool(e.tuned_on)):  # fmt: skip
+            name = f"{dataset} / {entry.name} sweep"
+            if entry.tuned_on:
+                if entry.tuned_on not in chosen:
+                    yield f"kept    {name}: the sweep of {entry.tuned_on} is not current"
+                    continue
+                entry = replace(entry, overrides={**chosen[entry.tuned_on], **entry.overrides})
             sweep = tuning_sweep(bench, entry, dataset)
             identity = sweep_identity(sweep, **common)
             folder = Path(out) / "tuning" / dataset
             target = folder / f"{sweep.name}-{identity_digest(identity)}"
-            name = f"{dataset} / {entry.name} sweep"
             if target.is_dir():
+                chosen[entry.name] = _chosen_point(target, sweep, entry)
                 yield f"current {name} ({target.name})"
                 continue
             older = [
@@ -383,8 +391,7 @@ def carry_sweeps(
                 yield f"none    {name}: no stored sweep of these settings"
                 continue
             source = older[-1]
-            best = select_best(sweep_table(read_ledger(source / LEDGER), sweep))
-            point = {k: plain(best[k]) for k in entry.space}
+            point = _chosen_point(source, sweep, entry)
             config = hashed_config(
                 entry.model,
                 dataset,
@@ -419,7 +426,16 @@ def carry_sweeps(
             source.rename(target)
             (target / "sweep.json").write_text(json.dumps(identity, indent=1, sort_keys=True))
             (target / SWEEP_CARRIED).write_text(json.dumps(records, indent=1))
+            chosen[entry.name] = point
             yield f"carried {name}: {source.name} -> {target.name} (vouched by {run_dir.name})"
+
+
+def _chosen_point(folder: Path, sweep: Any, entry: Any) -> dict[str, Any]:
+    """The point of best validation value in the sweep ledger under ``folder``."""
+    from recbole_mmkd.tune import read_ledger, select_best, sweep_table
+
+    best = select_best(sweep_table(read_ledger(folder / LEDGER), sweep))
+    return {k: plain(best[k]) for k in entry.space}
 
 
 def _reproduced_older_run(run: RunResult, run_dir: Path) -> bool:

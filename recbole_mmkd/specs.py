@@ -14,6 +14,8 @@ A benchmark:
       - {model: GRCN, set: {routing: paper}, label: GRCN-paper}  # a model twice needs labels
       - {model: BPR, space: {reg_weight: [1.0e-4, 1.0e-3]}}  # tuned on validation first
       - {model: VBPR, datasets: [tiktok]}   # runs on these of the benchmark's datasets only
+      - {model: KD-BPR, tuned_on: BPR,      # searched from BPR's chosen point on each dataset
+         space: {kd_weight: [0.01, 0.1]}}
     comparisons:                                         # [label, reference] pairs, or all
       - [KD-LightGCN, LightGCN]
     reference: LightGCN       # the LaTeX table marks significant differences from it
@@ -30,7 +32,9 @@ A benchmark:
 An entry's ``space`` is searched on validation only, per dataset, before its seeds run (a
 sweep per entry under ``<out>/tuning/``); its seeds then run with the validation-best point.
 The two sides of every comparison get the same budget: both tuned with the same number of
-trials, or neither tuned.
+trials, or neither tuned. An entry ``tuned_on`` another (one with a space of its own) is
+searched with that entry's chosen point set, so a student tunes its own knobs over the
+backbone its baseline chose on the same dataset.
 
 A sweep:
 
@@ -77,6 +81,9 @@ class Entry:
     label: str = ""  # the name in tables, figures and comparisons; the model's by default
     space: dict[str, Any] = field(default_factory=dict)  # searched on validation first
     datasets: list[str] = field(default_factory=list)  # the datasets it runs on; [] = all
+    # another entry whose point chosen on each dataset this entry's search starts from (a KD
+    # student tuned over its backbone's choice); its own `set` still wins
+    tuned_on: str = ""
 
     def runs_on(self, dataset: str) -> bool:
         return not self.datasets or dataset in self.datasets
@@ -99,10 +106,16 @@ class Benchmark:
     reference: str | None = None  # the model the LaTeX table marks significance against
     source: str = "benchmark"  # where it was read from, for error messages
     tuning: Tuning = field(default_factory=lambda: Tuning())
+    # a part's whole benchmark's entries (`restrict`), where a `tuned_on` entry is found
+    context: list[Entry] = field(default_factory=list, compare=False, repr=False)
 
     def entries_on(self, dataset: str) -> list[Entry]:
         """The entries that run on ``dataset``."""
         return [e for e in self.entries if e.runs_on(dataset)]
+
+    def entry(self, name: str) -> Entry:
+        """The entry named ``name``, of this benchmark or of the whole one it is part of."""
+        return next(e for e in self.context or self.entries if e.name == name)
 
 
 @dataclass(frozen=True)
@@ -183,7 +196,7 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
         if isinstance(item, str):
             entries.append(Entry(item))
         elif isinstance(item, dict) and isinstance(item.get("model"), str):
-            _refuse_unknown(path, item, {"model", "set", "label", "space", "datasets"})
+            _refuse_unknown(path, item, {"model", "set", "label", "space", "datasets", "tuned_on"})
             space = dict(item.get("space") or {})
             for key, value in space.items():
                 _check_dimension(path, tuning.search, key, value)
@@ -195,7 +208,12 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
                 )  # fmt: skip
             entries.append(
                 Entry(
-                    item["model"], dict(item.get("set") or {}), item.get("label", ""), space, only
+                    item["model"],
+                    dict(item.get("set") or {}),
+                    item.get("label", ""),
+                    space,
+                    only,
+                    item.get("tuned_on", ""),
                 )
             )
         else:
@@ -203,7 +221,8 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
                 path,
                 "models",
                 f"bad entry {item!r}",
-                "use NAME or {model: NAME, set: {...}, label: NAME, space: {...}, datasets: [...]}",
+                "use NAME or {model: NAME, set: {...}, label: NAME, space: {...}, datasets: [...], "
+                "tuned_on: NAME}",
             )
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
@@ -213,6 +232,7 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
             "a name is listed twice",
             "give entries of the same model distinct `label`s (or list each model once)",
         )
+    _check_tuned_on(path, entries)
     comparisons = []
     pairs = spec.get("comparisons") or []
     if pairs == "all":  # every model against every model listed before it
@@ -283,6 +303,26 @@ def tuning_budget(entry: Entry, tuning: Tuning) -> int:
     if tuning.search == "grid":
         return tuning.num_samples * math.prod(len(space_values(v)) for v in entry.space.values())
     return tuning.num_samples
+
+
+def _check_tuned_on(path: Path, entries: list[Entry]) -> None:
+    """A ``tuned_on`` names another entry that has a space, is not itself tuned on one, and
+    runs on every dataset this entry does."""
+    by_name = {e.name: e for e in entries}
+    for entry in (e for e in entries if e.tuned_on):
+        key = f"models ({entry.name}) tuned_on"
+        parent = by_name.get(entry.tuned_on)
+        if parent is None or parent is entry:
+            raise DataError(path, key, f"no other entry named {entry.tuned_on!r}",
+                            f"name one of {sorted(set(by_name) - {entry.name})}")  # fmt: skip
+        if not parent.space or parent.tuned_on:
+            raise DataError(
+                path, key, f"{parent.name} has no space of its own to choose a point from",
+                "name an entry with a `space` and no `tuned_on`",
+            )  # fmt: skip
+        if parent.datasets and not (entry.datasets and set(entry.datasets) <= set(parent.datasets)):
+            raise DataError(path, key, f"{parent.name} does not run on all of its datasets",
+                            f"give {entry.name} `datasets` that {parent.name} runs on")  # fmt: skip
 
 
 def tuning_sweep(bench: Benchmark, entry: Entry, dataset: str) -> Sweep:

@@ -326,6 +326,31 @@ def test_a_current_run_that_trained_otherwise_does_not_vouch_for_a_sweep(toy, tm
     assert line.startswith("kept") and folder.is_dir()
 
 
+def test_carry_finds_the_sweep_of_an_entry_tuned_on_another_current(toy, tmp_path):
+    import ray
+
+    from recbole_mmkd.benchmark import tuned_entries
+    from recbole_mmkd.carry import carry_sweeps
+    from recbole_mmkd.specs import load_benchmark
+
+    quick = str({**fast(epochs=2), "robustness_shares": []}).replace("'", "")
+    spec = tmp_path / "b.yaml"
+    spec.write_text(
+        f"datasets: [toy]\nseeds: [1]\nmodels:\n"
+        f"  - {{model: BPR, label: S, tuned_on: BPR, set: {quick},"
+        " space: {learning_rate: [0.01, 0.001]}}\n"
+        f"  - {{model: BPR, set: {quick}, space: {{reg_weight: [0.5, 1.0e-5]}}}}\n"
+        "tuning: {scheduler: none, seed: 1, max_concurrent: 1}\n"
+    )
+    bench, out = load_benchmark(spec), tmp_path / "out"
+    try:
+        tuned_entries(bench, "toy", out, data_path=toy, properties=None)
+    finally:
+        ray.shutdown()
+    lines = list(carry_sweeps(bench, out, data_path=toy))
+    assert [line.split()[0] for line in lines] == ["current", "current"], lines
+
+
 def _elsewhere(run_dir, old_hash: str, **edit):
     """A stored run as if made on another processor by older code (``_age``)."""
     meta = json.loads((run_dir / "result.json").read_text())

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+import pandas as pd
 import pytest
 from conftest import ROOT, fast
 
@@ -83,6 +84,52 @@ def test_tune_only_searches_on_validation_and_trains_no_final_seed(toy, tmp_path
         assert next((out / "tuning" / "toy").glob("*/trials.jsonl")).read_text() == ledger
     finally:
         ray.shutdown()
+
+
+def test_an_entry_tuned_on_another_searches_from_its_chosen_point(toy, tmp_path):
+    import ray
+
+    import recbole_mmkd as mm
+
+    quick = str({**fast(epochs=2), "robustness_shares": []}).replace("'", "")
+    spec = _spec(
+        tmp_path,
+        f"datasets: [toy]\nseeds: [1]\nmodels:\n"
+        f"  - {{model: BPR, set: {quick}, space: {{reg_weight: [0.5, 1.0e-5]}}}}\n"
+        f"  - {{model: BPR, label: S, tuned_on: BPR, set: {quick},\n"
+        "     space: {learning_rate: [0.01, 0.001]}}\n"
+        "tuning: {scheduler: none, cpus_per_trial: 1, max_concurrent: 1}\n",
+    )
+    out = tmp_path / "out"
+    try:
+        # a part that leaves BPR out still starts S from BPR's choice: BPR is searched first
+        [row] = mm.tune_benchmark(spec, out=out, data_path=toy, models=["S"])["toy"].to_dict(
+            "records"
+        )  # the part's row; the file has BPR's too
+        table = pd.read_csv(out / "tuning-toy.csv").to_dict("records")
+        rows = {r["entry"]: json.loads(r["chosen"]) for r in table}
+        assert row["entry"] == "S" and set(rows) == {"BPR", "S"}
+        reg = rows["BPR"]["reg_weight"]
+        folders = {p.name.split("-")[-2]: p for p in (out / "tuning" / "toy").iterdir()}
+        trials = (folders["S"] / "trials.jsonl").read_text()
+        [run] = mm.run_benchmark(spec, out=out, data_path=toy, models=["S"]).datasets["toy"].results
+        assert run.config["reg_weight"] == reg
+        assert run.config["learning_rate"] == rows["S"]["learning_rate"]
+        assert (folders["S"] / "trials.jsonl").read_text() == trials  # read, not searched again
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [("{model: BPR, label: S, tuned_on: LightGCN, space: {reg_weight: [1, 2]}}", "no other entry"),
+     ("{model: BPR, label: S, tuned_on: S, space: {reg_weight: [1, 2]}}", "no other entry"),
+     ("{model: BPR, label: S, tuned_on: VBPR}", "has no space of its own")],
+)  # fmt: skip
+def test_a_bad_tuned_on_is_refused_with_the_entry_named(tmp_path, entry, problem):
+    spec = _spec(tmp_path, f"datasets: [toy]\nseeds: [1]\nmodels: [VBPR, {entry}]\n")
+    with pytest.raises(DataError, match=rf"models \(S\) tuned_on.*{problem}"):
+        load_benchmark(spec)
 
 
 def test_both_sides_of_a_comparison_get_the_same_budget(tmp_path):
