@@ -224,16 +224,17 @@ def test_carry_restores_a_teachers_missing_artefacts_by_training_it_again(toy, t
     assert not (teacher_dir / TABLES_FILE).exists()
 
 
-def _tuned_bench(tmp_path):
+def _tuned_bench(tmp_path, *entries: str):
+    """A one-seed toy benchmark over ``entries`` (flow mappings without their ``set``; default
+    BPR searching reg_weight), each entry trained 2 epochs, searched one trial at a time."""
     from recbole_mmkd.specs import load_benchmark
 
+    entries = entries or ("model: BPR, space: {reg_weight: [0.01, 0.001]}",)
     quick = str({**fast(epochs=2), "robustness_shares": []}).replace("'", "")
+    models = "".join(f"  - {{{entry}, set: {quick}}}\n" for entry in entries)
     spec = tmp_path / "b.yaml"
-    spec.write_text(
-        f"datasets: [toy]\nseeds: [1]\nmodels:\n"
-        f"  - {{model: BPR, set: {quick}, space: {{reg_weight: [0.01, 0.001]}}}}\n"
-        "tuning: {scheduler: none, seed: 1}\n"
-    )
+    spec.write_text(f"datasets: [toy]\nseeds: [1]\nmodels:\n{models}"
+                    "tuning: {scheduler: none, seed: 1, max_concurrent: 1}\n")  # fmt: skip
     return load_benchmark(spec)
 
 
@@ -331,18 +332,13 @@ def test_carry_finds_the_sweep_of_an_entry_tuned_on_another_current(toy, tmp_pat
 
     from recbole_mmkd.benchmark import tuned_entries
     from recbole_mmkd.carry import carry_sweeps
-    from recbole_mmkd.specs import load_benchmark
 
-    quick = str({**fast(epochs=2), "robustness_shares": []}).replace("'", "")
-    spec = tmp_path / "b.yaml"
-    spec.write_text(
-        f"datasets: [toy]\nseeds: [1]\nmodels:\n"
-        f"  - {{model: BPR, label: S, tuned_on: BPR, set: {quick},"
-        " space: {learning_rate: [0.01, 0.001]}}\n"
-        f"  - {{model: BPR, set: {quick}, space: {{reg_weight: [0.5, 1.0e-5]}}}}\n"
-        "tuning: {scheduler: none, seed: 1, max_concurrent: 1}\n"
+    bench = _tuned_bench(
+        tmp_path,
+        "model: BPR, label: S, tuned_on: BPR, space: {learning_rate: [0.01, 0.001]}",
+        "model: BPR, space: {reg_weight: [0.5, 1.0e-5]}",
     )
-    bench, out = load_benchmark(spec), tmp_path / "out"
+    out = tmp_path / "out"
     try:
         tuned_entries(bench, "toy", out, data_path=toy, properties=None)
     finally:

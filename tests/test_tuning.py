@@ -23,6 +23,15 @@ def _spec(tmp_path, body: str):
     return path
 
 
+def _quick_spec(tmp_path, *entries: str):
+    """A one-seed toy benchmark over ``entries`` (flow mappings without their ``set``), each
+    entry trained 2 epochs, searched without early stopping one trial at a time."""
+    quick = str({**fast(epochs=2), "robustness_shares": []}).replace("'", "")
+    models = "".join(f"  - {{{entry}, set: {quick}}}\n" for entry in entries)
+    return _spec(tmp_path, f"datasets: [toy]\nseeds: [1]\nmodels:\n{models}"
+                 "tuning: {scheduler: none, cpus_per_trial: 1, max_concurrent: 1}\n")  # fmt: skip
+
+
 def test_the_search_runs_on_validation_only_and_the_seeds_use_its_choice(
     toy, tmp_path, monkeypatch
 ):
@@ -65,13 +74,7 @@ def test_tune_only_searches_on_validation_and_trains_no_final_seed(toy, tmp_path
     import recbole_mmkd as mm
     from recbole_mmkd.result import find_results
 
-    quick = str({**fast(epochs=2), "robustness_shares": []}).replace("'", "")
-    spec = _spec(
-        tmp_path,
-        f"datasets: [toy]\nseeds: [1]\nmodels:\n"
-        f"  - {{model: BPR, set: {quick}, space: {{reg_weight: [0.1, 0.001]}}}}\n"
-        "tuning: {scheduler: none, cpus_per_trial: 1, max_concurrent: 1}\n",
-    )
+    spec = _quick_spec(tmp_path, "model: BPR, space: {reg_weight: [0.1, 0.001]}")
     out = tmp_path / "out"
     try:
         tables = mm.tune_benchmark(spec, out=out, data_path=toy)
@@ -91,14 +94,10 @@ def test_an_entry_tuned_on_another_searches_from_its_chosen_point(toy, tmp_path)
 
     import recbole_mmkd as mm
 
-    quick = str({**fast(epochs=2), "robustness_shares": []}).replace("'", "")
-    spec = _spec(
+    spec = _quick_spec(
         tmp_path,
-        f"datasets: [toy]\nseeds: [1]\nmodels:\n"
-        f"  - {{model: BPR, set: {quick}, space: {{reg_weight: [0.5, 1.0e-5]}}}}\n"
-        f"  - {{model: BPR, label: S, tuned_on: BPR, set: {quick},\n"
-        "     space: {learning_rate: [0.01, 0.001]}}\n"
-        "tuning: {scheduler: none, cpus_per_trial: 1, max_concurrent: 1}\n",
+        "model: BPR, space: {reg_weight: [0.5, 1.0e-5]}",
+        "model: BPR, label: S, tuned_on: BPR, space: {learning_rate: [0.01, 0.001]}",
     )
     out = tmp_path / "out"
     try:
