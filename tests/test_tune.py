@@ -237,3 +237,28 @@ def test_tpe_search_with_asha_runs_the_planned_trials_and_resumes_informed(toy, 
         ray.shutdown()
     assert len(more) == 4 and list(more["trial_id"][:3]) == list(table["trial_id"])
     assert len(list((tmp_path / "out" / "ray" / "tiny-1").glob("trial_*"))) == 1
+
+
+def test_a_finished_student_sweep_resumes_without_training_its_teacher(toy, tmp_path):
+    import shutil
+
+    import ray
+
+    fast = "epochs: 2, train_batch_size: 256, topk: [5, 10, 20], robustness_shares: []"
+    teacher = f"teacher: BPR, teacher_config: {{{fast}}}, kd_method: rd"
+    extra = f"set: {{{teacher}, {fast}, valid_metric: Recall@10}}"
+    (tmp_path / "kd.yaml").write_text(
+        "model: KD-LightGCN\ndataset: toy\nsearch: grid\nspace: {kd_weight: [0.1]}\n"
+        f"{extra}\nseed: 1\nfinal_seeds: [1]\nmax_concurrent: 1\n"
+    )
+    sweep, out = load_sweep(tmp_path / "kd.yaml"), tmp_path / "out"
+    teachers = tmp_path / "teachers"
+    try:
+        first = run_sweep(sweep, out, data_path=toy, teacher_root=teachers)
+        assert any(teachers.rglob("representations.npz"))  # trained before the first trial
+        shutil.rmtree(teachers)
+        again = run_sweep(sweep, out, data_path=toy, resume=True, teacher_root=teachers)
+    finally:
+        ray.shutdown()
+    assert not teachers.exists()  # nothing left to run, so no teacher was trained
+    assert list(again["trial_id"]) == list(first["trial_id"])

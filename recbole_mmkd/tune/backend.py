@@ -175,7 +175,13 @@ def run_sweep(
     finished = [r for r in records if r["status"] == "done"]
     overrides = dict(sweep.overrides)
     common = {"data_path": data_path, "properties": properties}
-    if getattr(get_model(sweep.model), "needs_teacher", False):  # trained once, before any trial
+    if sweep.search == "tpe":
+        todo = sweep.num_samples - len(finished)
+    else:
+        points = remaining_points(planned_points(sweep), [r["point"] for r in finished])
+        todo = len(points)
+    # A student's teacher is trained once, before its first trial; a finished sweep needs none.
+    if todo > 0 and getattr(get_model(sweep.model), "needs_teacher", False):
         probe = {**overrides, "seed": sweep.seed}
         root = teacher_root if teacher_root is not None else out / "runs"
         ref = teacher_for(sweep.model, sweep.dataset, sweep.seed, root, probe, **common)
@@ -193,11 +199,9 @@ def run_sweep(
         "gpus": sweep.gpus_per_trial,
     }
     if sweep.search == "tpe":
-        todo, space = sweep.num_samples - len(finished), param_space(sweep)
-        search = _optuna(sweep, finished)
+        space, search = param_space(sweep), _optuna(sweep, finished)
     else:
-        points = remaining_points(planned_points(sweep), [r["point"] for r in finished])
-        todo, space, search = len(points), {POINT: tune.grid_search(points)}, None
+        space, search = {POINT: tune.grid_search(points)}, None
     start = time.perf_counter()
     if todo > 0:
         if not ray.is_initialized():
