@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import fast
 from recbole.data.interaction import Interaction
 
@@ -111,6 +112,65 @@ def test_grcn_released_routing_equals_no_user_refinement(toy):
     assert not torch.allclose(refined._modality("image")[0], released._modality("image")[0])
     with pytest.raises(ValueError, match="routing"):
         _build(toy, "GRCN", routing="other")
+
+
+def test_grcn_fusion_modes_are_the_concat_parts_averaged_or_the_id_part(toy):
+    concat, _ = _build(toy, "GRCN")  # embedding_size == latent_embedding (64)
+    concat.eval()
+    parts = len(concat.modalities) + 1
+    with torch.no_grad():
+        users, items = concat()
+        for mode, expect in (
+            ("mean", lambda x: sum(x.chunk(parts, dim=1)) / parts),
+            ("id", lambda x: x.chunk(parts, dim=1)[0]),
+        ):
+            fused, _ = _build(toy, "GRCN", fusion_mode=mode)
+            fused.load_state_dict(concat.state_dict())
+            fused.eval()
+            got_users, got_items = fused()
+            assert torch.allclose(got_users, expect(users), atol=1e-6)
+            assert torch.allclose(got_items, expect(items), atol=1e-6)
+    with pytest.raises(ConfigError, match=r"fusion_mode.*latent_embedding"):
+        _build(toy, "GRCN", fusion_mode="mean", latent_embedding=32)
+
+
+def test_grcn_has_act_puts_leaky_relu_on_the_neighbour_sums(toy):
+    plain, _ = _build(toy, "GRCN")
+    act, _ = _build(toy, "GRCN", has_act=True)
+    act.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        users, items, *_ = plain._modality("image")
+        users_act, items_act, *_ = act._modality("image")
+        preference = F.normalize(plain.preference["image"], dim=1)
+        features = plain.projection["image"](plain.modal_feature("image"))
+        features = F.normalize(F.leaky_relu(features), dim=1)
+        for got, own, plain_sum in ((users_act, preference, users), (items_act, features, items)):
+            assert torch.allclose(got - own, F.leaky_relu(plain_sum - own), atol=1e-6)
+        assert not torch.allclose(users_act, users)
+
+
+def test_grcn_edge_dropout_equals_the_graph_without_the_dropped_edges(toy):
+    dropping, _ = _build(toy, "GRCN", edge_dropout=0.3, pruning=False)
+    torch.manual_seed(7)
+    kept = ~(torch.rand(dropping.edge_user.shape) < 0.3)  # the draw forward() makes
+    subgraph, _ = _build(toy, "GRCN", pruning=False)
+    subgraph.load_state_dict(dropping.state_dict())
+    subgraph.edge_user = subgraph.edge_user[kept]
+    subgraph.edge_item = subgraph.edge_item[kept]
+    dropping.train()
+    subgraph.train()
+    torch.manual_seed(7)
+    with torch.no_grad():
+        for a, b in zip(dropping(), subgraph(), strict=True):
+            assert torch.allclose(a, b, atol=1e-5)
+        dropping.eval()  # nothing is dropped at evaluation
+        full, _ = _build(toy, "GRCN", pruning=False)
+        full.load_state_dict(dropping.state_dict())
+        full.eval()
+        for a, b in zip(dropping(), full(), strict=True):
+            assert torch.equal(a, b)
+    with pytest.raises(ConfigError, match="edge_dropout"):
+        _build(toy, "GRCN", edge_dropout=1.0)
 
 
 # Every project model that needs no teacher can be one (BPR's and SGFDTeacher's forward return

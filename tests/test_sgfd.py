@@ -26,7 +26,9 @@ def _setup(model: str, root, **overrides):
 def test_sgfd_with_zero_weights_reduces_to_its_backbone(tmp_path, backbone):
     # identity students over L2-normalised features of width d: the backbone sees its raw input
     write_dataset(tmp_path, modalities={"image": 6, "text": 6})
-    fixed = {"train_features": False} if backbone in ("BM3", "LATTICE") else {}  # as SGFD reads
+    # the backbone at the settings SGFD-<backbone>.yaml gives it
+    fixed = {"BM3": {"train_features": False}, "LATTICE": {"train_features": False},
+             "GRCN": {"pruning": False}}.get(backbone, {})  # fmt: skip
     plain_config, train = _setup(backbone, tmp_path, feature_norm="l2", **fixed)
     plain = get_model(backbone)(plain_config, train.dataset)
     sizes = {k: plain_config[k] for k in ("embedding_size", "latent_embedding") if plain_config[k]}
@@ -137,6 +139,9 @@ def test_sgfd_reads_backbone_then_sgfd_then_own_yaml(toy):
     assert config["n_routing"] == 3  # GRCN.yaml
     assert config["ce_weight"] == 1.0 and config["t_decay"] == 100  # SGFD-GRCN.yaml over SGFD.yaml
     assert config["student_activation"] is False
+    release = {"pruning": False, "has_act": False, "fusion_mode": "concat", "edge_dropout": 0.0,
+               "train_batch_size": 1024, "learning_rate": 1e-3, "embedding_size": 128}  # fmt: skip
+    assert {k: config[k] for k in release} == release  # SGFD's README command for Office
     assert config_for("SGFD-LATTICE", "toy", data_path=toy)["kd_weight"] == 0.2  # SGFD.yaml
 
 

@@ -16,14 +16,18 @@ from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.graph import BipartiteGraph
 
 WEIGHT_MODES = ("confid", "mean", "max")
+FUSION_MODES = ("concat", "mean", "id")
 
 
 def _segment_softmax(scores: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
-    """Softmax of edge ``scores`` within each group of edges sharing ``index`` (0..n-1)."""
+    """Softmax of edge ``scores`` within each group of edges sharing ``index`` (0..n-1). An
+    edge scored ``-inf`` (dropped) gets 0, and a group of dropped edges only gets zeros."""
     peak = scores.new_full((n,), float("-inf"))
     peak = peak.scatter_reduce(0, index, scores.detach(), "amax")
+    peak = torch.where(peak.isfinite(), peak, torch.zeros_like(peak))
     exp = (scores - peak.index_select(0, index)).exp()
-    return exp / exp.new_zeros(n).index_add_(0, index, exp).index_select(0, index)
+    total = exp.new_zeros(n).index_add_(0, index, exp)
+    return exp / total.clamp_min(torch.finfo(exp.dtype).tiny).index_select(0, index)
 
 
 @register_model()
@@ -41,8 +45,12 @@ class GRCN(MultimodalRecommender):
     :math:`s^m_j` of the source node, ``mean`` or ``max`` over m; ``pruning`` clips negative
     weights to 0 (removes the edge). The ID embeddings (normalised) are propagated
     ``n_layers`` times over the refined graph by weighted sums, layers summed. Users and items
-    are the concatenation (``fusion concat``) of the ID representation and every modality's;
-    :math:`s(u, i)` is their dot product.
+    are the concatenation (``fusion_mode: concat``) of the ID representation and every
+    modality's, or their mean (``mean``), or the ID representation alone (``id``: modalities act
+    through the edge weights only); :math:`s(u, i)` is their dot product. ``has_act`` puts a
+    LeakyReLU on every neighbour sum (each modality's, each ID layer's, before it is added and
+    propagated); ``edge_dropout`` removes that share of the training edges, drawn anew at every
+    forward pass in training (every batch), from the softmaxes and from the ID GCN alike.
 
     Loss: BPR plus ``reg_weight`` times the mean squared entries of the batch's user and
     item (positive and negative) ID embeddings plus those of the batch users' prototypes of
@@ -54,8 +62,20 @@ class GRCN(MultimodalRecommender):
 
     Config: ``embedding_size`` (ID dimension), ``latent_embedding`` (per-modality dimension),
     ``n_routing``, ``routing`` (``paper``/``released``), ``n_layers`` (ID GCN layers),
-    ``weight_mode`` (``confid``/``mean``/``max``), ``pruning``, ``reg_weight``,
+    ``weight_mode`` (``confid``/``mean``/``max``), ``pruning``, ``fusion_mode``
+    (``concat``/``mean``/``id``), ``has_act``, ``edge_dropout``, ``reg_weight``,
     ``feature_norm``.
+
+    Deviations from the releases (weiyinwei/GRCN ``Model_routing.py`` and SGFD's
+    ``GRCN/Model_routing.py``, which share this model): ``fusion_mode: mean`` divides by the
+    number of parts (modalities + 1); the release divides by 4 (ID, image, audio, text) and
+    fails on a dataset without audio, so the two agree wherever the release runs. Edge dropout
+    masks dropped edges in the fixed sparse layout instead of rebuilding the graph (the same
+    weights). The projection's weights start xavier-normal (MMRec), not PyTorch's default;
+    the confidence parameter exists under ``confid`` only. BPR uses ``logsigmoid`` (the same
+    value, stable). Evaluation is this project's (a fresh eval-mode pass, validation
+    selection, training items masked with -inf), not the releases' (the last training batch's
+    tables, the best epoch on test).
     """
 
     feature_projections = "projection"
@@ -69,7 +89,26 @@ class GRCN(MultimodalRecommender):
         self.n_layers: int = config["n_layers"]
         self.weight_mode: str = config["weight_mode"]
         self.pruning: bool = config["pruning"]
+        self.fusion_mode: str = config["fusion_mode"]
+        self.has_act: bool = config["has_act"]
+        self.edge_dropout: float = config["edge_dropout"]
         self.reg_weight: float = config["reg_weight"]
+        if self.fusion_mode not in FUSION_MODES:
+            raise ConfigError(
+                "config", "fusion_mode", f"unknown {self.fusion_mode!r}",
+                f"use one of {FUSION_MODES}",
+            )  # fmt: skip
+        if self.fusion_mode == "mean" and self.embedding_size != self.latent_size:
+            raise ConfigError(
+                "config", "fusion_mode",
+                f"mean needs embedding_size ({self.embedding_size}) == latent_embedding "
+                f"({self.latent_size})", "set them equal, or use fusion_mode concat",
+            )  # fmt: skip
+        if not 0.0 <= self.edge_dropout < 1.0:
+            raise ConfigError(
+                "config", "edge_dropout", f"{self.edge_dropout} is outside [0, 1)",
+                "give the share of training edges dropped per batch, e.g. 0.1",
+            )  # fmt: skip
         if self.routing not in ("paper", "released"):
             raise ConfigError(
                 "config", "routing", f"unknown {self.routing!r}", "use 'paper' or 'released'"
@@ -106,25 +145,33 @@ class GRCN(MultimodalRecommender):
             self._graph = BipartiteGraph(self.edge_user, self.edge_item, self.n_users, self.n_items)
         return self._graph
 
+    def _act(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(x) if self.has_act else x
+
     def _modality(
-        self, modality: str
+        self, modality: str, *, dropped: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """User and item representations of ``modality``, and its weights of the item-to-user
-        and user-to-item direction of every edge."""
+        and user-to-item direction of every edge (0 on the ``dropped`` ones)."""
         graph = self.graph
+
+        def edge_scores(preference: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+            scores = graph.edge_dot(preference, features)
+            return scores if dropped is None else scores.masked_fill(dropped, float("-inf"))
+
         projected = self.projection[modality](self.modal_feature(modality))
         features = F.normalize(F.leaky_relu(projected), dim=1)
         preference = F.normalize(self.preference[modality], dim=1)
         for _ in range(self.n_routing if self.routing == "paper" else 0):
             affinity = _segment_softmax(
-                graph.edge_dot(preference, features), graph.users, self.n_users
+                edge_scores(preference, features), graph.users, self.n_users
             )
             preference = F.normalize(preference + graph.to_users(affinity, features), dim=1)
-        scores = graph.edge_dot(preference, features)
+        scores = edge_scores(preference, features)
         to_user = _segment_softmax(scores, graph.users, self.n_users)
         to_item = _segment_softmax(scores, graph.items, self.n_items)
-        users = preference + graph.to_users(to_user, features)
-        items = features + graph.to_items(to_item, preference)
+        users = preference + self._act(graph.to_users(to_user, features))
+        items = features + self._act(graph.to_items(to_item, preference))
         return users, items, to_user, to_item
 
     def _merge_weights(self, weights: torch.Tensor) -> torch.Tensor:
@@ -134,9 +181,12 @@ class GRCN(MultimodalRecommender):
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         u, i = self.edge_user, self.edge_item
+        dropped = None
+        if self.training and self.edge_dropout > 0:  # a new draw every batch, as the release
+            dropped = torch.rand(u.shape, device=u.device) < self.edge_dropout
         user_parts, item_parts, to_user, to_item = [], [], [], []
         for modality in self.modalities:
-            users, items, w_user, w_item = self._modality(modality)
+            users, items, w_user, w_item = self._modality(modality, dropped=dropped)
             user_parts.append(users)
             item_parts.append(items)
             to_user.append(w_user)
@@ -152,10 +202,15 @@ class GRCN(MultimodalRecommender):
         layer_users, layer_items = ids
         for _ in range(self.n_layers):
             layer_users, layer_items = (
-                self.graph.to_users(w_user, layer_items),
-                self.graph.to_items(w_item, layer_users),
+                self._act(self.graph.to_users(w_user, layer_items)),
+                self._act(self.graph.to_items(w_item, layer_users)),
             )
             users, items = users + layer_users, items + layer_items
+        if self.fusion_mode == "id":
+            return users, items
+        if self.fusion_mode == "mean":
+            parts = len(user_parts) + 1
+            return (users + sum(user_parts)) / parts, (items + sum(item_parts)) / parts
         return torch.cat([users, *user_parts], 1), torch.cat([items, *item_parts], 1)
 
     def calculate_loss(self, interaction) -> torch.Tensor:
