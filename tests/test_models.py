@@ -149,6 +149,19 @@ def test_grcn_has_act_puts_leaky_relu_on_the_neighbour_sums(toy):
         assert not torch.allclose(users_act, users)
 
 
+def test_grcn_has_norm_false_leaves_the_inputs_unnormalised(toy):
+    normed, _ = _build(toy, "GRCN")
+    raw, _ = _build(toy, "GRCN", has_norm=False)
+    raw.load_state_dict(normed.state_dict())
+    with torch.no_grad():
+        before = [model._modality("image")[0] for model in (normed, raw)]
+        for model in (normed, raw):
+            model.preference["image"].mul_(3.0)
+        after = [model._modality("image")[0] for model in (normed, raw)]
+    assert torch.allclose(before[0], after[0], atol=1e-6)  # normalised: blind to the scale
+    assert not torch.allclose(before[1], after[1])
+
+
 def test_grcn_edge_dropout_equals_the_graph_without_the_dropped_edges(toy):
     dropping, _ = _build(toy, "GRCN", edge_dropout=0.3, pruning=False)
     torch.manual_seed(7)

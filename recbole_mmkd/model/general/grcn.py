@@ -49,7 +49,8 @@ class GRCN(MultimodalRecommender):
     modality's, or their mean (``mean``), or the ID representation alone (``id``: modalities act
     through the edge weights only); :math:`s(u, i)` is their dot product. ``has_act`` puts a
     LeakyReLU on every neighbour sum (each modality's, each ID layer's, before it is added and
-    propagated); ``edge_dropout`` removes that share of the training edges, drawn anew at every
+    propagated); ``has_norm: false`` leaves preferences, features and ID embeddings
+    unnormalised; ``edge_dropout`` removes that share of the training edges, drawn anew at every
     forward pass in training (every batch), from the softmaxes and from the ID GCN alike.
 
     Loss: BPR plus ``reg_weight`` times the mean squared entries of the batch's user and
@@ -63,7 +64,7 @@ class GRCN(MultimodalRecommender):
     Config: ``embedding_size`` (ID dimension), ``latent_embedding`` (per-modality dimension),
     ``n_routing``, ``routing`` (``paper``/``released``), ``n_layers`` (ID GCN layers),
     ``weight_mode`` (``confid``/``mean``/``max``), ``pruning``, ``fusion_mode``
-    (``concat``/``mean``/``id``), ``has_act``, ``edge_dropout``, ``reg_weight``,
+    (``concat``/``mean``/``id``), ``has_act``, ``has_norm``, ``edge_dropout``, ``reg_weight``,
     ``feature_norm``.
 
     Deviations from the releases (weiyinwei/GRCN ``Model_routing.py`` and SGFD's
@@ -71,11 +72,13 @@ class GRCN(MultimodalRecommender):
     number of parts (modalities + 1); the release divides by 4 (ID, image, audio, text) and
     fails on a dataset without audio, so the two agree wherever the release runs. Edge dropout
     masks dropped edges in the fixed sparse layout instead of rebuilding the graph (the same
-    weights). The projection's weights start xavier-normal (MMRec), not PyTorch's default;
-    the confidence parameter exists under ``confid`` only. BPR uses ``logsigmoid`` (the same
-    value, stable). Evaluation is this project's (a fresh eval-mode pass, validation
-    selection, training items masked with -inf), not the releases' (the last training batch's
-    tables, the best epoch on test).
+    weights). ``has_norm: false`` fails in both releases (the preference is then never
+    bound), so what it does here is this project's reading of the flag. The projection's
+    weights start xavier-normal (MMRec), not PyTorch's default; the confidence parameter
+    exists under ``confid`` only. BPR uses ``logsigmoid`` (the same value, stable).
+    Evaluation is this project's (a fresh eval-mode pass, validation selection, training
+    items masked with -inf), not the releases' (the last training batch's tables, the best
+    epoch on test).
     """
 
     feature_projections = "projection"
@@ -91,6 +94,7 @@ class GRCN(MultimodalRecommender):
         self.pruning: bool = config["pruning"]
         self.fusion_mode: str = config["fusion_mode"]
         self.has_act: bool = config["has_act"]
+        self.has_norm: bool = config["has_norm"]
         self.edge_dropout: float = config["edge_dropout"]
         self.reg_weight: float = config["reg_weight"]
         if self.fusion_mode not in FUSION_MODES:
@@ -148,6 +152,9 @@ class GRCN(MultimodalRecommender):
     def _act(self, x: torch.Tensor) -> torch.Tensor:
         return F.leaky_relu(x) if self.has_act else x
 
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=1) if self.has_norm else x
+
     def _modality(
         self, modality: str, *, dropped: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -160,13 +167,13 @@ class GRCN(MultimodalRecommender):
             return scores if dropped is None else scores.masked_fill(dropped, float("-inf"))
 
         projected = self.projection[modality](self.modal_feature(modality))
-        features = F.normalize(F.leaky_relu(projected), dim=1)
-        preference = F.normalize(self.preference[modality], dim=1)
+        features = self._norm(F.leaky_relu(projected))
+        preference = self._norm(self.preference[modality])
         for _ in range(self.n_routing if self.routing == "paper" else 0):
             affinity = _segment_softmax(
                 edge_scores(preference, features), graph.users, self.n_users
             )
-            preference = F.normalize(preference + graph.to_users(affinity, features), dim=1)
+            preference = self._norm(preference + graph.to_users(affinity, features))
         scores = edge_scores(preference, features)
         to_user = _segment_softmax(scores, graph.users, self.n_users)
         to_item = _segment_softmax(scores, graph.items, self.n_items)
@@ -197,7 +204,7 @@ class GRCN(MultimodalRecommender):
             w_user = w_user * item_confidence.index_select(0, i)
             w_item = w_item * user_confidence.index_select(0, u)
         w_user, w_item = self._merge_weights(w_user), self._merge_weights(w_item)
-        ids = F.normalize(self.id_embedding, dim=1).split([self.n_users, self.n_items])
+        ids = self._norm(self.id_embedding).split([self.n_users, self.n_items])
         users, items = ids
         layer_users, layer_items = ids
         for _ in range(self.n_layers):
