@@ -12,6 +12,7 @@ from recbole_mmkd.model.general.lattice import LATTICE
 from recbole_mmkd.model.general.layergcn import LayerGCN
 from recbole_mmkd.model.general.lgmrec import LGMRec
 from recbole_mmkd.model.general.lightgcn import LightGCN
+from recbole_mmkd.model.general.maml import MAML
 from recbole_mmkd.model.general.mgcn import MGCN
 from recbole_mmkd.model.general.mmgcf import MMGCF
 from recbole_mmkd.model.general.mmgcn import MMGCN
@@ -30,6 +31,7 @@ __all__ = [
     "FREEDOM",
     "GRCN",
     "LATTICE",
+    "MAML",
     "MGCN",
     "MMGCF",
     "MMGCN",
