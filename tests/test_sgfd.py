@@ -12,7 +12,7 @@ from recbole_mmkd.data import MultimodalDataset
 from recbole_mmkd.model import get_model
 from recbole_mmkd.prepare import config_for
 
-BACKBONES = ["VBPR", "BM3", "GRCN", "LATTICE", "FREEDOM", "MMGCN"]
+BACKBONES = ["VBPR", "BM3", "GRCN", "LATTICE", "FREEDOM", "MMGCN", "MAML"]
 
 
 def _setup(model: str, root, **overrides):
@@ -157,3 +157,36 @@ def test_the_parameter_count_leaves_out_the_teacher_inference_does_not_hold(toy)
     assert inference_params(model) == sum(p.numel() for p in model.parameters()) - teacher
     # the released student is BM3's own projection: inference holds as many as BM3
     assert inference_params(model) == inference_params(plain)
+
+
+def _sgfd_maml(root, **overrides):
+    config, train = _setup("SGFD-MAML", root, **overrides)
+    return get_model("SGFD-MAML")(config, train.dataset), train
+
+
+def test_sgfd_maml_released_kd_terms_keep_the_last_modalitys_response_alone(toy):
+    from recbole_mmkd.distill.losses import sgfd_response_kd
+
+    model, _ = _sgfd_maml(toy, released_kd_terms=True)
+    items = torch.arange(1, 9)
+    parts = model.distillation_losses(items)
+    last = model.modalities[-1]
+    raw = model.raw_feature(last, items)
+    classifier = model.teacher.classifiers[last]
+    teacher = model.teacher.features({m: model.raw_feature(m, items) for m in model.modalities})
+    expect = sgfd_response_kd(
+        classifier(model._student(last, raw)), classifier(teacher[last]), model.temperature
+    )
+    assert torch.allclose(parts["response"], expect)
+    both, _ = _sgfd_maml(toy)
+    both.load_state_dict(model.state_dict())
+    assert not torch.allclose(both.distillation_losses(items)["response"], expect)
+
+
+def test_sgfd_maml_as_released_trains_nothing_but_the_tables(toy):
+    model, train = _sgfd_maml(toy, train_networks=False)
+    model.train()
+    model.on_epoch_start(0)
+    model.calculate_loss(next(iter(train))).backward()
+    trained = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert trained == {"user_embedding.weight", "item_embedding.weight"}

@@ -1,0 +1,64 @@
+"""SGFD over MAML: SGFD's third backbone, with the release's quirks as options.
+
+Liu et al., "Semantic-Guided Feature Distillation for Multimodal Recommendation", ACM MM 2023;
+released code HuilinChenJN/SGFD ``MAML/MAML.py`` (TensorFlow 1), over
+:class:`~recbole_mmkd.model.general.maml.MAML`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from recbole_mmkd.distill.losses import sgfd_response_kd
+from recbole_mmkd.model import register_wrapper
+from recbole_mmkd.model.student.sgfd import SGFDMixin
+
+
+class SGFDMAMLMixin(SGFDMixin):
+    r""":class:`~recbole_mmkd.model.student.sgfd.SGFDMixin` over MAML. MAML has no
+    per-modality projection, so the students take ``student_role: input``: MAML's feature
+    projector reads the joint L2 norm of the students' outputs, as in the release (there the
+    projector reads ``leaky_relu(Dense(d)(x))`` of each modality).
+
+    The release's quirks, as options: with MAML's ``train_networks: false`` its optimiser's
+    ``var_list`` holds the two embedding tables alone, so SGFD's students, teacher and
+    classifiers never train either (the released SGFD-MAML is MAML reading frozen random
+    student projections, whatever ce_weight, kd_weight and T are); ``released_kd_terms:
+    true`` keeps the release's re-binding of its modalities' response-KD terms, which leaves
+    the response KD of its last modality alone (the first is overwritten).
+
+    Deviations: SGFD's losses are this project's SGFD (L1 response KD, mean CE, a classifier
+    per modality, the released BM3/GRCN tower); the MAML release's per-row MSE response KD,
+    summed CE, one classifier shared by every modality, width-halving tower without L2 norm
+    and its 25-label cap are not reproduced, and with ``train_networks: false`` none of them
+    could change a trained model. A batch's positives enter the distillation losses once per
+    negative (RecBole repeats each pair W times), against once in the release.
+    """
+
+    def __init__(self, config, dataset) -> None:
+        super().__init__(config, dataset)
+        self.released_kd_terms: bool = config["released_kd_terms"]
+        if not config["train_networks"]:
+            extra = [n for n, _ in self.named_parameters() if n.startswith(("students", "teacher"))]
+            self.frozen_parameters = [*self.frozen_parameters, *extra]
+            for name, param in self.named_parameters():
+                if name in extra:
+                    param.requires_grad_(False)
+
+    def distillation_losses(self, items: torch.Tensor) -> dict[str, torch.Tensor]:
+        parts = super().distillation_losses(items)
+        if self.released_kd_terms:  # the response term of the last modality alone
+            last = self.modalities[-1]
+            raw = self.raw_feature(last, items)
+            teacher = F.normalize(self.teacher.towers[last](raw), dim=-1)
+            classifier = self.teacher.classifiers[last]
+            student = classifier(self._student(last, raw))
+            parts["response"] = sgfd_response_kd(student, classifier(teacher), self.temperature)
+        return parts
+
+
+register_wrapper(
+    "SGFD", SGFDMAMLMixin, "MAML",
+    "SGFD over MAML: MAML's feature projector reads SGFD's distilled student features.",
+)  # fmt: skip
