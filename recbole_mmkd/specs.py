@@ -24,7 +24,7 @@ A benchmark:
     tuning:                   # how entries with a `space` are searched (defaults shown)
       search: grid            # grid | random | tpe, as a sweep's
       num_samples: 1
-      scheduler: asha         # none | asha
+      scheduler: asha         # none | asha | halving (synchronous, grid only: tune/halving.py)
       grace_period: 10
       seed: 2020              # the one seed of every trial
       cpus_per_trial: 1
@@ -45,6 +45,7 @@ A sweep:
     search: grid              # grid | random | tpe (Optuna's TPE through Ray Tune)
     num_samples: 16           # random / tpe: trials; grid: repeats of the grid (1)
     scheduler: asha           # none | asha (early stopping on the per-epoch validation metric)
+                              # | halving (grid: rounds of capped re-training, tune/halving.py)
     space:
       ce_weight: [0.01, 0.1, 1.0]            # a list: grid values (choice for random / tpe)
       kd_weight: {loguniform: [0.001, 1.0]}  # or {uniform: [a, b]}, {choice: [...]}
@@ -69,7 +70,7 @@ from recbole_mmkd.prepare import check_run, config_for
 from recbole_mmkd.reporting.stats import CORRECTIONS, TESTS
 
 SEARCHES = ("grid", "random", "tpe")
-SCHEDULERS = ("none", "asha")
+SCHEDULERS = ("none", "asha", "halving")
 DISTRIBUTIONS = ("loguniform", "uniform", "choice")
 DEFAULT_METRICS = ["recall@20", "ndcg@20"]
 
@@ -294,6 +295,11 @@ def _check_search(path: Path, search: str, scheduler: str) -> None:
         raise DataError(path, "search", f"unknown {search!r}", f"use one of {SEARCHES}")
     if scheduler not in SCHEDULERS:
         raise DataError(path, "scheduler", f"unknown {scheduler!r}", f"use one of {SCHEDULERS}")
+    if scheduler == "halving" and search != "grid":
+        raise DataError(
+            path, "scheduler", "halving ranks the points of a grid",
+            "use search: grid with it, or scheduler: asha / none",
+        )  # fmt: skip
 
 
 def tuning_budget(entry: Entry, tuning: Tuning) -> int:

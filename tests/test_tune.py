@@ -185,6 +185,7 @@ def test_trials_report_no_test_metric():
     [
         ("search: bayes", "search"),
         ("scheduler: hyperband", "scheduler"),
+        ("search: random\nnum_samples: 4\nscheduler: halving", "scheduler"),
         ("colour: blue", "colour"),
     ],
 )
@@ -262,3 +263,59 @@ def test_a_finished_student_sweep_resumes_without_training_its_teacher(toy, tmp_
         ray.shutdown()
     assert not teachers.exists()  # nothing left to run, so no teacher was trained
     assert list(again["trial_id"]) == list(first["trial_id"])
+
+
+def _halving_records(planned, values, cap, *, stopped=()):
+    """Records of one halving round: each point at its planted value, run to the cap unless
+    it is in ``stopped`` (finished early, at 1 epoch)."""
+    return [
+        {"point": p, BEST: values[p["x"]], "epochs": 1 if p["x"] in stopped else (cap or 50),
+         "status": "done", "budget": cap}
+        for p in planned
+    ]  # fmt: skip
+
+
+def test_halving_keeps_the_best_third_of_each_round_at_equal_epochs():
+    from recbole_mmkd.tune.halving import next_round
+
+    grid = [{"x": i} for i in range(9)]
+    rate = {"grace": 5, "factor": 3, "epochs": 100}
+    values = [0.1, 0.9, 0.3, 0.8, 0.2, 0.7, 0.4, 0.6, 0.5]
+    assert next_round(grid, [], **rate) == (5, grid)
+    records = _halving_records(grid, values, 5)
+    assert next_round(grid, records[:4], **rate) == (5, grid[4:])  # a resume: the rest
+    assert next_round(grid, records, **rate) == (15, [{"x": 1}, {"x": 3}, {"x": 5}])
+    records += _halving_records([{"x": 1}, {"x": 3}, {"x": 5}], [0, 0.6, 0, 0.9, 0, 0.5], 15)
+    assert next_round(grid, records, **rate) == (None, [{"x": 3}])  # one left: uncapped
+    records += _halving_records([{"x": 3}], values, None)
+    assert next_round(grid, records, **rate) is None
+    table = pd.DataFrame([{**r.pop("point"), **r} for r in records])
+    assert select_best(table)["x"] == 3 and pd.isna(select_best(table)["budget"])
+
+
+def test_halving_keeps_a_point_that_stopped_early_without_running_it_again():
+    from recbole_mmkd.tune.halving import next_round
+
+    grid = [{"x": i} for i in range(3)]
+    rate = {"grace": 5, "factor": 3, "epochs": 100}
+    records = _halving_records(grid, [0.9, 0.1, 0.2], 5, stopped={0})
+    assert next_round(grid, records, **rate) is None  # the kept point is already finished
+    table = pd.DataFrame([{**r.pop("point"), **r} for r in records])
+    assert select_best(table)["x"] == 0  # stopped within its cap: a result
+
+
+def test_a_halving_sweep_runs_its_rounds_capped_and_selects_an_uncapped_trial(toy, tmp_path):
+    import ray
+
+    _write(tmp_path / "sweeps", "scheduler: halving\ngrace_period: 2\nreduction_factor: 2")
+    sweep = load_sweep(tmp_path / "sweeps" / "tiny.yaml")
+    try:
+        table = run_sweep(sweep, tmp_path / "out", data_path=toy)
+    finally:
+        ray.shutdown()
+    caps = table["budget"].tolist()
+    assert caps[:4] == [2, 2, 2, 2] and caps[4:6] == [4, 4] and pd.isna(caps[6])
+    assert list(table["epochs"][:6]) == [2, 2, 2, 2, 4, 4]  # each round trained to its cap
+    assert table["epochs"].iloc[6] == EPOCHS
+    best = select_best(table)
+    assert pd.isna(best["budget"]) and best[BEST] == table[BEST].iloc[6]

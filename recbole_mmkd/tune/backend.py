@@ -23,8 +23,10 @@ import pandas as pd
 
 from recbole_mmkd.errors import DataError
 from recbole_mmkd.specs import Sweep, check_sweep
+from recbole_mmkd.tune.halving import next_round
 from recbole_mmkd.tune.ledger import (
     BEST,
+    BUDGET,
     LEDGER,
     POINT,
     append_ledger,
@@ -77,7 +79,9 @@ def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
     MMKDTrainer(config, run.model).fit(run.train, run.valid, callback=report)
 
 
-def _progress_callback(sweep: Sweep, out: Path, finished: list[dict]):
+def _progress_callback(
+    sweep: Sweep, out: Path, finished: list[dict], *, halving_cap: int | None = None
+):
     from ray import tune
 
     planned, ledger, log = planned_trials(sweep), out / LEDGER, out / "progress.log"
@@ -107,6 +111,8 @@ def _progress_callback(sweep: Sweep, out: Path, finished: list[dict]):
                 "status": status,
                 "device": result.get("device"),
             }
+            if sweep.scheduler == "halving":
+                row[BUDGET] = halving_cap
             append_ledger(ledger, row)
             return row
 
@@ -175,7 +181,13 @@ def run_sweep(
     finished = [r for r in records if r["status"] == "done"]
     overrides = dict(sweep.overrides)
     common = {"data_path": data_path, "properties": properties}
-    if sweep.search == "tpe":
+    config = config_for(sweep.model, sweep.dataset, overrides=overrides, **common)
+    halving = {"grace": sweep.grace_period, "factor": sweep.reduction_factor,
+               "epochs": config["epochs"]}  # fmt: skip
+    if sweep.scheduler == "halving":
+        step = next_round(planned_points(sweep), finished, **halving)
+        todo = 0 if step is None else len(step[1])
+    elif sweep.search == "tpe":
         todo = sweep.num_samples - len(finished)
     else:
         points = remaining_points(planned_points(sweep), [r["point"] for r in finished])
@@ -198,44 +210,53 @@ def run_sweep(
         "cpus": sweep.cpus_per_trial,
         "gpus": sweep.gpus_per_trial,
     }
-    if sweep.search == "tpe":
-        space, search = param_space(sweep), _optuna(sweep, finished)
-    else:
-        space, search = {POINT: tune.grid_search(points)}, None
     start = time.perf_counter()
-    if todo > 0:
+
+    def launch(space: dict, search: Any, count: int, *, cap: int | None = None) -> None:
+        """One Tune launch of ``count`` trials (``cap``: a halving round's epoch cap)."""
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        capped = static if cap is None else {**static, "overrides": {**overrides, "epochs": cap}}
         resources = {"cpu": sweep.cpus_per_trial, "gpu": sweep.gpus_per_trial}
-        trainable = tune.with_resources(tune.with_parameters(trial, static=static), resources)
-        launch = f"{sweep.name}-{len(list(storage.glob(f'{sweep.name}-*')))}"
-        logger.info("%s: %d of %d trials to run (launch %s)", sweep.name, todo,
-                    planned_trials(sweep), launch)  # fmt: skip
+        trainable = tune.with_resources(tune.with_parameters(trial, static=capped), resources)
+        name = f"{sweep.name}-{len(list(storage.glob(f'{sweep.name}-*')))}"
+        capping = f", epochs capped at {cap}" if cap else ""
+        logger.info("%s: %d of %d trials to run (launch %s%s)", sweep.name, count,
+                    planned_trials(sweep), name, capping)  # fmt: skip
+        recorded = [r for r in read_ledger(out / LEDGER) if r["status"] == "done"]
         tune.Tuner(
             trainable,
             param_space=space,
             tune_config=tune.TuneConfig(
                 metric=BEST,
                 mode="max",
-                num_samples=todo if sweep.search == "tpe" else 1,
+                num_samples=count if sweep.search == "tpe" else 1,
                 search_alg=search,
-                scheduler=_scheduler(
-                    sweep, config_for(sweep.model, sweep.dataset, overrides=overrides, **common)
-                ),
+                scheduler=_scheduler(sweep, config),
                 max_concurrent_trials=sweep.max_concurrent or None,
                 reuse_actors=True,
             ),
             run_config=tune.RunConfig(
-                name=launch,
+                name=name,
                 storage_path=str(storage),
                 verbose=0,
-                callbacks=[_progress_callback(sweep, out, finished)],
+                callbacks=[_progress_callback(sweep, out, recorded, halving_cap=cap)],
             ),
         ).fit()
+
+    if sweep.scheduler == "halving":
+        while step is not None:
+            cap, round_points = step
+            launch({POINT: tune.grid_search(round_points)}, None, len(round_points), cap=cap)
+            done = [r for r in read_ledger(out / LEDGER) if r["status"] == "done"]
+            step = next_round(planned_points(sweep), done, **halving)
+    elif todo > 0 and sweep.search == "tpe":
+        launch(param_space(sweep), _optuna(sweep, finished), todo)
+    elif todo > 0:
+        launch({POINT: tune.grid_search(points)}, None, todo)
     table = sweep_table(read_ledger(out / LEDGER), sweep)
     table.to_csv(out / f"sweep-{sweep.name}.csv", index=False)
-    metric = config_for(sweep.model, sweep.dataset, overrides=overrides, **common)["valid_metric"]
-    figure = sweep_figure(table, sweep, metric)
+    figure = sweep_figure(table, sweep, config["valid_metric"])
     if figure is not None:
         from recbole_mmkd.reporting.figures import save
 
@@ -302,8 +323,9 @@ def _optuna(sweep: Sweep, finished: list[dict]):
 
 def _scheduler(sweep: Sweep, config: Any):
     """ASHA over the trials' validations (one report per evaluation, so ``max_t`` is the
-    number of evaluations the config's ``epochs`` and ``eval_step`` give)."""
-    if sweep.scheduler == "none":
+    number of evaluations the config's ``epochs`` and ``eval_step`` give); none for ``none``
+    and for ``halving``, whose rounds are launches of their own."""
+    if sweep.scheduler in ("none", "halving"):
         return None
     from ray.tune.schedulers import ASHAScheduler
 

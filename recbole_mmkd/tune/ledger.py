@@ -18,6 +18,7 @@ from recbole_mmkd.specs import Sweep
 BEST = "best_valid"  # the metric every trial reports: best validation value so far
 LEDGER = "trials.jsonl"  # one line per finished trial, written by the driver
 POINT = "point"  # grid and random trials get their whole configuration under this key
+BUDGET = "budget"  # a halving round's epoch cap (None: uncapped, trained to its early stop)
 
 
 def read_ledger(path: Path) -> list[dict[str, Any]]:
@@ -48,21 +49,26 @@ def append_ledger(path: Path, row: dict[str, Any]) -> None:
 def sweep_table(rows: list[dict[str, Any]], sweep: Sweep) -> pd.DataFrame:
     """Every recorded trial: parameters, best validation value, epochs run, seconds, status
     (``done``, or ``error`` for a trial that failed; a resume runs its point again), device."""
-    columns = ["trial_id", *sweep.space, BEST, "epochs", "seconds", "status", "device"]
+    recorded = [BEST, "epochs", "seconds", "status", "device"]
+    if any(BUDGET in r for r in rows):  # successive halving: each record's round cap
+        recorded.append(BUDGET)
     return pd.DataFrame(
-        [{"trial_id": r["trial_id"], **r["point"], **{k: r.get(k) for k in columns[-5:]},
-          BEST: r.get(BEST)} for r in rows],
-        columns=columns,
+        [{"trial_id": r["trial_id"], **r["point"], **{k: r.get(k) for k in recorded}}
+         for r in rows],
+        columns=["trial_id", *sweep.space, *recorded],
     )  # fmt: skip
 
 
 def select_best(table: pd.DataFrame) -> pd.Series:
     """The finished trial with the highest best validation value (ties: the one recorded
-    first, in the ledger's order of completion);
-    failed trials are never selected."""
+    first, in the ledger's order of completion); failed trials are never selected, nor a
+    successive-halving round's run cut at its cap (only uncapped ones and those that stopped
+    early within their cap are results)."""
     done = table[table[BEST].notna()]
     if "status" in done:
         done = done[done["status"] == "done"]
+    if BUDGET in done:
+        done = done[done[BUDGET].isna() | (done["epochs"] < done[BUDGET])]
     if done.empty:
         raise RuntimeError("no trial reported a validation value")
     return done.loc[done[BEST].idxmax()]
