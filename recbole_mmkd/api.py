@@ -68,13 +68,16 @@ def run_models(
     reuse: bool = True,
     data_path: str | Path | None = None,
     properties: Any = None,
+    address: str | None = None,
 ) -> dict[str, list[RunResult]]:
-    """:func:`run` for several models, as one ad hoc benchmark (every setting checked first)."""
+    """:func:`run` for several models, as one ad hoc benchmark (every setting checked first);
+    ``address``: its runs as tasks on that Ray cluster."""
     entries = [Entry(m, dict(overrides or {})) for m in models]
     bench = Benchmark("adhoc", [dataset], list(seeds), list(DEFAULT_METRICS), entries, [],
                       source="--set")  # fmt: skip
     return _benchmark.run_benchmark(bench, _out(out, "adhoc"), data_path=data_path,
-                                    properties=properties, force=not reuse)  # fmt: skip
+                                    properties=properties, force=not reuse,
+                                    address=address)  # fmt: skip
 
 
 def _benchmark_spec(name_or_spec: str | Path | Benchmark, properties: Any) -> Benchmark:
@@ -94,10 +97,12 @@ def run_benchmark(
     force: bool = False,
     data_path: str | Path | None = None,
     properties: Any = None,
+    address: str | None = None,
 ) -> Report:
     """Run a benchmark (its name, its YAML path or a :class:`~recbole_mmkd.specs.Benchmark`):
     train every (dataset, model, seed) not stored under ``out`` (default
-    ``results/<name>``), then report.
+    ``results/<name>``), then report. ``address`` (``auto``, ``HOST:PORT``) runs the
+    searches and each (dataset, model, seed) as Ray tasks on that cluster, teachers first.
 
     ``datasets`` / ``models`` (table names) / ``seeds`` run a part of it, so a benchmark can
     split across processes sharing ``out``. The report of the whole benchmark, or of some of
@@ -111,7 +116,7 @@ def run_benchmark(
     bench = _benchmark.restrict(whole, datasets=datasets, seeds=seeds, models=models)
     folder = _out(out, whole.name)
     runs = _benchmark.run_benchmark(
-        bench, folder, data_path=data_path, properties=properties, force=force
+        bench, folder, data_path=data_path, properties=properties, force=force, address=address
     )
     result = Report(bench, runs, teachers_from=folder, data_path=data_path, properties=properties)
     if not overrides and not _benchmark.is_part(bench, whole):  # overrides make it another

@@ -75,7 +75,13 @@ def stored_result(
 
 
 def tuned_entries(
-    bench: Benchmark, dataset: str, out: Path, *, data_path: Any, properties: Any
+    bench: Benchmark,
+    dataset: str,
+    out: Path,
+    *,
+    data_path: Any,
+    properties: Any,
+    address: str | None = None,
 ) -> list[Entry]:
     """The benchmark's entries on ``dataset``, each with a ``space`` set to its point of best
     validation value (its sweep under ``<out>/tuning/<dataset>/``, resumed where it stopped;
@@ -112,7 +118,9 @@ def tuned_entries(
             )  # fmt: skip
         logger.info("tuning %s on %s validation: %d trials", entry.name, dataset,
                     tuning_budget(entry, bench.tuning))  # fmt: skip
-        trials = run_sweep(sweep, folder, resume=True, teacher_root=Path(out), **common)
+        trials = run_sweep(
+            sweep, folder, resume=True, teacher_root=Path(out), address=address, **common
+        )
         best = select_best(trials)
         chosen[entry.name] = point = {k: plain(best[k]) for k in entry.space}
         rows[entry.name] = {
@@ -169,13 +177,17 @@ def run_benchmark(
     data_path: Path | None = None,
     properties: Any = None,
     force: bool = False,
+    address: str | None = None,
 ) -> dict[str, list[RunResult]]:
     """Check every entry, then run every (dataset, model, seed) that is not on disk yet;
-    return the runs per dataset, named by their entries' labels."""
+    return the runs per dataset, named by their entries' labels. With ``address`` (``auto``,
+    ``HOST:PORT``) the searches and the runs go to that Ray cluster: :func:`cluster_runs`."""
     check_benchmark(bench, data_path=data_path, properties=properties)
     common = {"data_path": data_path, "properties": properties}
-    entries = {d: tuned_entries(bench, d, out, **common) for d in bench.datasets}
+    entries = {d: tuned_entries(bench, d, out, address=address, **common) for d in bench.datasets}
     plan = [(d, e, s) for d in bench.datasets for e in entries[d] for s in bench.seeds]
+    if address is not None:
+        return cluster_runs(bench, plan, out, address=address, force=force, **common)
     progress = BenchmarkProgress(len(plan))
     runs: dict[str, list[RunResult]] = {}
     for dataset, entry, seed in plan:
@@ -195,4 +207,104 @@ def run_benchmark(
         )
         progress.end(trained=stored is None)
         runs.setdefault(dataset, []).append(replace(result, model=entry.name))
+    return runs
+
+
+# A run whose worker dies (a node lost, a process killed) is run again, this many times.
+RETRIES = 3
+
+
+def _remote_run(model: str, dataset: str, seed: int, out: str, overrides: dict,
+                options: dict) -> RunResult:  # fmt: skip
+    """One (dataset, model, seed), in a Ray task."""
+    import recbole_mmkd  # noqa: F401  (compat shims first, in the worker process)
+
+    return run_one(model, dataset, seed, Path(out), overrides=overrides, **options)
+
+
+def _remote_teacher(student: str, dataset: str, seed: int, out: str, overrides: dict,
+                    options: dict) -> Any:  # fmt: skip
+    """The teacher a student names, trained (or reused), in a Ray task."""
+    import recbole_mmkd  # noqa: F401
+    from recbole_mmkd.pipeline import teacher_for
+
+    return teacher_for(student, dataset, seed, Path(out), overrides, **options)
+
+
+def cluster_runs(
+    bench: Benchmark,
+    plan: list[tuple[str, Entry, int]],
+    out: Path,
+    *,
+    address: str,
+    force: bool = False,
+    data_path: Path | None = None,
+    properties: Any = None,
+) -> dict[str, list[RunResult]]:
+    """The ``plan``'s runs not on disk yet as Ray tasks on the cluster at ``address``, each
+    with the benchmark's ``cpus_per_trial`` and ``gpus_per_trial``: first the students'
+    teachers, one task per (dataset, teacher settings, seed), then every other run (a run
+    that is also a teacher's is then found on disk, not trained twice). Each task writes its
+    RunResult when it ends, so a killed benchmark resumes from what it wrote. A task whose
+    worker dies (a lost node, a killed process) is run again (``RETRIES``) into the same run
+    folder: nothing is lost or counted twice. Every node reads ``out`` and the datasets at the
+    same paths (a shared file system). ``force`` is refused (its error says why)."""
+    import ray
+
+    from recbole_mmkd.model import get_model
+    from recbole_mmkd.prepare import config_for
+
+    if force:
+        raise ConfigError(
+            "--force", "--address",
+            "a forced student re-trains its teacher inside its own task, where the students "
+            "of one teacher would race on its folder",
+            "delete the runs to redo (a benchmark trains what is missing), or force them "
+            "without --address",
+        )  # fmt: skip
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    resources = {"num_cpus": bench.tuning.cpus_per_trial, "num_gpus": bench.tuning.gpus_per_trial}
+    common = {"data_path": data_path, "properties": properties}
+    folder = str(Path(out).resolve())
+
+    def options(entry: Entry) -> dict[str, Any]:
+        return {**common, "source": f"{bench.source}: models ({entry.name}) set"}
+
+    teachers: dict[str, Any] = {}
+    teacher_task = ray.remote(max_retries=RETRIES)(_remote_teacher).options(**resources)
+    for dataset, entry, seed in plan:
+        if getattr(get_model(entry.model), "needs_teacher", False):
+            probe = config_for(entry.model, dataset, overrides=entry.overrides, **common)
+            key = json.dumps([dataset, probe["teacher"], probe["teacher_config"], seed],
+                             sort_keys=True, default=str)  # fmt: skip
+            if key not in teachers:
+                teachers[key] = teacher_task.remote(
+                    entry.model, dataset, seed, folder, entry.overrides, options(entry)
+                )
+    if teachers:
+        logger.info("%s: %d teachers on the cluster at %s", bench.name, len(teachers), address)
+        ray.get(list(teachers.values()))
+    run_task = ray.remote(max_retries=RETRIES)(_remote_run).options(**resources)
+    results: dict[int, RunResult] = {}
+    pending: dict[Any, int] = {}
+    for index, (dataset, entry, seed) in enumerate(plan):
+        stored = stored_result(dataset, entry, seed, out, **common)
+        if stored is not None:
+            results[index] = stored
+            continue
+        ref = run_task.remote(entry.model, dataset, seed, folder, entry.overrides, options(entry))
+        pending[ref] = index
+    logger.info("%s: %d runs on the cluster at %s (%d stored)", bench.name, len(pending),
+                address, len(results))  # fmt: skip
+    while pending:
+        [ref], _ = ray.wait(list(pending), num_returns=1)
+        index = pending.pop(ref)
+        results[index] = ray.get(ref)
+        dataset, entry, seed = plan[index]
+        logger.info("[%d/%d] %s / %s / seed %d done", len(results), len(plan), dataset,
+                    entry.name, seed)  # fmt: skip
+    runs: dict[str, list[RunResult]] = {}
+    for index, (dataset, entry, _) in enumerate(plan):
+        runs.setdefault(dataset, []).append(replace(results[index], model=entry.name))
     return runs

@@ -82,6 +82,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             overrides=overrides,
             out=args.out,
             force=args.force,
+            address=args.address,
             **common,
         )
         bench = report.bench
@@ -101,6 +102,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             overrides=overrides,
             out=args.out,
             reuse=not args.force,
+            address=args.address,
             **common,
         )
         for dataset, results in runs.items():
@@ -234,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="results folder (default: results/<benchmark or adhoc>)")
     run.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     run.add_argument("--force", action="store_true", help="re-train runs already on disk")
+    run.add_argument(
+        "--address",
+        help="a benchmark's runs as tasks on a Ray cluster (auto, HOST:PORT); the datasets "
+        "and --out on a file system every node shares",
+    )
     run.add_argument(
         "--tune-only",
         action="store_true",

@@ -4,6 +4,7 @@ split would choose ``test``; one on validation only must choose ``valid``."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -36,3 +37,25 @@ class Planted(MMKDRecommender):
 
     def calculate_loss(self, interaction) -> torch.Tensor:
         return (self.scale - 1).pow(2).sum()
+
+
+class DiesOnce(MMKDRecommender):
+    """A model whose first construction kills its process (a worker lost mid-run, as a
+    killed node would be) and whose later ones train: a learnt score per item."""
+
+    config_names = ("DiesOnce",)
+
+    def __init__(self, config, dataset) -> None:
+        marker = Path(config["death_marker"])
+        if not marker.exists():
+            marker.touch()
+            os._exit(1)
+        super().__init__(config, dataset)
+        self.item_score = nn.Parameter(torch.zeros(self.n_items, 1))
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.ones(self.n_users, 1), self.item_score
+
+    def calculate_loss(self, interaction) -> torch.Tensor:
+        loss, *_ = self.bpr_batch(interaction)
+        return loss
