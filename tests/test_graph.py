@@ -6,7 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recbole_mmkd.model.graph import BipartiteGraph, normalized_adjacency, propagate
+from recbole_mmkd.model.bipartite import BipartiteGraph
+from recbole_mmkd.model.graph import normalized_adjacency, propagate
 
 
 def test_normalized_adjacency_by_hand():

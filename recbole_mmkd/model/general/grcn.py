@@ -13,7 +13,7 @@ from torch import nn
 from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
-from recbole_mmkd.model.graph import BipartiteGraph
+from recbole_mmkd.model.bipartite import BipartiteGraph
 
 WEIGHT_MODES = ("confid", "mean", "max")
 FUSION_MODES = ("concat", "mean", "id")

@@ -1,0 +1,109 @@
+"""The user-item edge list as sparse layouts of both directions, for per-edge weights that
+change every step (GRCN's routing).
+
+Weighted neighbour sums run as sparse-dense products (SpMM), and per-edge dot products (the
+routing's affinities, and the weights' gradients) as sampled dense-dense products (SDDMM,
+``torch.sparse.sampled_addmm``): neither materialises one message or one gathered row per
+edge. On TikTok's training graph (59,541 edges, d = 64, one CPU thread) an edge dot product by
+SDDMM takes 1.0 ms against 6.6 ms by gathering both endpoints' rows.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+
+def _crow(rows: torch.Tensor, n: int) -> torch.Tensor:
+    counts = torch.bincount(rows, minlength=n)
+    return torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+
+
+class BipartiteGraph:
+    """Edge ``e`` joins ``users[e]`` and ``items[e]``; every weight vector is indexed by ``e``.
+    Both directions are held in CSR layout (users x items, items x users)."""
+
+    def __init__(self, users: torch.Tensor, items: torch.Tensor, n_users: int, n_items: int):
+        self.users, self.items = users, items
+        self.n_users, self.n_items = n_users, n_items
+        self._order = {
+            True: torch.argsort(users * n_items + items),
+            False: torch.argsort(items * n_users + users),
+        }  # CSR position -> edge, users x items (True) and items x users (False)
+        self._edge_at = {k: torch.argsort(v) for k, v in self._order.items()}  # edge -> position
+        self._crow = {True: _crow(users, n_users), False: _crow(items, n_items)}
+        self._cols = {True: items[self._order[True]], False: users[self._order[False]]}
+        self._shape = {True: (n_users, n_items), False: (n_items, n_users)}
+
+    def matrix(self, weights: torch.Tensor, to_users: bool) -> torch.Tensor:
+        """``(n_users, n_items)`` CSR matrix of ``weights`` (``to_users``), else its transpose."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return torch.sparse_csr_tensor(
+                self._crow[to_users],
+                self._cols[to_users],
+                weights[self._order[to_users]],
+                self._shape[to_users],
+                check_invariants=False,
+            )
+
+    def sampled_dot(self, rows: torch.Tensor, cols: torch.Tensor, to_users: bool) -> torch.Tensor:
+        """``<rows[r_e], cols[c_e]>`` for every edge ``e`` (``r`` its user and ``c`` its item
+        with ``to_users``, the reverse without), in edge order."""
+        pattern = self.matrix(rows.new_zeros(self.users.shape[0]), to_users)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            values = torch.sparse.sampled_addmm(pattern, rows, cols.T, beta=0.0).values()
+        return values[self._edge_at[to_users]]
+
+    def to_users(self, weights: torch.Tensor, item_x: torch.Tensor) -> torch.Tensor:
+        """``out[u] = sum over u's edges e of weights[e] * item_x[items[e]]``; differentiable in
+        both arguments."""
+        return _EdgeSpMM.apply(weights, item_x, self, True)
+
+    def to_items(self, weights: torch.Tensor, user_x: torch.Tensor) -> torch.Tensor:
+        """``out[i] = sum over i's edges e of weights[e] * user_x[users[e]]``."""
+        return _EdgeSpMM.apply(weights, user_x, self, False)
+
+    def edge_dot(self, user_x: torch.Tensor, item_x: torch.Tensor) -> torch.Tensor:
+        """``<user_x[users[e]], item_x[items[e]]>`` for every edge ``e``; differentiable."""
+        return _EdgeDot.apply(user_x, item_x, self)
+
+
+class _EdgeSpMM(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, weights, x, graph: BipartiteGraph, to_users: bool):
+        ctx.save_for_backward(weights, x)
+        ctx.graph, ctx.to_users = graph, to_users
+        return torch.sparse.mm(graph.matrix(weights, to_users), x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        weights, x = ctx.saved_tensors
+        graph, to_users = ctx.graph, ctx.to_users
+        grad_w = grad_x = None
+        if ctx.needs_input_grad[0]:  # <grad of the target, x of the source> per edge
+            grad_w = graph.sampled_dot(grad.contiguous(), x, to_users)
+        if ctx.needs_input_grad[1]:
+            grad_x = torch.sparse.mm(graph.matrix(weights, not to_users), grad)
+        return grad_w, grad_x, None, None
+
+
+class _EdgeDot(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, user_x, item_x, graph: BipartiteGraph):
+        ctx.save_for_backward(user_x, item_x)
+        ctx.graph = graph
+        return graph.sampled_dot(user_x, item_x, True)
+
+    @staticmethod
+    def backward(ctx, grad):
+        user_x, item_x = ctx.saved_tensors
+        graph = ctx.graph
+        grad_user = grad_item = None
+        if ctx.needs_input_grad[0]:
+            grad_user = torch.sparse.mm(graph.matrix(grad, True), item_x)
+        if ctx.needs_input_grad[1]:
+            grad_item = torch.sparse.mm(graph.matrix(grad, False), user_x)
+        return grad_user, grad_item, None
