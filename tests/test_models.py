@@ -162,6 +162,17 @@ def test_grcn_has_norm_false_leaves_the_inputs_unnormalised(toy):
     assert not torch.allclose(before[1], after[1])
 
 
+@pytest.mark.parametrize("fusion_mode", ["concat", "mean", "id"])
+def test_grcn_scores_its_training_pairs_by_the_parts_as_by_the_fused_tables(toy, fusion_mode):
+    model, train = _build(toy, "GRCN", fusion_mode=fusion_mode)
+    batch = next(iter(train))
+    torch.manual_seed(0)
+    loss = model.calculate_loss(batch)
+    torch.manual_seed(0)
+    fused, *_ = model.bpr_batch(batch)  # BPR on the concatenated (or fused) tables
+    assert torch.allclose(loss - model.reg_weight * model.regularizer(batch), fused, atol=1e-6)
+
+
 def test_grcn_edge_dropout_equals_the_graph_without_the_dropped_edges(toy):
     dropping, _ = _build(toy, "GRCN", edge_dropout=0.3, pruning=False)
     torch.manual_seed(7)

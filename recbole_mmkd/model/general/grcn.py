@@ -14,6 +14,7 @@ from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.bipartite import BipartiteGraph
+from recbole_mmkd.model.losses import bpr_loss
 
 WEIGHT_MODES = ("confid", "mean", "max")
 FUSION_MODES = ("concat", "mean", "id")
@@ -186,7 +187,9 @@ class GRCN(MultimodalRecommender):
         merged = weights.mean(1) if self.weight_mode == "mean" else weights.max(1).values
         return merged.relu() if self.pruning else merged
 
-    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def parts(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The user and item tables whose concatenation is the representation (the ID part
+        and every modality's, or their one fused part): scores sum the parts' dot products."""
         u, i = self.edge_user, self.edge_item
         dropped = None
         if self.training and self.edge_dropout > 0:  # a new draw every batch, as the release
@@ -214,18 +217,30 @@ class GRCN(MultimodalRecommender):
             )
             users, items = users + layer_users, items + layer_items
         if self.fusion_mode == "id":
-            return users, items
+            return [users], [items]
         if self.fusion_mode == "mean":
-            parts = len(user_parts) + 1
-            return (users + sum(user_parts)) / parts, (items + sum(item_parts)) / parts
-        return torch.cat([users, *user_parts], 1), torch.cat([items, *item_parts], 1)
+            count = len(user_parts) + 1
+            return [(users + sum(user_parts)) / count], [(items + sum(item_parts)) / count]
+        return [users, *user_parts], [items, *item_parts]
 
-    def calculate_loss(self, interaction) -> torch.Tensor:
-        loss, *_ = self.bpr_batch(interaction)
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        user_parts, item_parts = self.parts()
+        return torch.cat(user_parts, 1), torch.cat(item_parts, 1)
+
+    def regularizer(self, interaction) -> torch.Tensor:
+        """MMRec's: mean squares of the batch's user and item ID rows and of its users'
+        preference rows in every modality."""
         users = interaction[self.USER_ID]
         items = torch.cat([interaction[self.ITEM_ID], interaction[self.NEG_ITEM_ID]])
         reg = self.id_embedding[users].pow(2).mean()
         reg = reg + self.id_embedding[self.n_users + items].pow(2).mean()
-        for preference in self.preference.values():
-            reg = reg + preference[users].pow(2).mean()
-        return loss + self.reg_weight * reg
+        return reg + sum(p[users].pow(2).mean() for p in self.preference.values())
+
+    def calculate_loss(self, interaction) -> torch.Tensor:
+        users = interaction[self.USER_ID]
+        user_parts, item_parts = self.parts()  # no concatenated tables in training
+        scores = [
+            sum((u[users] * i[rows]).sum(-1) for u, i in zip(user_parts, item_parts, strict=True))
+            for rows in (interaction[self.ITEM_ID], interaction[self.NEG_ITEM_ID])
+        ]
+        return bpr_loss(*scores) + self.reg_weight * self.regularizer(interaction)
