@@ -40,7 +40,11 @@ def test_rank_weighted_hinge_against_the_closest_negative():
 
 
 def test_full_sort_in_chunks_equals_predict_on_every_pair(toy):
-    model, _ = _build(toy, eval_pairs=7)  # chunks of a single user
+    model, _ = _build(toy)
+    model.eval_pairs = 2 * model.n_items  # chunks of two users, the last one partial
+    with torch.no_grad():  # biases away from their zero start, so a misplaced one shows
+        for layer in (model.attention_in, model.attention_out):
+            layer.bias.normal_()
     model.eval()
     users = torch.arange(1, model.n_users)
     with torch.no_grad():
@@ -82,6 +86,14 @@ def test_the_released_variant_trains_the_tables_alone(toy, train_networks):
     assert all((p.grad is not None) == train_networks for p in network)
 
 
-def test_maml_needs_negatives(toy):
-    with pytest.raises(ValueError, match="train_neg_sample_args"):
-        _build(toy, train_neg_sample_args=None)
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"train_neg_sample_args": {"distribution": "none", "sample_num": "none"}},
+         "train_neg_sample_args"),
+        ({"clip_norm": 0.0}, "clip_norm"),
+    ],
+)  # fmt: skip
+def test_maml_refuses_settings_it_cannot_run(toy, overrides, key):
+    with pytest.raises(ValueError, match=key):
+        _build(toy, **overrides)

@@ -18,6 +18,8 @@ from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
 
+NORM_EPS = 1e-6  # TensorFlow's l2_normalize clamps the squared norm at 1e-12
+
 
 def clip_rows(table: torch.Tensor, max_norm: float) -> torch.Tensor:
     """Each row scaled to norm at most ``max_norm`` (TensorFlow's per-row ``clip_by_norm``)."""
@@ -51,9 +53,9 @@ class MAML(MultimodalRecommender):
     r"""Users and items in a metric space, each user's view of an item weighted per dimension
     by an attention over the user, the item and the item's features.
 
-    Features: :math:`f_i = \mathrm{clip}(g(\mathrm{norm}([x^1_i; x^2_i; ..])))`, :math:`g` a
-    ReLU MLP ``hidden_size`` -> ``hidden_size``/2 -> ``hidden_size``/2 -> d with L2 norms
-    between the first layers, clipped to norm ``clip_norm``. Attention
+    Features: :math:`f_i = \mathrm{clip}(g(\mathrm{norm}([x^1_i; x^2_i; ..])))`, :math:`g` an
+    MLP ``hidden_size`` -> ``hidden_size``/2 -> ``hidden_size``/2 -> d, ReLU after all but the
+    last layer and an L2 norm before the second and third, clipped to norm ``clip_norm``. Attention
     :math:`a_{ui} = d\,\mathrm{softmax}(\mathrm{ReLU}(W_2\,\mathrm{norm}(\tanh(W_1
     \mathrm{norm}([u; q_i; f_i]) + b_1)) + b_2))` over the d dimensions; distance
     :math:`D(u, i) = \lVert a_{ui} \odot u - a_{ui} \odot q_i \rVert^2`, score :math:`-D`.
@@ -81,7 +83,8 @@ class MAML(MultimodalRecommender):
     attention's l2 regularisers have no effect there (TF1 ``training=False``; a collection no
     loss reads) and are not reproduced; an epoch is every training pair, not the release's
     100 batches; evaluation is this project's (validation selection, full ranking), not the
-    release's (test-set selection).
+    release's (test-set selection). RecBole's padding item 0 counts in the rank weight's item
+    count and its rows in the feature and covariance losses (one row of thousands).
     """
 
     dot_product_scores: ClassVar[bool] = False  # its tables are not what it scores with
@@ -95,14 +98,23 @@ class MAML(MultimodalRecommender):
         self.cov_weight: float = config["cov_weight"]
         self.clip_norm: float = config["clip_norm"]
         self.eval_pairs: int = config["eval_pairs"]
+        self.train_networks: bool = config["train_networks"]
         negatives = config["train_neg_sample_args"] or {}
-        self.n_negatives: int = negatives.get("sample_num") or 0
+        count = negatives.get("sample_num")
+        self.n_negatives: int = count if isinstance(count, int) else 0
         if self.n_negatives < 1:
             raise ConfigError(
                 "config", "train_neg_sample_args",
                 "MAML's hinge compares each pair with its closest of several negatives",
                 "set train_neg_sample_args: {distribution: uniform, sample_num: 4} (MAML.yaml)",
             )  # fmt: skip
+        bounds = (("clip_norm", self.clip_norm, 0), ("hidden_size", self.hidden_size, 1),
+                  ("eval_pairs", self.eval_pairs, 0))  # fmt: skip
+        for key, value, least in bounds:
+            if not value > least:
+                raise ConfigError(
+                    "config", key, f"{value} is not above {least}", f"give a value above {least}"
+                )
         d, hidden = self.embedding_size, self.hidden_size
         self.user_embedding = nn.Embedding(self.n_users, d)
         self.item_embedding = nn.Embedding(self.n_items, d)
@@ -122,7 +134,7 @@ class MAML(MultimodalRecommender):
         for linear in (*self.projector, self.attention_in, self.attention_out):
             nn.init.xavier_uniform_(linear.weight)  # TF1 dense defaults
             nn.init.zeros_(linear.bias)
-        if not config["train_networks"]:
+        if not self.train_networks:
             networks = ("projector", "attention_in", "attention_out")
             self.frozen_parameters = [
                 n for n, p in self.named_parameters() if n.startswith(networks)
@@ -134,11 +146,11 @@ class MAML(MultimodalRecommender):
 
     def features(self) -> torch.Tensor:
         """:math:`f_i` of every item: the projector over the joint L2-normalised features."""
-        x = F.normalize(torch.cat([self.modal_feature(m) for m in self.modalities], 1), dim=1)
+        x = torch.cat([self.modal_feature(m) for m in self.modalities], 1)
         first, *middle, last = self.projector
-        x = F.relu(first(x))
+        x = F.relu(first(F.normalize(x, dim=1, eps=NORM_EPS)))
         for layer in middle:
-            x = F.relu(layer(F.normalize(x, dim=1)))
+            x = F.relu(layer(F.normalize(x, dim=1, eps=NORM_EPS)))
         return clip_rows(last(x), self.clip_norm)
 
     def attention(
@@ -146,8 +158,8 @@ class MAML(MultimodalRecommender):
     ) -> torch.Tensor:
         """:math:`a_{ui}` for rows of users, items and their features (broadcast together)."""
         joint = torch.cat(torch.broadcast_tensors(users, items, features), -1)
-        joint = F.normalize(joint, dim=-1)
-        hidden = F.normalize(torch.tanh(self.attention_in(joint)), dim=-1)
+        joint = F.normalize(joint, dim=-1, eps=NORM_EPS)
+        hidden = F.normalize(torch.tanh(self.attention_in(joint)), dim=-1, eps=NORM_EPS)
         return self.embedding_size * F.relu(self.attention_out(hidden)).softmax(-1)
 
     def distance(
@@ -223,10 +235,10 @@ class MAML(MultimodalRecommender):
         chunk = max(1, self.eval_pairs // self.n_items)
         for start in range(0, user_ids.shape[0], chunk):
             u = users[user_ids[start : start + chunk]]
-            norm = (u.pow(2).sum(1, keepdim=True) + item_sq).clamp_min(1e-12).sqrt()
+            norm = (u.pow(2).sum(1, keepdim=True) + item_sq).clamp_min(NORM_EPS**2).sqrt()
             first = (u @ w_user.T).unsqueeze(1) + item_part.unsqueeze(0)
             hidden = torch.tanh(first / norm.unsqueeze(-1) + self.attention_in.bias)
-            logits = self.attention_out(F.normalize(hidden, dim=-1))
+            logits = self.attention_out(F.normalize(hidden, dim=-1, eps=NORM_EPS))
             weights = self.embedding_size * F.relu(logits).softmax(-1)
             gap = u.unsqueeze(1) - items.unsqueeze(0)
             scores[start : start + chunk] = -(weights * gap).pow(2).sum(-1)

@@ -25,21 +25,25 @@ class SGFDMAMLMixin(SGFDMixin):
     ``var_list`` holds the two embedding tables alone, so SGFD's students, teacher and
     classifiers never train either (the released SGFD-MAML is MAML reading frozen random
     student projections, whatever ce_weight, kd_weight and T are); ``released_kd_terms:
-    true`` keeps the release's re-binding of its modalities' response-KD terms, which leaves
-    the response KD of its last modality alone (the first is overwritten).
+    true`` keeps the release's re-binding of its response-KD terms, which leaves its textual
+    term alone (the visual one is overwritten): here the ``text`` modality's term where the
+    dataset has one, else the last modality's; every other modality's is dropped.
 
     Deviations: SGFD's losses are this project's SGFD (L1 response KD, mean CE, a classifier
     per modality, the released BM3/GRCN tower); the MAML release's per-row MSE response KD,
     summed CE, one classifier shared by every modality, width-halving tower without L2 norm
     and its 25-label cap are not reproduced, and with ``train_networks: false`` none of them
-    could change a trained model. A batch's positives enter the distillation losses once per
-    negative (RecBole repeats each pair W times), against once in the release.
+    could change a trained model; the students here L2-normalise their outputs before the
+    joint norm (the release's do not), start at PyTorch's Linear init (the release's at
+    Glorot's), and ``ce_on_softmax`` stays SGFD.yaml's false (the release puts a softmax
+    before its CE). A batch's positives enter the distillation losses once per negative
+    (RecBole repeats each pair W times), against once in the release.
     """
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
         self.released_kd_terms: bool = config["released_kd_terms"]
-        if not config["train_networks"]:
+        if not self.train_networks:
             extra = [n for n, _ in self.named_parameters() if n.startswith(("students", "teacher"))]
             self.frozen_parameters = [*self.frozen_parameters, *extra]
             for name, param in self.named_parameters():
@@ -48,8 +52,8 @@ class SGFDMAMLMixin(SGFDMixin):
 
     def distillation_losses(self, items: torch.Tensor) -> dict[str, torch.Tensor]:
         parts = super().distillation_losses(items)
-        if self.released_kd_terms:  # the response term of the last modality alone
-            last = self.modalities[-1]
+        if self.released_kd_terms:  # one modality's response term alone
+            last = "text" if "text" in self.modalities else self.modalities[-1]
             raw = self.raw_feature(last, items)
             teacher = F.normalize(self.teacher.towers[last](raw), dim=-1)
             classifier = self.teacher.classifiers[last]
