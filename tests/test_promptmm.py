@@ -152,3 +152,15 @@ def test_student_run_leaves_the_stored_teacher_unchanged(toy):
 def test_embedding_sizes_must_match(toy):
     with pytest.raises(ValueError, match="embedding_size"):
         _student(toy, embedding_size=16)
+
+
+def test_an_item_that_loses_a_modality_loses_what_its_tokens_drew_from_it(toy):
+    model = prepare("PromptMMTeacher", "toy", overrides=fast(), data_path=toy).model
+    before = model.prompt.item_tokens.clone()
+    present = model.item_present(model.modalities[0]).clone()
+    present[3] = False
+    model.set_item_mask(model.modalities[0], present)
+    after = model.prompt.item_tokens
+    assert not torch.allclose(after[3], before[3])
+    assert torch.equal(after[4], before[4])
+    assert "prompt.item_tokens" in model.state_dict()  # stored: students read the teacher's

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +49,7 @@ def trimmed_mean(losses: torch.Tensor, *, drop: float) -> torch.Tensor:
     ``tip_rate_feat``: the embedding KD leaves out its worst-fitting items)."""
     if drop <= 0:
         return losses.mean()
-    kept = max(1, round(losses.numel() * (1 - drop)))
+    kept = max(1, int(losses.numel() * (1 - drop)))  # the release's int(remember_rate * n)
     return losses.topk(kept, largest=False).values.mean()
 
 
@@ -125,10 +126,14 @@ class PromptMM(LightGCN):
     ``PromptMM.yaml`` alone (not LightGCN's files: its student's depth is the method's);
     ``PromptMM-released`` reads ``PromptMM-released.yaml`` after it.
 
-    Deviations from the release: its student graph is laid out wrongly (``[[D_u^-1/2 R, 0],
+    Deviations from the release: batches are RecBole's, every training interaction once an
+    epoch (the release draws batches of distinct users, uniformly); its student graph is laid
+    out wrongly (``[[D_u^-1/2 R, 0],
     [0, D_i^-1/2 R^T]]`` over ``[users; items]``, which aggregates rows of the wrong nodes);
     here it is LightGCN's. Its negatives for the lists may hit a user's positives, as here.
-    It selects its epoch on test; this project on validation. The paper's text could not be
+    It selects its epoch on test and ranks validation items among the test candidates with a
+    non-standard ideal DCG; this project selects on validation, masks them, and uses
+    RecBole's metrics. The paper's text could not be
     read beyond its figures: the re-weighted list KD and the prompt tuned in the second
     stage are from Figures 1-2; its pair KD (drawn from the ID branch) uses the fused
     tables here, as released; its ID prompt (the figure shows the prompt entering the feature
@@ -137,6 +142,7 @@ class PromptMM(LightGCN):
 
     needs_teacher = True
     config_names = ("PromptMM",)
+    training_only: ClassVar[tuple[str, ...]] = ("teacher", "prompt")  # inference: LightGCN
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
@@ -193,8 +199,10 @@ class PromptMM(LightGCN):
             return self._constant_tables
         with torch.no_grad():
             self.teacher.train(self.training)
-            tables = self.teacher.tables(self.prompt())
-            self.teacher.eval()
+            try:
+                tables = self.teacher.tables(self.prompt())
+            finally:
+                self.teacher.eval()
         if self.teacher.dropout.p == 0:
             self._constant_tables = tables
         return tables
@@ -202,6 +210,7 @@ class PromptMM(LightGCN):
     def train(self, mode: bool = True) -> PromptMM:
         super().train(mode)
         self.teacher.eval()  # frozen; the released variant switches it on per batch
+        self._constant_tables = None  # recomputed once per epoch, on the model's device
         return self
 
     def run_info(self) -> dict:
@@ -234,7 +243,7 @@ class PromptMM(LightGCN):
         else:
             pair = pairwise_kd(s_margin, t_margin, temperature=self.t_decay)
             listwise = sum(reweighted_list_kd(student_list, t, self.t_decay) for t in modal_lists)
-        items = slice(None) if self.emb_items == "all" else torch.cat([pos, neg])
+        items = slice(1, None) if self.emb_items == "all" else torch.cat([pos, neg])  # no padding
         embedding = sum(
             trimmed_mean(
                 (1 - F.cosine_similarity(item_e[items], mi[items], dim=-1)).pow(self.sce_alpha),

@@ -47,29 +47,42 @@ def one_sided_graphs(interactions: sp.coo_matrix) -> tuple[torch.Tensor, torch.T
     return scaled(matrix), scaled(matrix.T.tocsr())
 
 
-def pca_tokens(features: torch.Tensor, d: int) -> torch.Tensor:
-    """Rows of ``features`` projected on their top-``d`` principal axes (zero-padded to ``d``
-    columns when the features have fewer): PromptMM's hard item tokens. Each axis's sign makes
-    its largest-magnitude token positive (scikit-learn's ``svd_flip`` rule, which the release
-    gets from ``PCA``), so that tokens averaged over modalities do not depend on SVD signs."""
-    centered = features - features.mean(0, keepdim=True)
+def pca_axes(features: torch.Tensor, d: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and top-``d`` principal axes ``(min(d, rank), F)`` of ``features``, each
+    axis's sign making its largest-magnitude token positive (scikit-learn's ``svd_flip``
+    rule, which the release gets from ``PCA``), so that tokens averaged over modalities do not
+    depend on the signs an SVD happens to return."""
+    mean = features.mean(0)
+    centered = features - mean
     _, _, vh = torch.linalg.svd(centered, full_matrices=False)
-    tokens = centered @ vh[:d].T
-    peak = tokens[tokens.abs().argmax(0), torch.arange(tokens.shape[1])]
-    tokens = tokens * torch.where(peak < 0, -1.0, 1.0)
-    return F.pad(tokens, (0, d - tokens.shape[1]))
+    axes = vh[:d]
+    tokens = centered @ axes.T
+    peak = tokens[tokens.abs().argmax(0), torch.arange(axes.shape[0], device=axes.device)]
+    return mean, axes * torch.where(peak < 0, -1.0, 1.0).unsqueeze(1)
+
+
+def project_tokens(features: torch.Tensor, mean: torch.Tensor, axes: torch.Tensor, d: int):
+    """Rows of ``features`` on the principal ``axes`` (zero-padded to ``d`` columns)."""
+    return F.pad((features - mean) @ axes.T, (0, d - axes.shape[0]))
+
+
+def pca_tokens(features: torch.Tensor, d: int) -> torch.Tensor:
+    """PromptMM's hard item tokens of one modality: its rows on their own top-``d`` principal
+    axes (:func:`pca_axes`), zero-padded to ``d`` columns when the features have fewer."""
+    return project_tokens(features, *pca_axes(features, d), d)
 
 
 class PromptModule(nn.Module):
     """PromptMM's prompt: hard item tokens (each modality's PCA tokens, averaged) and user
     tokens (the item tokens propagated to users over the teacher's user graph), each passed
-    through a soft prompt ``Linear(d, d)``."""
+    through a soft prompt ``Linear(d, d)``. The tokens are stored with the state, so a
+    student reads exactly the teacher's."""
 
     def __init__(self, item_tokens: torch.Tensor, user_tokens: torch.Tensor) -> None:
         super().__init__()
         d = item_tokens.shape[1]
-        self.register_buffer("user_tokens", user_tokens, persistent=False)
-        self.register_buffer("item_tokens", item_tokens, persistent=False)
+        self.register_buffer("user_tokens", user_tokens)
+        self.register_buffer("item_tokens", item_tokens)
         self.user_prompt = nn.Linear(d, d)
         self.item_prompt = nn.Linear(d, d)
 
@@ -110,8 +123,9 @@ class PromptMMTeacher(MultimodalRecommender):
     ``feat_soft_token_rate``, ``prompt_weight``.
 
     Deviations from the release: every modality of the dataset, not image and text alone;
-    PCA by a full SVD with scikit-learn's sign rule, not its randomised solver; the projection
-    starts xavier-uniform as released, its bias at PyTorch's default; the run keeps the
+    PCA by a full SVD with scikit-learn's sign rule, not its randomised solver, fitted with
+    RecBole's padding row 0 among the items; items that lose a modality (robustness masks)
+    get the tokens of their masked features (the release has no masks); the run keeps the
     validation-best state (the release saves the teacher at its early stop on test, patience
     + 1 epochs after its best); interaction-wise batches instead of the release's
     user-uniform ones. The prompt is a submodule, so it is stored with the teacher's state and
@@ -151,9 +165,29 @@ class PromptMMTeacher(MultimodalRecommender):
             self.register_buffer("adjacency", adjacency, persistent=False)
         self.prompt: PromptModule | None = None
         if config["prompt"]:
-            tokens = [pca_tokens(self.raw_feature(m), self.embedding_size) for m in self.modalities]
-            item_tokens = torch.stack(tokens).mean(0)
-            self.prompt = PromptModule(item_tokens, self.hop_to_users(item_tokens))
+            for m in self.modalities:  # stored: a student and a mask read the teacher's axes
+                mean, axes = pca_axes(self.raw_feature(m), self.embedding_size)
+                self.register_buffer(f"_pca_mean_{m}", mean)
+                self.register_buffer(f"_pca_axes_{m}", axes)
+            self.prompt = PromptModule(*self.hard_tokens())
+
+    def hard_tokens(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item tokens (the modalities' PCA tokens of the features as they are now, masks
+        included, averaged) and user tokens (those propagated to users)."""
+        tokens = [
+            project_tokens(self.raw_feature(m), getattr(self, f"_pca_mean_{m}"),
+                           getattr(self, f"_pca_axes_{m}"), self.embedding_size)
+            for m in self.modalities
+        ]  # fmt: skip
+        item_tokens = torch.stack(tokens).mean(0)
+        return item_tokens, self.hop_to_users(item_tokens)
+
+    def on_mask_change(self) -> None:
+        """Items that lose a modality lose what their tokens drew from it."""
+        if self.prompt is not None:
+            item_tokens, user_tokens = self.hard_tokens()
+            self.prompt.item_tokens.copy_(item_tokens)
+            self.prompt.user_tokens.copy_(user_tokens)
 
     def hop_to_users(self, items: torch.Tensor) -> torch.Tensor:
         """Item rows summed into users over this teacher's user graph."""
