@@ -164,3 +164,16 @@ def test_an_item_that_loses_a_modality_loses_what_its_tokens_drew_from_it(toy):
     assert not torch.allclose(after[3], before[3])
     assert torch.equal(after[4], before[4])
     assert "prompt.item_tokens" in model.state_dict()  # stored: students read the teacher's
+
+
+def test_the_released_graph_products_have_torchs_gradients(toy):
+    model = prepare("PromptMMTeacher", "toy", overrides=fast(), data_path=toy).model
+    items = torch.randn(model.n_items, 3, requires_grad=True)
+    users = torch.randn(model.n_users, 3, requires_grad=True)
+    (model.hop_to_users(items).sin().sum() + model.hop_to_items(users).cos().sum()).backward()
+    ours = items.grad.clone(), users.grad.clone()
+    items.grad = users.grad = None
+    dense_users, dense_items = model.to_users_graph.to_dense(), model.to_items_graph.to_dense()
+    ((dense_users @ items).sin().sum() + (dense_items @ users).cos().sum()).backward()
+    assert torch.allclose(ours[0], items.grad, atol=1e-6)
+    assert torch.allclose(ours[1], users.grad, atol=1e-6)
