@@ -10,7 +10,18 @@ from pathlib import Path
 
 
 class MMKDError(Exception):
-    """An error the user can fix: its message says what is wrong, where, and the fix."""
+    """An error the user can fix: its message says what is wrong, where, and the fix.
+
+    A subclass whose constructor takes other arguments than the message keeps them in
+    ``_init_args``, so that the error pickles: a Ray trial or cluster task raises it in a
+    worker and the driver receives the same error, not a ``TypeError`` from rebuilding it."""
+
+    _init_args: tuple = ()
+
+    def __reduce__(self):
+        if not self._init_args:
+            return super().__reduce__()
+        return type(self), self._init_args, self.__dict__
 
 
 class ConfigError(MMKDError, ValueError):
@@ -21,6 +32,7 @@ class ConfigError(MMKDError, ValueError):
     def __init__(self, source: str, key: str, problem: str, fix: str) -> None:
         super().__init__(f"{source}: '{key}': {problem}. Fix: {fix}")
         self.source, self.key = source, key
+        self._init_args = (source, key, problem, fix)
 
 
 class DataError(MMKDError, ValueError):
@@ -29,3 +41,4 @@ class DataError(MMKDError, ValueError):
     def __init__(self, path: Path | str, field: str, problem: str, fix: str) -> None:
         super().__init__(f"{path}: field '{field}': {problem}. Fix: {fix}")
         self.path, self.field = str(path), field
+        self._init_args = (path, field, problem, fix)

@@ -120,6 +120,7 @@ class ResultError(MMKDError):
             "`run` trains it again"
         )
         self.path = Path(path)
+        self._init_args = (path, problem)
 
 
 _OPTIONAL = {

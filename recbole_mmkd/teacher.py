@@ -25,8 +25,10 @@ STATE_FILE = "state.npz"  # a teacher run's best-state parameters and persistent
 
 
 def check_teacher(model_class: type, name: str, *, source: str = "teacher") -> None:
-    """Refuse a model that cannot teach: teachers give user and item tables (project models);
-    RecBole's own models do not."""
+    """Refuse a model that cannot teach: teachers give user and item tables whose inner
+    products are their scores (project models); RecBole's own models give no tables, and a
+    model that scores otherwise (MAML's user-specific distances) stores tables a student
+    would misread."""
     if not issubclass(model_class, MMKDRecommender):
         raise ConfigError(
             source,
@@ -34,6 +36,14 @@ def check_teacher(model_class: type, name: str, *, source: str = "teacher") -> N
             "cannot be a teacher: teachers are project models whose forward() returns user "
             "and item tables, and RecBole's own models do not",
             "name a project model (e.g. LightGCN, FREEDOM) as the teacher",
+        )
+    if not model_class.dot_product_scores:
+        raise ConfigError(
+            source,
+            name,
+            "cannot be a teacher: it does not score by inner products of its user and item "
+            "tables, which is what every student reads of a stored teacher",
+            "name a model that does (e.g. LightGCN, FREEDOM) as the teacher",
         )
 
 

@@ -113,6 +113,16 @@ def test_a_recbole_model_as_teacher_is_refused_in_one_line(toy, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_teacher_that_does_not_score_by_inner_products_is_refused(toy, tmp_path):
+    from recbole_mmkd.pipeline import run_one
+
+    for teacher in ("MAML", "SGFD-MAML"):  # scores are distances, not table products
+        overrides = fast(teacher=teacher, teacher_config=fast())
+        with pytest.raises(ConfigError, match="does not score by inner products"):
+            run_one("KD-LightGCN", "toy", 1, tmp_path / "out", overrides=overrides, data_path=toy)
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_bad_teacher_config_key_is_refused(toy, tmp_path):
     from recbole_mmkd.prepare import check_run
 

@@ -29,6 +29,9 @@ class MMKDRecommender(GeneralRecommender):
     # Capabilities the runner reads before building anything (RecBole's models have none):
     needs_teacher: ClassVar[bool] = False  # distils from a stored teacher run (TeacherRef)
     needs_features: ClassVar[bool] = False  # reads the dataset's item features
+    # scores are the inner products of forward()'s tables: false for a model that scores
+    # otherwise (MAML's distances), which therefore cannot teach from its stored tables
+    dot_product_scores: ClassVar[bool] = True
     # submodules that only training uses (SGFD's teacher): not counted as what inference holds
     training_only: ClassVar[tuple[str, ...]] = ()
 

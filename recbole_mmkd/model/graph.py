@@ -135,103 +135,13 @@ def lightgcn_layers(adjacency: torch.Tensor, ego: torch.Tensor, n_layers: int) -
     return torch.stack(layers).mean(0)
 
 
-class BipartiteGraph:
-    """The user-item edge list with CSR layouts of both directions, for per-edge weights that
-    change every step (GRCN's routing): weighted neighbour sums run as sparse products instead
-    of materialising one message per edge.
-
-    Edge ``e`` joins ``users[e]`` and ``items[e]``; every weight vector is indexed by ``e``.
-    """
-
-    def __init__(self, users: torch.Tensor, items: torch.Tensor, n_users: int, n_items: int):
-        self.users, self.items = users, items
-        self.n_users, self.n_items = n_users, n_items
-        self._by_user = torch.argsort(users * n_items + items)
-        self._by_item = torch.argsort(items * n_users + users)
-        self._user_crow = _crow(users, n_users)
-        self._item_crow = _crow(items, n_items)
-        self._user_cols = items[self._by_user]
-        self._item_cols = users[self._by_item]
-
-    def matrix(self, weights: torch.Tensor, to_users: bool) -> torch.Tensor:
-        """``(n_users, n_items)`` CSR matrix of ``weights`` (``to_users``), else its transpose."""
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            if to_users:
-                return torch.sparse_csr_tensor(
-                    self._user_crow,
-                    self._user_cols,
-                    weights[self._by_user],
-                    (self.n_users, self.n_items),
-                    check_invariants=False,
-                )
-            return torch.sparse_csr_tensor(
-                self._item_crow,
-                self._item_cols,
-                weights[self._by_item],
-                (self.n_items, self.n_users),
-                check_invariants=False,
-            )
-
-    def to_users(self, weights: torch.Tensor, item_x: torch.Tensor) -> torch.Tensor:
-        """``out[u] = sum over u's edges e of weights[e] * item_x[items[e]]``; differentiable in
-        both arguments."""
-        return _EdgeSpMM.apply(weights, item_x, self, True)
-
-    def to_items(self, weights: torch.Tensor, user_x: torch.Tensor) -> torch.Tensor:
-        """``out[i] = sum over i's edges e of weights[e] * user_x[users[e]]``."""
-        return _EdgeSpMM.apply(weights, user_x, self, False)
-
-    def edge_dot(self, user_x: torch.Tensor, item_x: torch.Tensor) -> torch.Tensor:
-        """``<user_x[users[e]], item_x[items[e]]>`` for every edge ``e``; differentiable."""
-        return _EdgeDot.apply(user_x, item_x, self)
-
-
-def _crow(rows: torch.Tensor, n: int) -> torch.Tensor:
-    counts = torch.bincount(rows, minlength=n)
-    return torch.cat([counts.new_zeros(1), counts.cumsum(0)])
-
-
-def _rowwise_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return torch.bmm(a.unsqueeze(1), b.unsqueeze(2)).view(-1)
-
-
-class _EdgeSpMM(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, weights, x, graph: BipartiteGraph, to_users: bool):
-        ctx.save_for_backward(weights, x)
-        ctx.graph, ctx.to_users = graph, to_users
-        return torch.sparse.mm(graph.matrix(weights, to_users), x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        weights, x = ctx.saved_tensors
-        graph, to_users = ctx.graph, ctx.to_users
-        grad_w = grad_x = None
-        targets, sources = (graph.users, graph.items) if to_users else (graph.items, graph.users)
-        if ctx.needs_input_grad[0]:
-            grad_w = _rowwise_dot(grad.index_select(0, targets), x.index_select(0, sources))
-        if ctx.needs_input_grad[1]:
-            grad_x = torch.sparse.mm(graph.matrix(weights, not to_users), grad)
-        return grad_w, grad_x, None, None
-
-
-class _EdgeDot(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, user_x, item_x, graph: BipartiteGraph):
-        ctx.save_for_backward(user_x, item_x)
-        ctx.graph = graph
-        return _rowwise_dot(
-            user_x.index_select(0, graph.users), item_x.index_select(0, graph.items)
-        )
-
-    @staticmethod
-    def backward(ctx, grad):
-        user_x, item_x = ctx.saved_tensors
-        graph = ctx.graph
-        grad_user = grad_item = None
-        if ctx.needs_input_grad[0]:
-            grad_user = torch.sparse.mm(graph.matrix(grad, True), item_x)
-        if ctx.needs_input_grad[1]:
-            grad_item = torch.sparse.mm(graph.matrix(grad, False), user_x)
-        return grad_user, grad_item, None
+def self_loop_edges(interactions: sp.coo_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The edges of ``A + I`` for the bipartite user-item graph (users first, items offset by
+    the user count; both directions, then one self-loop a node) and every node's degree in
+    it (interactions + 1): ``(rows, cols, degree)``."""
+    n_users, n_items = interactions.shape
+    n = n_users + n_items
+    nodes = np.arange(n)
+    rows = np.concatenate([interactions.row, interactions.col + n_users, nodes])
+    cols = np.concatenate([interactions.col + n_users, interactions.row, nodes])
+    return rows, cols, np.bincount(rows, minlength=n)

@@ -21,6 +21,7 @@ from recbole_mmkd.model.graph import (
     knn_graph,
     lightgcn_layers,
     normalized_adjacency,
+    self_loop_edges,
 )
 from recbole_mmkd.model.item_views import TrainableFeatures
 from recbole_mmkd.model.losses import l2_reg
@@ -44,14 +45,10 @@ def row_normalized_adjacency(interactions: sp.coo_matrix) -> torch.Tensor:
     """``D^-1 (A + I)`` of the bipartite user-item graph (users first), ``D`` the row sums of
     ``A + I``: row ``v`` averages ``v``'s neighbours and ``v`` itself (MMRec's and the authors'
     LATTICE). Not symmetric: propagation is ``A_hat @ E``. A coalesced sparse COO tensor."""
-    n_users, n_items = interactions.shape
-    n = n_users + n_items
-    nodes = np.arange(n)
-    rows = np.concatenate([interactions.row, interactions.col + n_users, nodes])
-    cols = np.concatenate([interactions.col + n_users, interactions.row, nodes])
-    degree = np.bincount(rows, minlength=n).astype(np.float32)  # >= 1: the self-loop
+    rows, cols, degree = self_loop_edges(interactions)
+    n = degree.shape[0]
     index = torch.from_numpy(np.vstack([rows, cols]).astype(np.int64))
-    values = torch.from_numpy(1.0 / degree[rows])
+    values = torch.from_numpy(1.0 / degree.astype(np.float32)[rows])  # degree >= 1
     return torch.sparse_coo_tensor(index, values, (n, n), check_invariants=True).coalesce()
 
 

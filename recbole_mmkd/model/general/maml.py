@@ -7,8 +7,6 @@ Liu et al., "User Diverse Preference Modeling by Multimodal Attentive Metric Lea
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 import torch.nn.functional as F
 from recbole.data.interaction import Interaction
@@ -87,7 +85,7 @@ class MAML(MultimodalRecommender):
     count and its rows in the feature and covariance losses (one row of thousands).
     """
 
-    dot_product_scores: ClassVar[bool] = False  # its tables are not what it scores with
+    dot_product_scores = False  # its tables are not what it scores with
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)

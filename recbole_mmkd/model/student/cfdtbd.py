@@ -18,6 +18,7 @@ from torch import nn
 from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
+from recbole_mmkd.model.graph import self_loop_edges
 from recbole_mmkd.model.losses import bpr_loss, l2_reg
 
 COMMON_SIGNS = ("apart", "together")
@@ -29,12 +30,9 @@ def self_loop_adjacency(interactions: sp.coo_matrix, left: float, right: float) 
     """``D^left (A + I) D^right`` of the bipartite user-item graph (users first), ``D`` the
     degrees of ``A + I`` (interactions + 1), as a coalesced sparse COO tensor: CFDTBD's
     ``normalized_adj_symetric`` (its ``load_data.py``), asymmetric when ``left != right``."""
-    n_users, n_items = interactions.shape
-    n = n_users + n_items
-    nodes = np.arange(n)
-    rows = np.concatenate([interactions.row, interactions.col + n_users, nodes])
-    cols = np.concatenate([interactions.col + n_users, interactions.row, nodes])
-    degree = np.bincount(rows, minlength=n).astype(np.float64)
+    rows, cols, degree = self_loop_edges(interactions)
+    n = degree.shape[0]
+    degree = degree.astype(np.float64)
     values = (degree[rows] ** left * degree[cols] ** right).astype(np.float32)
     index = torch.from_numpy(np.vstack([rows, cols]).astype(np.int64))
     return torch.sparse_coo_tensor(

@@ -14,7 +14,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from recbole_mmkd.distill.losses import kl_rows, pairwise_kd, raw_kl_div
+from recbole_mmkd.distill.losses import kl_rows, pairwise_kd, raw_kl_div, scaled_cosine_error
 from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import get_model, register_model
 from recbole_mmkd.model.general.lightgcn import LightGCN
@@ -246,7 +246,7 @@ class PromptMM(LightGCN):
         items = slice(1, None) if self.emb_items == "all" else torch.cat([pos, neg])  # no padding
         embedding = sum(
             trimmed_mean(
-                (1 - F.cosine_similarity(item_e[items], mi[items], dim=-1)).pow(self.sce_alpha),
+                scaled_cosine_error(item_e[items], mi[items], alpha=self.sce_alpha),
                 drop=self.tip_rate,
             )
             for _, mi in modal.values()
