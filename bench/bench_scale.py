@@ -41,6 +41,7 @@ import recbole_mmkd  # noqa: F401
 from recbole_mmkd.data.importers import import_dataset
 from recbole_mmkd.distill.methods import KD_METHODS
 from recbole_mmkd.model import get_model, model_names
+from recbole_mmkd.model.student import kd  # noqa: F401 (registers every built-in KD method)
 from recbole_mmkd.pipeline import teacher_for
 from recbole_mmkd.prepare import prepare
 from recbole_mmkd.trainer import MMKDTrainer

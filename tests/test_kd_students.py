@@ -12,13 +12,11 @@ import yaml
 from conftest import ROOT, fast
 from recbole.data import data_preparation
 
+import recbole_mmkd.model.student.kd  # noqa: F401 (registers every built-in KD method)
 from recbole_mmkd.data import MultimodalDataset
 from recbole_mmkd.distill import methods
 from recbole_mmkd.distill.methods import (
     KDMethod,
-    LogitKD,
-    RankingDistillation,
-    RelaxedRankingDistillation,
     items_outside,
     register_kd_method,
     resolve_kd_method,
@@ -61,6 +59,15 @@ def test_scores_are_row_wise_inner_products():
     assert scores(users, items).tolist() == [[3.0, 3.0], [-5.0, 0.0]]
 
 
+# every built-in method at a size the toy data allows (30 items, 6 training each)
+SMALL = dict(
+    kd_items=5, rd_topk=3, rrd_top_n=5, rrd_k=2, rrd_l=3, cd_top_n=10, cd_n_items=4,
+    de_num_experts=3, htd_groups=3, dcd_top_m=10, dcd_k=3, unkd_top=5, unkd_pairs=4,
+)  # fmt: skip
+DEFAULTS = yaml.safe_load((ROOT / "properties" / "model" / "KD.yaml").read_text())
+SETTINGS = {**DEFAULTS, **SMALL}
+
+
 def _random_tables(path, dataset, dim: int = 4):
     """Stand-in teacher tables of the dataset's shape, stored where a teacher run puts them."""
     rng = np.random.default_rng(0)
@@ -84,11 +91,11 @@ def _digest(path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize("method", ["logit", "rd", "rrd"])
+@pytest.mark.parametrize("method", sorted(methods.KD_METHODS))
 def test_student_trains_from_a_stored_teacher_it_never_changes(toy, tmp_path, method):
     out = tmp_path / "out"
     kd = dict(teacher="VBPR", teacher_config=fast(), kd_method=method, kd_weight=1.0)
-    kd.update(rd_topk=3, rrd_top_n=5, rrd_k=2, rrd_l=3)  # toy: 30 items, 6 training each
+    kd.update(SMALL)
     result = run_one("KD-LightGCN", "toy", 1, out, overrides=fast(**kd), data_path=toy)
     teacher_dirs = [p for p in find_results(out) if "/VBPR/" in str(p)]
     assert len(teacher_dirs) == 1
@@ -154,10 +161,6 @@ def test_student_errors_name_the_fix(toy):
         )
 
 
-SMALL = dict(kd_items=5, rd_topk=3, rrd_top_n=5, rrd_k=2, rrd_l=3)  # toy: 30 items
-SETTINGS = dict(SMALL, t_decay=1.0, rd_lambda=5.0, rrd_temperature=10.0)
-
-
 class _ReadKeys(dict):
     """A config that records which keys are read."""
 
@@ -176,21 +179,21 @@ def test_an_unknown_kd_method_is_a_config_error_naming_the_known_ones():
     assert "name one of logit, rd, rrd" in str(error.value)
 
 
-@pytest.mark.parametrize("cls", [LogitKD, RankingDistillation, RelaxedRankingDistillation])
+@pytest.mark.parametrize("cls", list(methods.KD_METHODS.values()))
 def test_each_kd_method_reads_exactly_its_declared_config_keys(cls):
     assert resolve_kd_method(cls.name) is cls
-    config = _ReadKeys(SETTINGS)
-    seen = sp.csr_matrix((6, 12))
+    config = _ReadKeys({**SETTINGS, "cd_top_n": 8, "dcd_top_m": 4, "dcd_k": 2, "unkd_top": 4})
+    seen = sp.csr_matrix(np.eye(6, 12))  # one interaction a user, so unkd finds groups
     cls.from_config(
         config,
         teacher_users=torch.randn(6, 3),
         teacher_items=torch.randn(12, 3),
         seen=seen,
         n_items=12,
+        student_dim=3,
     )
     assert config.read == set(cls.config_keys)
-    defaults = yaml.safe_load((ROOT / "properties" / "model" / "KD.yaml").read_text())
-    assert set(cls.config_keys) <= set(defaults)  # documented, with a default
+    assert set(cls.config_keys) <= set(DEFAULTS)  # documented, with a default
 
 
 @pytest.mark.parametrize("method", ["logit", "rd", "rrd"])

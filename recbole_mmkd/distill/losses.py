@@ -87,11 +87,16 @@ def relaxed_ranking_distillation(
               + \sum_{l} e^{s_l}\big)\Big)
 
     ``interesting`` ``(B, K)``: student scores of the interesting items sorted by teacher rank;
-    ``uninteresting`` ``(B, L)``. Mean over rows.
+    ``uninteresting`` ``(B, L)``. Mean over rows (:func:`relaxed_ranking_rows` gives them).
     """
+    return relaxed_ranking_rows(interesting, uninteresting).mean()
+
+
+def relaxed_ranking_rows(interesting: torch.Tensor, uninteresting: torch.Tensor) -> torch.Tensor:
+    """:func:`relaxed_ranking_distillation` of each row, ``(B,)``: DCD's release sums them."""
     tail = interesting.flip(1).logcumsumexp(1).flip(1)  # log sum_{j >= k} e^{s_j}
     below = uninteresting.logsumexp(1, keepdim=True)
-    return -(interesting - torch.logaddexp(tail, below)).sum(1).mean()
+    return -(interesting - torch.logaddexp(tail, below)).sum(1)
 
 
 def scaled_cosine_error(

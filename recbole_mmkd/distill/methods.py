@@ -40,7 +40,7 @@ def teacher_top_items(
     top = []
     for start in range(0, users.shape[0], chunk):
         block_scores = users[start : start + chunk] @ items.T
-        block = torch.from_numpy(seen[start : start + chunk].toarray() > 0)
+        block = torch.from_numpy(seen[start : start + chunk].toarray() > 0).to(block_scores.device)
         block_scores[block] = float("-inf")
         block_scores[:, 0] = float("-inf")
         top.append(block_scores.topk(n, dim=1).indices)
@@ -74,8 +74,10 @@ class KDMethod(torch.nn.Module):
     """A distillation term: subclasses set ``name`` and ``config_keys``, take those keys as
     keyword arguments of their constructor (which raises :class:`ConfigError` for settings it
     cannot run with), and implement :meth:`loss`. The default :meth:`from_config` passes the
-    constructor those of the teacher tables, ``seen`` and ``n_items`` it names, and the
-    ``config_keys`` values."""
+    constructor those of the teacher tables, ``seen``, ``n_items`` and ``student_dim`` it
+    names, and the ``config_keys`` values. Trainable parts (DE's experts, HTD's projectors)
+    are submodules, trained with the student; :meth:`on_epoch_start` runs before each training
+    epoch (a temperature schedule, a refresh of what depends on the student's ranking)."""
 
     name: ClassVar[str] = ""  # the config's kd_method value
     config_keys: ClassVar[tuple[str, ...]] = ()  # the config keys the method reads
@@ -94,16 +96,19 @@ class KDMethod(torch.nn.Module):
         teacher_items: torch.Tensor,
         seen: sp.csr_matrix,
         n_items: int,
+        student_dim: int,
     ) -> KDMethod:
         """The method for a student: ``teacher_users`` and ``teacher_items`` are the teacher's
         tables, ``seen`` the student's training interactions (users x items csr), ``n_items``
-        the dataset's item count (padding item 0 included); the constructor gets those it
-        names, and the ``config_keys`` values."""
+        the dataset's item count (padding item 0 included), ``student_dim`` the width of the
+        student's tables; the constructor gets those it names, and the ``config_keys``
+        values."""
         given = {
             "teacher_users": teacher_users,
             "teacher_items": teacher_items,
             "seen": seen,
             "n_items": n_items,
+            "student_dim": student_dim,
         }
         wanted = inspect.signature(cls.__init__).parameters
         return cls(**{k: v for k, v in given.items() if k in wanted}, **cls.settings(config))
@@ -119,6 +124,9 @@ class KDMethod(torch.nn.Module):
         ``item_e``, the batch rows' ``users`` ``(B,)`` and their positive and negative items
         ``interaction_items`` ``(B, 2)``."""
         raise NotImplementedError
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Called through the student before each training epoch (``epoch`` from 0)."""
 
 
 KD_METHODS: dict[str, type[KDMethod]] = {}  # kd_method name -> class

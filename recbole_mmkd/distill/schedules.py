@@ -44,3 +44,12 @@ def _check(t_decay: float) -> None:
         raise ConfigError(
             "config", "t_decay", f"{t_decay} is not positive", "give a temperature > 0"
         )
+
+
+def annealed_temperature(epoch: int, start: float, end: float, horizon: int) -> float:
+    r"""DE-RRD's and topology distillation's Gumbel-softmax schedule (Kang et al., CIKM 2020
+    and KDD 2021): :math:`\tau(e) = \tau_0\,(\tau_{end}/\tau_0)^{e/E}`, clamped at
+    :math:`\tau_{end}` from epoch ``horizon`` (:math:`E`) on."""
+    if not 0 < end <= start or horizon <= 0:
+        raise ValueError(f"need 0 < end <= start and horizon > 0, got {start}, {end}, {horizon}")
+    return max(end, start * (end / start) ** (epoch / horizon))

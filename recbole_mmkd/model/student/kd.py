@@ -1,12 +1,15 @@
-"""Students distilled from a stored teacher's scores: logit KD, Ranking Distillation, RRD.
+"""Students distilled from a stored teacher: the KD baselines of the field.
 
-The distillation methods themselves are classes in :mod:`recbole_mmkd.distill.methods`.
+The distillation methods themselves are classes: logit KD, RD and RRD in
+:mod:`recbole_mmkd.distill.methods`, and CD, DE / DE-RRD, FTD / HTD, DCD and UnKD each in a
+module of their own beside it, imported here so that their classes are registered.
 """
 
 from __future__ import annotations
 
 import torch
 
+from recbole_mmkd.distill import cd, dcd, de, topology, unkd  # noqa: F401 (registers them)
 from recbole_mmkd.distill.methods import resolve_kd_method
 from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_wrapper
@@ -26,12 +29,17 @@ class KDStudentMixin:
     .. math:: \mathcal{L} = \mathcal{L}_{student} + \text{kd\_weight}\,\mathcal{L}_{KD}
 
     :math:`\mathcal{L}_{KD}` is the :class:`~recbole_mmkd.distill.methods.KDMethod` registered
-    as ``kd_method`` (submodule ``kd``), built from the teacher tables and the student's training
-    interactions: ``logit`` (:class:`~recbole_mmkd.distill.methods.LogitKD`, Hinton et al.
-    2015), ``rd`` (:class:`~recbole_mmkd.distill.methods.RankingDistillation`, Tang and Wang,
-    KDD 2018) or ``rrd`` (:class:`~recbole_mmkd.distill.methods.RelaxedRankingDistillation`,
-    Kang et al., CIKM 2020), or any class added with
-    :func:`~recbole_mmkd.distill.methods.register_kd_method`.
+    as ``kd_method`` (submodule ``kd``), built from the teacher tables, the student's training
+    interactions and its width: ``logit`` (Hinton et al. 2015), ``rd`` (Tang and Wang, KDD
+    2018), ``rrd`` (Kang et al., CIKM 2020), ``cd`` (Lee et al., ICDM 2019), ``de`` and
+    ``de_rrd`` (Kang et al., CIKM 2020), ``ftd`` and ``htd`` (Kang et al., KDD 2021), ``dcd``
+    (Lee and Kim, CIKM 2021), ``unkd`` (Chen et al., WSDM 2023), or any class added with
+    :func:`~recbole_mmkd.distill.methods.register_kd_method`. Every method works for a student
+    narrower than its teacher (``embedding_size`` below the teacher's width): the score-based
+    ones compare scores, DE and HTD project the student's rows to the teacher's width, FTD
+    compares relations within each space. The method's own parameters (DE's experts, HTD's
+    projectors) train with the student and are stored with it; it hears every epoch's start
+    (:meth:`on_epoch_start`).
     """
 
     def __init__(self, config, dataset) -> None:
@@ -55,10 +63,15 @@ class KDStudentMixin:
             teacher_items=item_t,
             seen=dataset.inter_matrix(form="csr"),
             n_items=self.n_items,
+            student_dim=config["embedding_size"],
         )
 
     def run_info(self) -> dict:
         return {**super().run_info(), "teacher": self.teacher_name, "kd_method": self.kd.name}
+
+    def on_epoch_start(self, epoch: int) -> None:
+        super().on_epoch_start(epoch)
+        self.kd.on_epoch_start(epoch)
 
     def kd_loss(self, interaction) -> torch.Tensor:
         """The distillation term of a batch."""

@@ -1,0 +1,177 @@
+"""CD, DE / DE-RRD, FTD and HTD: their losses against hand-computed values (the worked
+examples of docs/releases/kd_methods.md), their schedules and samplers, and each as a
+student's KD term."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from test_kd_students import _student
+
+from recbole_mmkd.distill.cd import collaborative_distillation, tournament_probabilities
+from recbole_mmkd.distill.de import (
+    DistillationExperts,
+    ExpertMixture,
+    expert_widths,
+    experts_loss,
+)
+from recbole_mmkd.distill.schedules import annealed_temperature
+from recbole_mmkd.distill.topology import full_topology, hierarchical_topology
+from recbole_mmkd.errors import ConfigError
+
+
+def t(rows) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+def test_cd_loss_is_the_bce_against_the_teachers_soft_label():
+    value = collaborative_distillation(t([[1.0, -1.0]]), t([[2.0, 0.0]]), 2.0, 0.0)
+    assert math.isclose(value, 0.697732, rel_tol=1e-5)
+    # the student at the teacher's logit (t / T): the loss is the labels' mean binary entropy
+    q = torch.sigmoid(t([1.0, 0.0]))
+    entropy = -(q * q.log() + (1 - q) * (1 - q).log()).mean()
+    exact = collaborative_distillation(t([[1.0, 0.0]]), t([[2.0, 0.0]]), 2.0, 0.0)
+    assert math.isclose(exact, entropy, rel_tol=1e-9)
+
+
+def test_cd_tournament_keeps_the_better_of_two_ranks():
+    probs = tournament_probabilities(2, 1e9)  # near-uniform weights over two ranks
+    assert probs.tolist() == pytest.approx([0.75, 0.25], abs=1e-6)
+    torch.manual_seed(0)
+    pairs = torch.multinomial(torch.tensor([0.5, 0.5]), 80_000, replacement=True).view(-1, 2)
+    kept = pairs.min(1).values  # simulate the tournament itself
+    assert (kept == 0).double().mean() == pytest.approx(0.75, abs=0.01)
+    long = tournament_probabilities(3000, 20.0)
+    assert long.sum() == pytest.approx(1.0, abs=1e-5) and bool((long.diff() < 0).all())
+
+
+@pytest.mark.parametrize("strategy", ["teacher", "student"])
+def test_cd_draws_distinct_unobserved_items_and_trains(toy, strategy):
+    student, train = _student(toy, "cd", cd_top_n=10, cd_n_items=4, cd_strategy=strategy)
+    batch = next(iter(train))
+    users = batch[student.USER_ID]
+    seen = train.dataset.inter_matrix(form="csr")
+    student.kd.on_epoch_start(0)
+    loss = student.calculate_loss(batch)
+    loss.backward()
+    assert torch.isfinite(loss) and student.user_embedding.weight.grad.abs().sum() > 0
+    assert student.kd.teacher_users.grad is None
+    ranking = student.kd.ranking
+    assert ranking.shape == (seen.shape[0], 10) and bool((ranking > 0).all())
+    rows = ranking[users].numpy()
+    assert not any(seen[u, i] for u, row in zip(users.tolist(), rows, strict=True) for i in row)
+    if strategy == "student":  # re-ranked from the student's tables at each epoch's first batch
+        user_e, item_e = student.forward()
+        scored = (user_e @ item_e.T).detach()
+        assert scored[1, ranking[1, 0]] >= scored[1, ranking[1, -1]]
+
+
+def test_cd_refuses_what_it_cannot_sample(toy):
+    with pytest.raises(ConfigError, match="cd_n_items <= cd_top_n <= 24"):
+        _student(toy, "cd", cd_top_n=25, cd_n_items=4)  # 30 items, 6 training each
+    with pytest.raises(ConfigError, match="'cd_strategy': unknown 'both'"):
+        _student(toy, "cd", cd_top_n=10, cd_n_items=4, cd_strategy="both")
+
+
+@pytest.mark.parametrize(
+    ("gumbel", "tau", "expected"),
+    [([0.0, 0.0], 1.0, 0.5), ([0.0, -math.log(3)], 1.0, 0.125), ([0.0, -1.0], 0.01, 0.0)],
+)
+def test_de_loss_mixes_experts_by_gumbel_softmax(gumbel, tau, expected):
+    value = experts_loss(
+        t([[1.0, 0.0]]), t([[[1.0, 0.0], [0.0, 1.0]]]), t([[0.5, 0.5]]), t([gumbel]), tau
+    )
+    assert value == pytest.approx(expected, abs=1e-12)
+
+
+def test_de_single_expert_takes_no_noise_and_widths_follow_the_release():
+    value = experts_loss(t([[1.0, 2.0]]), t([[[0.0, 0.0]]]), t([[1.0]]), t([[5.0]]), 1e-10)
+    assert value == pytest.approx(5.0)
+    assert expert_widths(20, 200, halve_equal=True) == [20, 110, 200]
+    assert expert_widths(64, 64, halve_equal=True) == [64, 32, 64]
+    assert expert_widths(64, 64, halve_equal=False) == [64, 64, 64]  # HTD's projectors
+    mixture = ExpertMixture(20, 200, 30, halve_equal=True)
+    experts = sum(p.numel() for n, p in mixture.named_parameters() if not n.startswith("gate"))
+    assert 2 * experts == 1_470_600  # users' and items': the release's log for d 20 -> 200
+    assert sum(p.numel() for p in mixture.gate.parameters()) * 2 == 12_060
+
+
+def test_anneal_schedule():
+    values = [annealed_temperature(e, 1.0, 1e-10, 1000) for e in (0, 100, 1000, 2000)]
+    assert values == pytest.approx([1.0, 0.1, 1e-10, 1e-10], rel=1e-9)
+
+
+def test_de_reduction_counts_users_once_and_items_half():
+    """B = 2 rows (u1, i1, j1), (u1, i2, j1): [l(u1) + (l(i1) + l(i2) + l(j1)) / 2] / 2."""
+    torch.manual_seed(0)
+    teacher_u, teacher_i = torch.randn(3, 4), torch.randn(5, 4)
+    de = DistillationExperts(
+        teacher_users=teacher_u, teacher_items=teacher_i, student_dim=2,
+        de_num_experts=1, de_tau_start=1.0, de_tau_end=1e-10, de_anneal_epochs=10,
+    )  # fmt: skip
+    user_e, item_e = torch.randn(3, 2), torch.randn(5, 2)
+    users, items = torch.tensor([1, 1]), torch.tensor([[2, 4], [3, 4]])
+
+    def ell(mixture, student, teacher):  # one expert: no noise, z = 1
+        return (teacher - mixture.experts(student).squeeze(1)).pow(2).sum(1)
+
+    per_user = ell(de.user_experts, user_e, teacher_u)
+    per_item = ell(de.item_experts, item_e, teacher_i)
+    expected = (per_user[1] + 0.5 * (per_item[2] + per_item[3] + per_item[4])) / 2
+    assert de.loss(user_e, item_e, users, items).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_ftd_matches_hand_computed_relations_at_any_width():
+    assert full_topology(t([[1.0, 0.0], [1.0, 1.0]]), t([[1.0, 0.0], [0.0, 1.0]])) == pytest.approx(
+        1.0
+    )
+    narrow = full_topology(t([[1.0, 0.0], [1.0, 1.0]]), t([[1.0], [-1.0]]))
+    assert narrow == pytest.approx(5.828427, rel=1e-6)
+
+
+def test_htd_topology_examples():
+    teacher = t([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])  # u1, u2 (group 0), i1 (item group)
+    student = t([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]).requires_grad_()
+    groups = torch.tensor([0, 0, 30])
+    second = hierarchical_topology(teacher, student, groups, choice="second")
+    assert second.item() == pytest.approx(2.660993, rel=1e-6)
+    first = hierarchical_topology(teacher, student, groups, choice="first")
+    assert first.item() == pytest.approx(1.135089, rel=1e-6)
+    # under 'first' the group term adds value, never gradient: the gradient is the entity
+    # term's, 2 (cos_s(u1, u2) - 1/sqrt 2)^2
+    (grad_first,) = torch.autograd.grad(first, student)
+    cos_s = torch.nn.functional.cosine_similarity(student[0], student[1], dim=0)
+    (grad_entity,) = torch.autograd.grad(2 * (cos_s - 2**-0.5) ** 2, student)
+    assert torch.allclose(grad_first, grad_entity) and grad_entity.abs().sum() > 0
+    flipped = teacher.clone()
+    flipped[1] = t([-1.0, 0.2])  # the pair's teacher cosine turns negative: it leaves the term
+    dropped = hierarchical_topology(flipped, student, groups, choice="first")
+    (grad_dropped,) = torch.autograd.grad(dropped, student)
+    assert grad_dropped.abs().sum() == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "extra"),
+    [
+        ("de", {"de_num_experts": 3}),
+        ("de_rrd", {"de_num_experts": 3, "rrd_top_n": 5, "rrd_k": 2, "rrd_l": 3}),
+        ("ftd", {}),
+        ("htd", {"htd_groups": 3}),
+        ("htd", {"htd_groups": 3, "htd_choice": "first"}),
+    ],
+)
+def test_embedding_methods_train_a_narrower_student_and_their_own_parts(toy, method, extra):
+    student, train = _student(toy, method, embedding_size=2, **extra)  # teacher tables: 4 wide
+    student.on_epoch_start(5)
+    batch = next(iter(train))
+    loss = student.calculate_loss(batch)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert student.user_embedding.weight.grad.abs().sum() > 0
+    assert all(b.grad is None for b in student.kd.buffers())
+    own = dict(student.kd.named_parameters())
+    assert bool(own) == (method != "ftd")
+    assert all(p.grad is not None for p in own.values())
+    assert set(student.state_dict()) >= {f"kd.{n}" for n in own}
