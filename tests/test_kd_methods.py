@@ -20,6 +20,7 @@ from recbole_mmkd.distill.de import (
 from recbole_mmkd.distill.schedules import annealed_temperature
 from recbole_mmkd.distill.topology import full_topology, hierarchical_topology
 from recbole_mmkd.errors import ConfigError
+from recbole_mmkd.pipeline import inference_params
 
 
 def t(rows) -> torch.Tensor:
@@ -175,3 +176,5 @@ def test_embedding_methods_train_a_narrower_student_and_their_own_parts(toy, met
     assert bool(own) == (method != "ftd")
     assert all(p.grad is not None for p in own.values())
     assert set(student.state_dict()) >= {f"kd.{n}" for n in own}
+    serving = sum(p.numel() for n, p in student.named_parameters() if not n.startswith("kd."))
+    assert inference_params(student) == serving  # the method's parts serve no prediction

@@ -7,6 +7,8 @@ module of their own beside it, imported here so that their classes are registere
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from recbole_mmkd.distill import cd, dcd, de, topology, unkd  # noqa: F401 (registers them)
@@ -41,6 +43,9 @@ class KDStudentMixin:
     projectors) train with the student and are stored with it; it hears every epoch's start
     (:meth:`on_epoch_start`).
     """
+
+    # the KD method's own parts (DE's experts, HTD's projectors) serve no prediction
+    training_only: ClassVar[tuple[str, ...]] = ("kd",)
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
