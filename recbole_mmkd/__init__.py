@@ -22,6 +22,7 @@ __all__ = [
     "RunResult",
     "SweepResult",
     "__version__",
+    "export_tables",
     "load_results",
     "report",
     "run",

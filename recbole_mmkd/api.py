@@ -9,6 +9,7 @@
     report = mm.report("results/kd", reference="LightGCN") # trains nothing
     print(report.to_markdown()); report.comparisons; report.save("results/kd")
     result = mm.sweep("kd-lightgcn-freedom", resume=True)
+    mm.export_tables("KD-LightGCN", "tiktok", "student.npz")  # its tables, to serve elsewhere
 
 Results go under ``results/<name>`` of the working directory unless ``out`` says otherwise.
 Datasets and ``properties/`` folders of your own come by ``data_path`` / ``properties`` or
@@ -29,9 +30,10 @@ from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.reporting.leaderboard import label_runs
 from recbole_mmkd.reporting.report import Report
 from recbole_mmkd.result import RunResult, load_results
+from recbole_mmkd.serving import export_tables
 from recbole_mmkd.specs import DEFAULT_METRICS, Benchmark, Entry, Sweep, load_benchmark, load_sweep
 
-__all__ = ["Report", "RunResult", "SweepResult", "load_results", "report", "run",
+__all__ = ["Report", "RunResult", "SweepResult", "export_tables", "load_results", "report", "run",
            "run_benchmark", "run_models", "sweep"]  # fmt: skip
 DEFAULT_SEEDS = (2020, 2021, 2022)
 

@@ -172,6 +172,31 @@ def cmd_carry(args: argparse.Namespace) -> None:
             print(line, flush=True)
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    import numpy as np
+    import torch
+
+    from recbole_mmkd.serving import export_tables, full_sort_ms, table_bytes
+
+    path = export_tables(
+        args.model,
+        args.dataset,
+        args.to,
+        seed=args.seed,
+        overrides=parse_overrides(args.set),
+        out=args.out,
+        data_path=args.data_path,
+        properties=args.properties,
+        overwrite=args.overwrite,
+    )
+    with np.load(path) as z:
+        user, item = torch.from_numpy(z["user"]), torch.from_numpy(z["item"])
+    print(f"{path}: {user.shape[0] - 1} users x {item.shape[0] - 1} items, width "
+          f"{user.shape[1]}; tables {table_bytes(user, item) / 2**20:.1f} MiB, full sort "
+          f"{full_sort_ms(user, item):.1f} ms per 1,000 users on "
+          f"{torch.get_num_threads()} threads")  # fmt: skip
+
+
 def cmd_import(args: argparse.Namespace) -> None:
     from recbole_mmkd.data.importers import import_dataset
 
@@ -289,6 +314,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _where(carry)
     carry.set_defaults(func=cmd_carry)
+
+    export = sub.add_parser(
+        "export", help="write a trained model's user and item tables (.npz) to serve elsewhere"
+    )
+    export.add_argument("model")
+    export.add_argument("--dataset", default="tiktok")
+    export.add_argument("--seed", type=int, default=2020)
+    export.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides"
+    )
+    export.add_argument("--out", default="results/adhoc", help="where its run is (or is trained)")
+    export.add_argument("--to", required=True, help="the .npz file to write")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing --to file")
+    _where(export)
+    export.set_defaults(func=cmd_export)
 
     imp = sub.add_parser("import", help="convert a public layout into dataset/NAME")
     imp.add_argument("--format", required=True, choices=["mmrec", "sgfd", "mmssl"])
