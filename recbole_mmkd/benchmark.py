@@ -18,7 +18,15 @@ from recbole_mmkd.pipeline import run_one, stored_run
 from recbole_mmkd.prepare import hashed_config
 from recbole_mmkd.progress import BenchmarkProgress
 from recbole_mmkd.result import RunResult, run_dir_for
-from recbole_mmkd.specs import Benchmark, Entry, check_benchmark, tuning_budget, tuning_sweep
+from recbole_mmkd.specs import (
+    Benchmark,
+    Entry,
+    check_benchmark,
+    entry_width,
+    resolve_entry,
+    tuning_budget,
+    tuning_sweep,
+)
 from recbole_mmkd.tune.ledger import BEST, plain
 
 logger = logging.getLogger(__name__)
@@ -89,52 +97,54 @@ def tuned_entries(
     the budget (trials), the chosen point and its validation value. A key the entry's ``set``
     also gives is searched all the same: the space wins. An entry ``tuned_on`` another is
     searched with that entry's chosen point set (the other is tuned first, or its stored sweep
-    read, also when a part of the benchmark leaves it out); its own ``set`` wins over it."""
+    read, also when a part of the benchmark leaves it out); its own ``set`` wins over it. An
+    entry ``teacher_from`` or ``width`` another is built from that one as settled here
+    (:func:`~recbole_mmkd.specs.resolve_entry`), then searched if it has a space."""
     from recbole_mmkd.tune import run_sweep, select_best
     from recbole_mmkd.tune.backend import identity_digest, sweep_identity
 
     common = {"data_path": data_path, "properties": properties}
     rows: dict[str, dict] = {}
-    chosen: dict[str, dict[str, Any]] = {}
-    tuned: dict[str, Entry] = {}
+    settled: dict[str, Entry] = {}  # entries on this dataset, built and at their chosen point
 
-    def tune(entry: Entry) -> Entry:
-        """``entry`` over its ``tuned_on`` entry's chosen point (tuned first), searched."""
-        if entry.name in tuned:
-            return tuned[entry.name]
-        if entry.tuned_on:
-            if entry.tuned_on not in chosen:
-                tune(bench.entry(entry.tuned_on))
-            entry = replace(entry, overrides={**chosen[entry.tuned_on], **entry.overrides})
-        sweep = tuning_sweep(bench, entry, dataset)
-        digest = identity_digest(sweep_identity(sweep, **common))
-        folder = Path(out) / "tuning" / dataset / f"{sweep.name}-{digest}"  # other code: anew
-        if not folder.is_dir() and any(folder.parent.glob(f"{sweep.name}-*")):
-            logger.warning(
-                "%s: the stored sweep on %s is of other settings or code, so it is searched "
-                "again; after a code change, `recbole-mmkd carry %s --benchmark %s` carries "
-                "it where the run at its chosen point replays identically",
-                entry.name, dataset, out, bench.name,
-            )  # fmt: skip
-        logger.info("tuning %s on %s validation: %d trials", entry.name, dataset,
-                    tuning_budget(entry, bench.tuning))  # fmt: skip
-        trials = run_sweep(
-            sweep, folder, resume=True, teacher_root=Path(out), address=address, **common
-        )
-        best = select_best(trials)
-        chosen[entry.name] = point = {k: plain(best[k]) for k in entry.space}
-        rows[entry.name] = {
-            "entry": entry.name,
-            "trials": int((trials["status"] == "done").sum()),
-            "budget": tuning_budget(entry, bench.tuning),
-            "chosen": json.dumps(point, sort_keys=True),
-            "best valid": round(float(best[BEST]), 5),
-            "seed": bench.tuning.seed,
-        }
-        tuned[entry.name] = replace(entry, overrides={**entry.overrides, **point})
-        return tuned[entry.name]
+    def settle(entry: Entry) -> Entry:
+        """``entry`` built from the entries it names (settled first), then searched."""
+        if entry.name in settled:
+            return settled[entry.name]
+        for name in entry.depends_on:
+            settle(bench.entry(name))
+        entry = resolve_entry(entry, settled, width_of=lambda e: entry_width(e, dataset, **common))
+        if entry.space:
+            sweep = tuning_sweep(bench, entry, dataset)
+            digest = identity_digest(sweep_identity(sweep, **common))
+            folder = Path(out) / "tuning" / dataset / f"{sweep.name}-{digest}"  # other code: anew
+            if not folder.is_dir() and any(folder.parent.glob(f"{sweep.name}-*")):
+                logger.warning(
+                    "%s: the stored sweep on %s is of other settings or code, so it is "
+                    "searched again; after a code change, `recbole-mmkd carry %s --benchmark "
+                    "%s` carries it where the run at its chosen point replays identically",
+                    entry.name, dataset, out, bench.name,
+                )  # fmt: skip
+            logger.info("tuning %s on %s validation: %d trials", entry.name, dataset,
+                        tuning_budget(entry, bench.tuning))  # fmt: skip
+            trials = run_sweep(
+                sweep, folder, resume=True, teacher_root=Path(out), address=address, **common
+            )
+            best = select_best(trials)
+            point = {k: plain(best[k]) for k in entry.space}
+            rows[entry.name] = {
+                "entry": entry.name,
+                "trials": int((trials["status"] == "done").sum()),
+                "budget": tuning_budget(entry, bench.tuning),
+                "chosen": json.dumps(point, sort_keys=True),
+                "best valid": round(float(best[BEST]), 5),
+                "seed": bench.tuning.seed,
+            }
+            entry = replace(entry, overrides={**entry.overrides, **point})
+        settled[entry.name] = entry
+        return entry
 
-    entries = [tune(e) if e.space else e for e in bench.entries_on(dataset)]
+    entries = [settle(e) for e in bench.entries_on(dataset)]
     if rows:
         _write_tuning(Path(out), dataset, pd.DataFrame(list(rows.values())))
     return entries

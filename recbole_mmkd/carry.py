@@ -360,27 +360,32 @@ def carry_sweeps(
     settings and seed.
     The folder moves to the current identity's name; ``carried.json`` in it records the move
     and the run that vouched for it."""
-    from recbole_mmkd.specs import tuning_sweep
+    from recbole_mmkd.specs import dependency_order, entry_width, resolve_entry, tuning_sweep
     from recbole_mmkd.tune.backend import identity_digest, sweep_identity
 
     common = {"data_path": data_path, "properties": properties}
     for dataset in bench.datasets:
-        chosen: dict[str, dict[str, Any]] = {}  # entries' points from their current sweeps
-        # an entry tuned on another comes after it: its identity holds the other's point
-        for entry in sorted((e for e in bench.entries_on(dataset) if e.space),
-                            key=lambda e: bool(e.tuned_on)):  # fmt: skip
+        settled: dict[str, Any] = {}  # entries built and at their current sweeps' points
+        for entry in dependency_order(bench.entries_on(dataset)):
             name = f"{dataset} / {entry.name} sweep"
-            if entry.tuned_on:
-                if entry.tuned_on not in chosen:
-                    yield f"kept    {name}: the sweep of {entry.tuned_on} is not current"
-                    continue
-                entry = replace(entry, overrides={**chosen[entry.tuned_on], **entry.overrides})
+            missing = [n for n in entry.depends_on if n not in settled]
+            if missing:
+                if entry.space:
+                    yield f"kept    {name}: the sweep of {missing[0]} is not current"
+                continue
+            entry = resolve_entry(
+                entry, settled, width_of=lambda e, d=dataset: entry_width(e, d, **common)
+            )
+            if not entry.space:
+                settled[entry.name] = entry
+                continue
             sweep = tuning_sweep(bench, entry, dataset)
             identity = sweep_identity(sweep, **common)
             folder = Path(out) / "tuning" / dataset
             target = folder / f"{sweep.name}-{identity_digest(identity)}"
             if target.is_dir():
-                chosen[entry.name] = _chosen_point(target, sweep, entry)
+                point = _chosen_point(target, sweep, entry)
+                settled[entry.name] = replace(entry, overrides={**entry.overrides, **point})
                 yield f"current {name} ({target.name})"
                 continue
             older = [
@@ -426,7 +431,7 @@ def carry_sweeps(
             source.rename(target)
             (target / "sweep.json").write_text(json.dumps(identity, indent=1, sort_keys=True))
             (target / SWEEP_CARRIED).write_text(json.dumps(records, indent=1))
-            chosen[entry.name] = point
+            settled[entry.name] = replace(entry, overrides={**entry.overrides, **point})
             yield f"carried {name}: {source.name} -> {target.name} (vouched by {run_dir.name})"
 
 

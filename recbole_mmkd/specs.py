@@ -16,6 +16,10 @@ A benchmark:
       - {model: VBPR, datasets: [tiktok]}   # runs on these of the benchmark's datasets only
       - {model: KD-BPR, tuned_on: BPR,      # searched from BPR's chosen point on each dataset
          space: {kd_weight: [0.01, 0.1]}}
+      - {model: FREEDOM, label: teacher, space: {embedding_size: [64, 128]}}
+      - {model: KD-LightGCN, label: KD 1/4,  # distils from the entry `teacher` at its chosen
+         teacher_from: teacher,              # point, at a quarter of its chosen width
+         width: {of: teacher, ratio: 0.25}}
     comparisons:                                         # [label, reference] pairs, or all
       - [KD-LightGCN, LightGCN]
     reference: LightGCN       # the LaTeX table marks significant differences from it
@@ -34,7 +38,10 @@ sweep per entry under ``<out>/tuning/``); its seeds then run with the validation
 The two sides of every comparison get the same budget: both tuned with the same number of
 trials, or neither tuned. An entry ``tuned_on`` another (one with a space of its own) is
 searched with that entry's chosen point set, so a student tunes its own knobs over the
-backbone its baseline chose on the same dataset.
+backbone its baseline chose on the same dataset. An entry with ``teacher_from`` distils from
+that entry's model at that entry's settings and chosen point (``teacher``, ``teacher_config``);
+one with ``width: {of: NAME, ratio: R}`` has ``embedding_size`` R times NAME's (its chosen or
+configured width, rounded, at least 1): students a fraction of their teacher's width.
 
 A sweep:
 
@@ -60,7 +67,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +93,14 @@ class Entry:
     # another entry whose point chosen on each dataset this entry's search starts from (a KD
     # student tuned over its backbone's choice); its own `set` still wins
     tuned_on: str = ""
+    teacher_from: str = ""  # an entry whose model, at its settings and chosen point, teaches
+    width: tuple[str, float] | None = None  # (entry, ratio): ratio x that entry's width
+
+    @property
+    def depends_on(self) -> list[str]:
+        """The entries this one is built from (each settled on a dataset before it)."""
+        names = (self.tuned_on, self.teacher_from, self.width[0] if self.width else "")
+        return [n for n in names if n]
 
     def runs_on(self, dataset: str) -> bool:
         return not self.datasets or dataset in self.datasets
@@ -197,7 +213,8 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
         if isinstance(item, str):
             entries.append(Entry(item))
         elif isinstance(item, dict) and isinstance(item.get("model"), str):
-            _refuse_unknown(path, item, {"model", "set", "label", "space", "datasets", "tuned_on"})
+            _refuse_unknown(path, item, {"model", "set", "label", "space", "datasets", "tuned_on",
+                                         "teacher_from", "width"})  # fmt: skip
             space = dict(item.get("space") or {})
             for key, value in space.items():
                 _check_dimension(path, tuning.search, key, value)
@@ -215,6 +232,8 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
                     space,
                     only,
                     item.get("tuned_on", ""),
+                    item.get("teacher_from", ""),
+                    _width(path, item),
                 )
             )
         else:
@@ -223,7 +242,7 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
                 "models",
                 f"bad entry {item!r}",
                 "use NAME or {model: NAME, set: {...}, label: NAME, space: {...}, datasets: [...], "
-                "tuned_on: NAME}",
+                "tuned_on: NAME, teacher_from: NAME, width: {of: NAME, ratio: R}}",
             )
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
@@ -234,6 +253,7 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
             "give entries of the same model distinct `label`s (or list each model once)",
         )
     _check_tuned_on(path, entries)
+    _check_built_from(path, entries)
     comparisons = []
     pairs = spec.get("comparisons") or []
     if pairs == "all":  # every model against every model listed before it
@@ -311,24 +331,125 @@ def tuning_budget(entry: Entry, tuning: Tuning) -> int:
     return tuning.num_samples
 
 
-def _check_tuned_on(path: Path, entries: list[Entry]) -> None:
-    """A ``tuned_on`` names another entry that has a space, is not itself tuned on one, and
-    runs on every dataset this entry does."""
+def _parent(path: Path, entries: list[Entry], entry: Entry, key: str, name: str) -> Entry:
+    """The other entry that ``entry``'s ``key`` names, one that runs on every dataset
+    ``entry`` does."""
     by_name = {e.name: e for e in entries}
+    where, parent = f"models ({entry.name}) {key}", by_name.get(name)
+    if parent is None or parent is entry:
+        raise DataError(path, where, f"no other entry named {name!r}",
+                        f"name one of {sorted(set(by_name) - {entry.name})}")  # fmt: skip
+    if parent.datasets and not (entry.datasets and set(entry.datasets) <= set(parent.datasets)):
+        raise DataError(path, where, f"{parent.name} does not run on all of its datasets",
+                        f"give {entry.name} `datasets` that {parent.name} runs on")  # fmt: skip
+    return parent
+
+
+def _check_tuned_on(path: Path, entries: list[Entry]) -> None:
+    """A ``tuned_on`` names another entry (:func:`_parent`) that has a space and is not
+    itself tuned on one."""
     for entry in (e for e in entries if e.tuned_on):
-        key = f"models ({entry.name}) tuned_on"
-        parent = by_name.get(entry.tuned_on)
-        if parent is None or parent is entry:
-            raise DataError(path, key, f"no other entry named {entry.tuned_on!r}",
-                            f"name one of {sorted(set(by_name) - {entry.name})}")  # fmt: skip
+        parent = _parent(path, entries, entry, "tuned_on", entry.tuned_on)
         if not parent.space or parent.tuned_on:
             raise DataError(
-                path, key, f"{parent.name} has no space of its own to choose a point from",
+                path, f"models ({entry.name}) tuned_on",
+                f"{parent.name} has no space of its own to choose a point from",
                 "name an entry with a `space` and no `tuned_on`",
             )  # fmt: skip
-        if parent.datasets and not (entry.datasets and set(entry.datasets) <= set(parent.datasets)):
-            raise DataError(path, key, f"{parent.name} does not run on all of its datasets",
-                            f"give {entry.name} `datasets` that {parent.name} runs on")  # fmt: skip
+
+
+def _width(path: Path, item: dict[str, Any]) -> tuple[str, float] | None:
+    """An entry's ``width: {of: NAME, ratio: R}`` as ``(NAME, R)``."""
+    width = item.get("width")
+    if width is None:
+        return None
+    ok = isinstance(width, dict) and set(width) == {"of", "ratio"}
+    if not (ok and isinstance(width["of"], str) and isinstance(width["ratio"], int | float)
+            and width["ratio"] > 0):  # fmt: skip
+        raise DataError(path, f"models ({item.get('label') or item['model']}) width",
+                        f"bad value {width!r}",
+                        "give {of: ENTRY, ratio: R} with R > 0")  # fmt: skip
+    return width["of"], float(width["ratio"])
+
+
+def _check_built_from(path: Path, entries: list[Entry]) -> None:
+    """``teacher_from`` and ``width`` name another entry that runs on every dataset this one
+    does; a student taking its teacher from an entry sets no teacher of its own, one taking
+    its width from an entry neither sets nor searches ``embedding_size``; no entry is built
+    from itself through others."""
+    by_name = {e.name: e for e in entries}
+    for entry in entries:
+        if entry.teacher_from:
+            _parent(path, entries, entry, "teacher_from", entry.teacher_from)
+        if entry.width:
+            _parent(path, entries, entry, "width", entry.width[0])
+        own = {*entry.overrides, *entry.space}
+        for key, clash in (("teacher_from", {"teacher", "teacher_config"}),
+                           ("width", {"embedding_size"})):  # fmt: skip
+            if getattr(entry, key) and own & clash:
+                raise DataError(path, f"models ({entry.name}) {key}",
+                                f"it also sets {sorted(own & clash)}",
+                                f"leave {sorted(clash)} to {key} (or drop {key})")  # fmt: skip
+    for entry in entries:  # a cycle: following depends_on comes back to the entry
+        seen, todo = set(), list(entry.depends_on)
+        while todo:
+            name = todo.pop()
+            if name == entry.name:
+                raise DataError(path, f"models ({entry.name})", "it is built from itself",
+                                "break the cycle of tuned_on / teacher_from / width")  # fmt: skip
+            if name not in seen and name in by_name:
+                seen.add(name)
+                todo.extend(by_name[name].depends_on)
+
+
+def dependency_order(entries: list[Entry]) -> list[Entry]:
+    """``entries`` with every entry after those of them it is built from (listed order kept
+    otherwise); names outside ``entries`` are left to the caller."""
+    by_name = {e.name: e for e in entries}
+    ordered: dict[str, Entry] = {}
+
+    def visit(entry: Entry) -> None:
+        if entry.name not in ordered:
+            for name in entry.depends_on:
+                if name in by_name:
+                    visit(by_name[name])
+            ordered[entry.name] = entry
+
+    for entry in entries:
+        visit(entry)
+    return list(ordered.values())
+
+
+def resolve_entry(
+    entry: Entry, settled: dict[str, Entry], *, width_of: Callable[[Entry], int]
+) -> Entry:
+    """``entry`` with what it takes from the entries it is built from, each already settled
+    on the dataset (its chosen point in its overrides): ``tuned_on``'s chosen point,
+    ``teacher_from``'s model and settings as teacher, ``width``'s ratio of the
+    ``width_of`` of its entry. Its own ``set`` wins over all of them."""
+    taken: dict[str, Any] = {}
+    if entry.tuned_on:
+        parent = settled[entry.tuned_on]
+        taken.update({key: parent.overrides[key] for key in parent.space})
+    if entry.teacher_from:
+        teacher = settled[entry.teacher_from]
+        taken.update(teacher=teacher.model, teacher_config=dict(teacher.overrides))
+    if entry.width:
+        name, ratio = entry.width
+        taken["embedding_size"] = max(1, round(ratio * width_of(settled[name])))
+    return replace(entry, overrides={**taken, **entry.overrides}) if taken else entry
+
+
+def entry_width(
+    entry: Entry, dataset: str, *, data_path: str | Path | None = None, properties: Any = None
+) -> int:
+    """The ``embedding_size`` an entry runs with on ``dataset``: its own setting (or chosen
+    point), else its model's configured one."""
+    if "embedding_size" in entry.overrides:
+        return int(entry.overrides["embedding_size"])
+    config = config_for(entry.model, dataset, overrides=entry.overrides, data_path=data_path,
+                        properties=properties)  # fmt: skip
+    return int(config["embedding_size"])
 
 
 def tuning_sweep(bench: Benchmark, entry: Entry, dataset: str) -> Sweep:
@@ -384,10 +505,17 @@ def check_benchmark(
 ) -> None:
     """Build and check every (dataset, entry) configuration, so a bad key or value in any
     entry is refused before the first run trains."""
+    common = {"data_path": data_path, "properties": properties}
     for dataset in bench.datasets:
         for i, entry in enumerate(bench.entries):
             if not entry.runs_on(dataset):
                 continue
+            # built from the entries it names at their own settings (points not chosen yet)
+            parents = {name: bench.entry(name) for name in entry.depends_on}
+            entry = resolve_entry(
+                replace(entry, tuned_on=""), parents,
+                width_of=lambda e, d=dataset: entry_width(e, d, **common),
+            )  # fmt: skip
             source = f"{bench.source}: models[{i}] ({entry.name}) set"
             config = config_for(
                 entry.model,

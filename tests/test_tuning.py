@@ -131,6 +131,89 @@ def test_a_bad_tuned_on_is_refused_with_the_entry_named(tmp_path, entry, problem
         load_benchmark(spec)
 
 
+def test_a_student_distils_from_an_entry_at_its_chosen_point_and_a_share_of_its_width(
+    toy, tmp_path
+):
+    import ray
+
+    import recbole_mmkd as mm
+
+    quick = str({**fast(epochs=2), "robustness_shares": []}).replace("'", "")
+    spec = _spec(
+        tmp_path,
+        "datasets: [toy]\nseeds: [1]\nmodels:\n"
+        f"  - {{model: LightGCN, label: T, set: {quick}, space: {{embedding_size: [8, 16]}}}}\n"
+        f"  - {{model: KD-LightGCN, label: S, set: {{kd_method: logit, {quick[1:]},\n"
+        "     teacher_from: T, width: {of: T, ratio: 0.25}}\n"  # T as teacher, 1/4 its width
+        "tuning: {scheduler: none, cpus_per_trial: 1, max_concurrent: 1}\n",
+    )
+    out = tmp_path / "out"
+    try:
+        report = mm.run_benchmark(spec, out=out, data_path=toy, models=["S"])
+        [run] = [r for r in report.datasets["toy"].results if r.model == "S"]  # and the teacher
+        rows = {r["entry"]: json.loads(r["chosen"]) for r in
+                pd.read_csv(out / "tuning-toy.csv").to_dict("records")}  # fmt: skip
+        width = rows["T"]["embedding_size"]
+        assert run.config["embedding_size"] == width // 4
+        assert run.config["teacher"] == "LightGCN"
+        assert run.config["teacher_config"]["embedding_size"] == width
+        teachers = list((out / "toy" / "LightGCN").glob("*/seed-1/representations.npz"))
+        assert len(teachers) == 1 and teachers[0].parent.parent.name == run.config["teacher_hash"]
+    finally:
+        ray.shutdown()
+
+
+def test_resolve_entry_takes_what_an_entry_is_built_from():
+    from recbole_mmkd.specs import Entry, dependency_order, resolve_entry
+
+    teacher = Entry("FREEDOM", {"embedding_size": 128, "reg_weight": 0.1}, "T",
+                    space={"embedding_size": [64, 128]})  # fmt: skip
+    base = Entry("LightGCN", {"n_layers": 2}, "B", space={"n_layers": [1, 2]})
+    student = Entry("KD-LightGCN", {"kd_weight": 0.5, "n_layers": 3}, "S", tuned_on="B",
+                    teacher_from="T", width=("T", 0.3))  # fmt: skip
+    built = resolve_entry(student, {"T": teacher, "B": base}, width_of=lambda e: 128)
+    assert built.overrides == {
+        "n_layers": 3,  # its own setting wins over B's chosen 2
+        "teacher": "FREEDOM",
+        "teacher_config": {"embedding_size": 128, "reg_weight": 0.1},
+        "embedding_size": 38,  # round(0.3 x 128)
+        "kd_weight": 0.5,
+    }
+    tiny = resolve_entry(Entry("BPR", width=("T", 0.001)), {"T": teacher}, width_of=lambda e: 64)
+    assert tiny.overrides == {"embedding_size": 1}
+    order = [e.name for e in dependency_order([student, base, teacher])]
+    assert order.index("S") > max(order.index("T"), order.index("B"))
+
+
+@pytest.mark.parametrize(
+    ("entry", "where", "problem"),
+    [("{model: KD-BPR, label: S, teacher_from: X}", "teacher_from", "no other entry"),
+     ("{model: BPR, label: S, width: {of: VBPR, ratio: 0}}", "width", "bad value"),
+     ("{model: BPR, label: S, width: {of: S, ratio: 0.5}}", "width", "no other entry"),
+     ("{model: KD-BPR, label: S, teacher_from: VBPR, set: {teacher: BPR}}", "teacher_from",
+      "also sets"),
+     ("{model: BPR, label: S, width: {of: VBPR, ratio: 0.5}, space: {embedding_size: [8]}}",
+      "width", "also sets")],
+)  # fmt: skip
+def test_a_bad_teacher_from_or_width_is_refused_with_the_entry_named(
+    tmp_path, entry, where, problem
+):
+    spec = _spec(tmp_path, f"datasets: [toy]\nseeds: [1]\nmodels: [VBPR, {entry}]\n")
+    with pytest.raises(DataError, match=rf"models \(S\) {where}.*{problem}"):
+        load_benchmark(spec)
+
+
+def test_an_entry_built_from_itself_is_refused(tmp_path):
+    spec = _spec(
+        tmp_path,
+        "datasets: [toy]\nseeds: [1]\nmodels:\n"
+        "  - {model: BPR, label: A, width: {of: B, ratio: 0.5}}\n"
+        "  - {model: BPR, label: B, width: {of: A, ratio: 2}}\n",
+    )
+    with pytest.raises(DataError, match="built from itself"):
+        load_benchmark(spec)
+
+
 def test_both_sides_of_a_comparison_get_the_same_budget(tmp_path):
     body = (
         "datasets: [toy]\nseeds: [1]\nmodels:\n"
