@@ -8,13 +8,15 @@ Prints, in one process:
    parameters, buffers (graphs, features, labels) and the resident-memory peak of one full-sort
    evaluation, so a teacher's cost beyond its parameter count shows (a KD student at
    inference is its backbone: LightGCN or BPR; its buffers here are the teacher tables and
-   top-N lists it trains against); with ``--teacher RUN``, KD-LightGCN with each kd_method;
+   top-N lists it trains against); with ``--teacher RUN``, KD-LightGCN with each kd_method
+   (and logit and rrd with ``kd_shared_items``): its epoch against the same LightGCN's
+   without KD, the ratio issue 18 bounds (``--kd-only``: those alone);
 2. graph construction on ../shared/data/baby interactions with stand-in features of the
    published shapes (image 4096-d, text 384-d): normalised user-item adjacency and the kNN
    item-item graph (k = 10), time and peak resident-memory growth, each in a fresh process.
 
   .venv/bin/python bench/bench_models.py [--dataset tiktok] [--epochs 3] [--models MMGCN ...]
-      [--teacher results/kd/tiktok/FREEDOM/<hash>/seed-2020] [--graphs-only]
+      [--teacher results/kd/tiktok/FREEDOM/<hash>/seed-2020 [--kd-only]] [--graphs-only]
 """
 
 from __future__ import annotations
@@ -163,6 +165,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=None)
     parser.add_argument("--graphs-only", action="store_true", help="only the Baby graph part")
+    parser.add_argument("--kd-only", action="store_true", help="only LightGCN and its KD methods")
     parser.add_argument(
         "--teacher",
         type=Path,
@@ -174,16 +177,20 @@ def main() -> None:
         graph_construction()
         return
     # students that run from a stored teacher need one: --teacher
-    names = args.models or [
+    names = [] if args.kd_only else args.models or [
         m
         for m in model_names()
         if m != "LightGCN" and not getattr(get_model(m), "needs_teacher", False)
-    ]
+    ]  # fmt: skip
     runs = {name: (name, {}) for name in names}
     if args.teacher:
         teacher = {"teacher_run": str(args.teacher), "teacher_hash": "bench"}
         for method in KD_METHODS:
             runs[f"KD-LGCN/{method}"] = ("KD-LightGCN", {**teacher, "kd_method": method})
+        for method in ("logit", "rrd"):  # their items drawn once per batch for all its rows
+            runs[f"KD-LGCN/{method}+shared"] = (
+                "KD-LightGCN", {**teacher, "kd_method": method, "kd_shared_items": True}
+            )  # fmt: skip
     _return_freed_memory()
     print(f"{args.dataset}, torch threads {torch.get_num_threads()}")
     ref = model_costs("LightGCN", args.dataset, args.epochs)
@@ -199,7 +206,8 @@ def main() -> None:
             f"{c['params']:9.1f} {c['buffers']:10.1f} {c['peak']:12.0f}"
         )
         sys.stdout.flush()
-    graph_construction()
+    if not args.kd_only:
+        graph_construction()
 
 
 if __name__ == "__main__":

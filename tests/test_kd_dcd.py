@@ -23,7 +23,7 @@ from recbole_mmkd.distill.losses import relaxed_ranking_distillation, relaxed_ra
 from recbole_mmkd.distill.methods import RelaxedRankingDistillation, resolve_kd_method
 from recbole_mmkd.errors import ConfigError
 
-RRD = dict(rrd_top_n=2, rrd_k=1, rrd_l=1, rrd_temperature=1.0)
+RRD = dict(rrd_top_n=2, rrd_k=1, rrd_l=1, rrd_temperature=1.0, kd_shared_items=False)
 SETTINGS = dict(
     dcd_top_m=4,
     dcd_k=1,

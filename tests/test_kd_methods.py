@@ -7,10 +7,15 @@ from __future__ import annotations
 import math
 
 import pytest
+import scipy.sparse as sp
 import torch
 from test_kd_students import _student
 
-from recbole_mmkd.distill.cd import collaborative_distillation, tournament_probabilities
+from recbole_mmkd.distill.cd import (
+    CollaborativeDistillation,
+    collaborative_distillation,
+    tournament_probabilities,
+)
 from recbole_mmkd.distill.de import (
     DistillationExperts,
     ExpertMixture,
@@ -44,6 +49,15 @@ def test_cd_tournament_keeps_the_better_of_two_ranks():
     pairs = torch.multinomial(torch.tensor([0.5, 0.5]), 80_000, replacement=True).view(-1, 2)
     kept = pairs.min(1).values  # simulate the tournament itself
     assert (kept == 0).double().mean() == pytest.approx(0.75, abs=0.01)
+    # the method's own draw: 40,000 users alike, each one item of its teacher top 2
+    users, items = torch.ones(40_000, 1), torch.tensor([[0.0], [3.0], [2.0], [1.0]])
+    cd = CollaborativeDistillation(
+        teacher_users=users, teacher_items=items, seen=sp.csr_matrix((40_000, 4)), n_items=4,
+        cd_top_n=2, cd_n_items=1, cd_rank_temperature=1e9, cd_t=1.0, cd_bias=0.0,
+        cd_strategy="teacher",
+    )  # fmt: skip
+    cd.redraw(users, items)
+    assert (cd.sampled == 1).double().mean() == pytest.approx(0.75, abs=0.01)  # rank 1: item 1
     long = tournament_probabilities(3000, 20.0)
     assert long.sum() == pytest.approx(1.0, abs=1e-5) and bool((long.diff() < 0).all())
 
@@ -63,6 +77,15 @@ def test_cd_draws_distinct_unobserved_items_and_trains(toy, strategy):
     assert ranking.shape == (seen.shape[0], 10) and bool((ranking > 0).all())
     rows = ranking[users].numpy()
     assert not any(seen[u, i] for u, row in zip(users.tolist(), rows, strict=True) for i in row)
+    sampled = student.kd.sampled  # drawn for every user at the epoch's first batch
+    assert sampled.shape == (seen.shape[0], 4)
+    assert all(len(set(r)) == 4 and set(r) <= set(k) for r, k in zip(
+        sampled.tolist(), ranking.tolist(), strict=True))  # fmt: skip
+    student.calculate_loss(batch)
+    assert student.kd.sampled is sampled  # the same sets within an epoch
+    student.kd.on_epoch_start(1)
+    student.calculate_loss(batch)
+    assert not torch.equal(student.kd.sampled, sampled)  # new ones the next
     if strategy == "student":  # re-ranked from the student's tables at each epoch's first batch
         user_e, item_e = student.forward()
         scored = (user_e @ item_e.T).detach()
@@ -178,3 +201,57 @@ def test_embedding_methods_train_a_narrower_student_and_their_own_parts(toy, met
     assert set(student.state_dict()) >= {f"kd.{n}" for n in own}
     serving = sum(p.numel() for n, p in student.named_parameters() if not n.startswith("kd."))
     assert inference_params(student) == serving  # the method's parts serve no prediction
+
+
+def _tables(n_users: int = 5, n_items: int = 12, dim: int = 3):
+    torch.manual_seed(3)
+    return torch.randn(n_users, dim), torch.randn(n_items, dim)
+
+
+def test_shared_logit_items_are_one_draw_for_the_whole_batch():
+    from recbole_mmkd.distill.losses import logit_kd
+    from recbole_mmkd.distill.methods import LogitKD
+
+    teacher_u, teacher_i = _tables()
+    kd = LogitKD(teacher_users=teacher_u, teacher_items=teacher_i, n_items=12, t_decay=2.0,
+                 kd_items=4, kd_shared_items=True)  # fmt: skip
+    user_e, item_e = torch.randn(5, 3), torch.randn(12, 3)
+    users, pairs = torch.tensor([1, 2, 2]), torch.tensor([[3, 4], [5, 6], [7, 8]])
+    torch.manual_seed(0)
+    value = kd.loss(user_e, item_e, users, pairs)
+    torch.manual_seed(0)
+    shared = torch.randint(1, 12, (4,))  # the same draw, for every row
+    items = torch.cat([pairs, shared.expand(3, -1)], 1)
+
+    def rows(u, i):
+        return (u[users].unsqueeze(1) * i[items]).sum(-1)
+
+    expected = logit_kd(rows(user_e, item_e), rows(teacher_u, teacher_i), 2.0)
+    assert value.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_shared_rrd_items_leave_each_users_top_n_out():
+    from recbole_mmkd.distill.losses import relaxed_ranking_distillation
+    from recbole_mmkd.distill.methods import RelaxedRankingDistillation
+
+    teacher_u, teacher_i = _tables()
+    kd = RelaxedRankingDistillation(
+        teacher_users=teacher_u, teacher_items=teacher_i, seen=sp.csr_matrix((5, 12)),
+        n_items=12, rrd_top_n=4, rrd_k=2, rrd_l=6, rrd_temperature=1.0, kd_shared_items=True,
+    )  # fmt: skip
+    user_e, item_e = torch.randn(5, 3), torch.randn(12, 3)
+    users = torch.tensor([1, 3])
+    torch.manual_seed(0)
+    value = kd.loss(user_e, item_e, users, torch.tensor([[1, 2], [3, 4]]))
+    torch.manual_seed(0)
+    top = kd.teacher_top[users]
+    picks = torch.multinomial(kd.weights.expand(2, -1), 2)
+    interesting = top.gather(1, picks.sort(dim=1).values)
+    shared = torch.randint(1, 12, (6,))
+    others = user_e[users] @ item_e[shared].T
+    inside = (top.unsqueeze(2) == shared).any(1)
+    assert inside.any()  # this draw holds some user's top-4 item: it must leave the sum
+    others[inside] = float("-inf")
+    first = (user_e[users].unsqueeze(1) * item_e[interesting]).sum(-1)
+    expected = relaxed_ranking_distillation(first, others)
+    assert value.item() == pytest.approx(expected.item(), rel=1e-6)

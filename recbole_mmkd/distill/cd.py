@@ -62,9 +62,12 @@ class CollaborativeDistillation(KDMethod):
     epoch's first batch, RCEKD's reading of the paper's student-guided training). ``kd_weight``
     is :math:`\lambda_{CD}` (the UnKD baseline's 1.0).
 
-    Deviations: the paper's equations could not be read (no authors' code); the sampled sets
-    are drawn per batch from the same distribution instead of once per epoch or run; the loss
-    is computed stably from logits (the re-implementations add 1e-10 inside the logs).
+    Each user's set is drawn afresh at the first batch of every epoch (RCEKD's schedule; the
+    UnKD baseline draws once per run), all users at once by Gumbel top-k over the log
+    probabilities, which samples without replacement as the tournaments do.
+
+    Deviations: the paper's equations could not be read (no authors' code); the loss is
+    computed stably from logits (the re-implementations add 1e-10 inside the logs).
     """
 
     name = "cd"
@@ -112,7 +115,7 @@ class CollaborativeDistillation(KDMethod):
         self.temperature, self.bias = cd_t, cd_bias
         self.student_guided = cd_strategy == "student"
         self.seen = seen
-        self.stale = self.student_guided  # the student's ranking is read at its first batch
+        self.stale = True  # the sets (and a student's ranking) are drawn at the first batch
         self.register_buffer("teacher_users", teacher_users, persistent=False)
         self.register_buffer("teacher_items", teacher_items, persistent=False)
         probs = tournament_probabilities(cd_top_n, cd_rank_temperature)
@@ -121,9 +124,25 @@ class CollaborativeDistillation(KDMethod):
         if not self.student_guided:
             ranking = teacher_top_items(teacher_users, teacher_items, seen, cd_top_n)
         self.register_buffer("ranking", ranking, persistent=False)
+        self.register_buffer("sampled", ranking.new_zeros((0, cd_n_items)), persistent=False)
 
     def on_epoch_start(self, epoch: int) -> None:
-        self.stale = self.student_guided
+        self.stale = True
+
+    @torch.no_grad()
+    def redraw(self, user_e: torch.Tensor, item_e: torch.Tensor, *, chunk: int = 1024) -> None:
+        """Every user's items for this epoch (re-ranking them by the student's tables first
+        when student-guided), ``chunk`` users at a time."""
+        if self.student_guided:
+            self.ranking = teacher_top_items(user_e, item_e, self.seen, self.top_n)
+        logp = self.rank_probs.log()
+        sets = []
+        for start in range(0, self.ranking.shape[0], chunk):
+            rows = self.ranking[start : start + chunk]
+            keys = logp - torch.log(-torch.log(torch.rand(rows.shape, device=rows.device)))
+            sets.append(rows.gather(1, keys.topk(self.n_sampled, dim=1).indices))
+        self.sampled = torch.cat(sets)
+        self.stale = False
 
     def loss(
         self,
@@ -133,13 +152,8 @@ class CollaborativeDistillation(KDMethod):
         interaction_items: torch.Tensor,
     ) -> torch.Tensor:
         if self.stale:
-            with torch.no_grad():
-                self.ranking = teacher_top_items(
-                    user_e.detach(), item_e.detach(), self.seen, self.top_n
-                )
-            self.stale = False
-        ranks = torch.multinomial(self.rank_probs.expand(users.shape[0], -1), self.n_sampled)
-        items = self.ranking[users].gather(1, ranks)
+            self.redraw(user_e.detach(), item_e.detach())
+        items = self.sampled[users]
         student = scores(user_e[users], item_e[items])
         teacher = scores(self.teacher_users[users], self.teacher_items[items])
         return collaborative_distillation(student, teacher, self.temperature, self.bias)

@@ -24,8 +24,8 @@ with :math:`B` the batch's rows. Config keys: ``dcd_top_m`` (:math:`M`), ``dcd_k
 (:math:`K`), ``dcd_eps`` (:math:`\varepsilon`; the release's multiplier ``ep`` is
 :math:`1/\varepsilon`), ``dcd_update_every``, ``dcd_icd_weight`` (:math:`\lambda_{ICD} /
 \lambda_{UCD}`, with ``kd_weight`` = :math:`\lambda_{UCD}`), ``dcd_rkd_weight``
-(:math:`\lambda_{RKD}`), and rrd's ``rrd_top_n``, ``rrd_k``, ``rrd_l``, ``rrd_temperature``
-(used only when ``dcd_rkd_weight`` > 0).
+(:math:`\lambda_{RKD}`), and rrd's ``rrd_top_n``, ``rrd_k``, ``rrd_l``, ``rrd_temperature``,
+``kd_shared_items`` (used only when ``dcd_rkd_weight`` > 0).
 
 Deviations from the release, and choices where it says nothing:
 
@@ -158,6 +158,7 @@ class DualCorrectionDistillation(KDMethod):
         rrd_k: int,
         rrd_l: int,
         rrd_temperature: float,
+        kd_shared_items: bool,
         chunk: int = 256,
     ) -> None:
         super().__init__()
@@ -198,6 +199,7 @@ class DualCorrectionDistillation(KDMethod):
                 rrd_k=rrd_k,
                 rrd_l=rrd_l,
                 rrd_temperature=rrd_temperature,
+                kd_shared_items=kd_shared_items,
             )
         self._stale = True
 

@@ -166,11 +166,14 @@ class LogitKD(KDMethod):
 
     .. math:: T^2\,\mathrm{KL}(\mathrm{softmax}(t/T)\,\|\,\mathrm{softmax}(s/T))
 
-    with :math:`T` = ``t_decay``, averaged over the batch's rows.
+    with :math:`T` = ``t_decay``, averaged over the batch's rows. ``kd_shared_items: true``
+    draws the ``kd_items`` items once per batch for all its rows, so their scores are one
+    matrix product instead of a gather per row (``bench/bench_models.py``: the cheap
+    setting); false, the default, draws them per row.
     """
 
     name = "logit"
-    config_keys = ("t_decay", "kd_items")
+    config_keys = ("t_decay", "kd_items", "kd_shared_items")
 
     def __init__(
         self,
@@ -180,9 +183,11 @@ class LogitKD(KDMethod):
         n_items: int,
         t_decay: float,
         kd_items: int,
+        kd_shared_items: bool,
     ) -> None:
         super().__init__()
         self.n_items, self.t_decay, self.kd_items = n_items, t_decay, kd_items
+        self.shared = kd_shared_items
         self.register_buffer("teacher_users", teacher_users, persistent=False)
         self.register_buffer("teacher_items", teacher_items, persistent=False)
 
@@ -193,8 +198,16 @@ class LogitKD(KDMethod):
         users: torch.Tensor,
         interaction_items: torch.Tensor,
     ) -> torch.Tensor:
+        device = self.teacher_items.device
+        if self.shared:
+            sampled = torch.randint(1, self.n_items, (self.kd_items,), device=device)
+            student, teacher = (
+                torch.cat([scores(u[users], i[interaction_items]), u[users] @ i[sampled].T], 1)
+                for u, i in ((user_e, item_e), (self.teacher_users, self.teacher_items))
+            )
+            return logit_kd(student, teacher, self.t_decay)
         shape = (users.shape[0], self.kd_items)
-        sampled = torch.randint(1, self.n_items, shape, device=self.teacher_items.device)
+        sampled = torch.randint(1, self.n_items, shape, device=device)
         items = torch.cat([interaction_items, sampled], dim=1)
         student = scores(user_e[users], item_e[items])
         teacher = scores(self.teacher_users[users], self.teacher_items[items])
@@ -266,10 +279,14 @@ class RelaxedRankingDistillation(KDMethod):
        + \sum_{l} e^{s_l}\big)\Big)
 
     averaged over the batch's distinct users, as :class:`RankingDistillation`.
+    ``kd_shared_items: true`` draws the ``rrd_l`` uninteresting items once per batch, uniformly
+    from all items, for all its users (one matrix product), each user's own top-N among them
+    left out of its sum; false, the default, draws them per user outside its top-N, as the
+    authors' code.
     """
 
     name = "rrd"
-    config_keys = ("rrd_top_n", "rrd_k", "rrd_l", "rrd_temperature")
+    config_keys = ("rrd_top_n", "rrd_k", "rrd_l", "rrd_temperature", "kd_shared_items")
 
     def __init__(
         self,
@@ -282,8 +299,10 @@ class RelaxedRankingDistillation(KDMethod):
         rrd_k: int,
         rrd_l: int,
         rrd_temperature: float,
+        kd_shared_items: bool,
     ) -> None:
         super().__init__()
+        self.shared = kd_shared_items
         if not rrd_k <= rrd_top_n < n_items - rrd_l:
             raise ConfigError(
                 "config",
@@ -310,6 +329,14 @@ class RelaxedRankingDistillation(KDMethod):
         top = self.teacher_top[users]
         picks = torch.multinomial(self.weights.expand(users.shape[0], -1), self.rrd_k)
         interesting = top.gather(1, picks.sort(dim=1).values)  # teacher rank order
+        if self.shared:
+            shared = torch.randint(1, self.n_items, (self.rrd_l,), device=top.device)
+            ranked = self.teacher_top_sorted[users]
+            where = torch.searchsorted(ranked, shared.expand(users.shape[0], -1).contiguous())
+            inside = ranked.gather(1, where.clamp(max=ranked.shape[1] - 1)) == shared
+            rows = user_e[users]
+            others = (rows @ item_e[shared].T).masked_fill(inside, float("-inf"))
+            return relaxed_ranking_distillation(scores(rows, item_e[interesting]), others)
         others = items_outside(self.teacher_top_sorted[users], self.n_items, self.rrd_l)
         student = scores(user_e[users], item_e[torch.cat([interesting, others], dim=1)])
         return relaxed_ranking_distillation(*student.split([self.rrd_k, self.rrd_l], dim=1))
