@@ -23,7 +23,7 @@ from recbole_mmkd.distill.de import (
     experts_loss,
 )
 from recbole_mmkd.distill.schedules import annealed_temperature
-from recbole_mmkd.distill.topology import full_topology, hierarchical_topology
+from recbole_mmkd.distill.topology import cosine_matrix, full_topology, hierarchical_topology
 from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.pipeline import inference_params
 
@@ -255,3 +255,16 @@ def test_shared_rrd_items_leave_each_users_top_n_out():
     first = (user_e[users].unsqueeze(1) * item_e[interesting]).sum(-1)
     expected = relaxed_ranking_distillation(first, others)
     assert value.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_ftd_equals_the_relation_matrices_sum_without_building_them():
+    torch.manual_seed(0)
+    teacher, student = torch.randn(300, 16), torch.randn(300, 4, requires_grad=True)
+    teacher[5] = 0  # a zero row relates by cosine 0, as cosine_matrix says
+    t, s = teacher.double(), student.double()  # the reference in float64, relations built
+    direct = (cosine_matrix(t, t) - cosine_matrix(s, s)).pow(2).sum()
+    value = full_topology(teacher, student)
+    assert value.item() == pytest.approx(direct.item(), rel=1e-5)
+    (grad,) = torch.autograd.grad(value, student)
+    (expected,) = torch.autograd.grad(direct, student)
+    assert torch.allclose(grad, expected.float(), rtol=1e-4, atol=1e-3)  # entries up to 75
