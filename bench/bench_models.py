@@ -43,21 +43,11 @@ from recbole_mmkd.distill.methods import KD_METHODS
 from recbole_mmkd.model import get_model, model_names
 from recbole_mmkd.model.graph import knn_graph, normalized_adjacency
 from recbole_mmkd.model.student import kd  # noqa: F401 (registers every built-in KD method)
+from recbole_mmkd.pipeline import tensor_bytes
 from recbole_mmkd.prepare import prepare
 from recbole_mmkd.trainer import MMKDTrainer
 
 BABY = Path(__file__).resolve().parents[2] / "shared" / "data" / "baby" / "baby.inter"
-
-
-def _tensor_mb(t: torch.Tensor) -> float:
-    """Bytes a tensor holds, sparse layouts included (their indices and values), in MB."""
-    if t.layout == torch.sparse_coo:
-        parts = [t._indices(), t._values()]
-    elif t.layout == torch.sparse_csr:
-        parts = [t.crow_indices(), t.col_indices(), t.values()]
-    else:
-        parts = [t]
-    return sum(p.numel() * p.element_size() for p in parts) / 2**20
 
 
 def model_costs(
@@ -80,8 +70,8 @@ def model_costs(
     return {
         "epoch": statistics.median(times),
         "eval": statistics.median(evals),
-        "params": sum(_tensor_mb(p) for p in model.parameters()),
-        "buffers": sum(_tensor_mb(b) for b in model.buffers() if b is not None),
+        "params": sum(tensor_bytes(p) for p in model.parameters()) / 2**20,
+        "buffers": sum(tensor_bytes(b) for b in model.buffers()) / 2**20,
         "peak": peak,
     }
 

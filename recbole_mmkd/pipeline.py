@@ -155,6 +155,7 @@ def run_one(
         )
         fit = trainer.fit(run.train, run.valid, progress=progress)
         test = trainer.evaluate_full(run.test)
+        serving = serving_sizes(net)
         arrays = teacher_arrays(net) if keep_tables else None
         robustness = []
         if isinstance(net, MultimodalRecommender) and config["robustness_shares"]:
@@ -175,6 +176,7 @@ def run_one(
         best_valid=fit.best_valid,
         test=test.means,
         n_params=inference_params(net),
+        serving=serving,
         train_seconds=fit.train_seconds,
         valid_seconds=fit.valid_seconds,
         test_seconds=test.seconds,
@@ -205,6 +207,33 @@ def inference_params(net: nn.Module) -> int:
     only_training = [net.get_submodule(name) for name in getattr(net, "training_only", ())]
     skip = {id(p) for module in only_training for p in module.parameters()}
     return sum(p.numel() for p in net.parameters() if p.requires_grad and id(p) not in skip)
+
+
+def serving_sizes(net: nn.Module) -> dict[str, int]:
+    """Bytes that serving ``net`` holds, measured on its tensors: ``model``, its parameters
+    and buffers but those of its ``training_only`` submodules (features, graphs, layers: what
+    recomputing its tables needs), and ``tables``, the user and item tables it scores with
+    (all a dot-product model needs once they are computed)."""
+    only_training = [net.get_submodule(name) for name in getattr(net, "training_only", ())]
+    skip = {id(t) for m in only_training for t in (*m.parameters(), *m.buffers())}
+    held = [t for t in (*net.parameters(), *net.buffers()) if id(t) not in skip]
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        users, items = net.representations()
+    net.train(was_training)
+    return {"model": sum(map(tensor_bytes, held)), "tables": users.nbytes + items.nbytes}
+
+
+def tensor_bytes(tensor: torch.Tensor) -> int:
+    """Bytes a tensor holds, a sparse one's indices and values included."""
+    if tensor.layout == torch.sparse_coo:
+        parts = [tensor._indices(), tensor._values()]
+    elif tensor.layout == torch.sparse_csr:
+        parts = [tensor.crow_indices(), tensor.col_indices(), tensor.values()]
+    else:
+        parts = [tensor]
+    return sum(p.numel() * p.element_size() for p in parts)
 
 
 def environment(config: MMKDConfig) -> dict[str, Any]:

@@ -50,6 +50,9 @@ class RunResult:
     robustness: list[dict[str, Any]] = field(default_factory=list)
     # the code that made it (identity.code_info); runs made before this was recorded: {}
     code: dict[str, Any] = field(default_factory=dict)
+    # bytes inference holds (pipeline.serving_sizes): `model` (its parameters and buffers:
+    # features, graphs) and `tables` (its user and item tables); runs before this: {}
+    serving: dict[str, int] = field(default_factory=dict)
     # each move to new code by an identical fingerprint (recbole_mmkd.carry), oldest first
     carried: list[dict[str, Any]] = field(default_factory=list)
     test_user_ids: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))

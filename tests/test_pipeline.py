@@ -36,6 +36,9 @@ def test_run_one_writes_and_reuses(toy, tmp_path, in_tmp_cwd):
         assert loaded.test_per_user[key].mean() == pytest.approx(mean, abs=1e-9)
     assert sorted(loaded.test_user_ids.tolist()) == list(range(40))  # raw user ids
     assert loaded.n_params == 2 * (41 + 31) * 64 // 2
+    tables = (41 + 31) * 64 * 4  # float32 user and item tables
+    assert loaded.serving["tables"] == tables
+    assert loaded.serving["model"] > tables  # its ID tables and the normalised graph
     assert loaded.train_seconds > 0 and loaded.test_seconds > 0
 
     # selection uses validation only: the best epoch is the (last) argmax of the valid curve
