@@ -125,6 +125,7 @@ class Benchmark:
     tuning: Tuning = field(default_factory=lambda: Tuning())
     # a part's whole benchmark's entries (`restrict`), where a `tuned_on` entry is found
     context: list[Entry] = field(default_factory=list, compare=False, repr=False)
+    compression: Compression | None = None  # students of several widths against a teacher
 
     def entries_on(self, dataset: str) -> list[Entry]:
         """The entries that run on ``dataset``."""
@@ -133,6 +134,15 @@ class Benchmark:
     def entry(self, name: str) -> Entry:
         """The entry named ``name``, of this benchmark or of the whole one it is part of."""
         return next(e for e in self.context or self.entries if e.name == name)
+
+
+@dataclass(frozen=True)
+class Compression:
+    """A compression benchmark's reading (:mod:`recbole_mmkd.reporting.compression`): the
+    entry that is the teacher, and how close to its mean a student must come to count."""
+
+    teacher: str
+    tolerance: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -194,7 +204,7 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
     """Read and validate a benchmark file; errors name the file, the field and the fix."""
     path, spec, name = _read("benchmark", name_or_path, properties)
     _refuse_unknown(path, spec, {f.name for f in fields(Benchmark)} - {"name", "entries",
-                    "source"} | {"models"})  # fmt: skip
+                    "source", "context"} | {"models"})  # fmt: skip
     tuning_spec = spec.get("tuning") or {}
     if not isinstance(tuning_spec, dict):
         raise DataError(path, "tuning", "not a mapping", "write 'tuning: {search: grid, ...}'")
@@ -292,7 +302,25 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
     return Benchmark(
         name, need("datasets", list), need("seeds", list), metrics, entries, comparisons,
         test, correction, reference, str(path), tuning,
+        compression=_compression(path, spec.get("compression"), names),
     )  # fmt: skip
+
+
+def _compression(path: Path, spec: Any, names: list[str]) -> Compression | None:
+    """A benchmark's ``compression: {teacher: ENTRY, tolerance: 0.02}``, checked."""
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        raise DataError(path, "compression", f"bad value {spec!r}", "give {teacher: ENTRY}")
+    _refuse_unknown(path, spec, {f.name for f in fields(Compression)})
+    if spec.get("teacher") not in names:
+        raise DataError(path, "compression.teacher", f"{spec.get('teacher')!r} is not an entry",
+                        f"name one of {names}")  # fmt: skip
+    tolerance = spec.get("tolerance", 0.02)
+    if not (isinstance(tolerance, int | float) and 0 <= tolerance < 1):
+        raise DataError(path, "compression.tolerance", f"bad value {tolerance!r}",
+                        "give a share in [0, 1), e.g. 0.02")  # fmt: skip
+    return Compression(spec["teacher"], float(tolerance))
 
 
 def load_sweep(name_or_path: str | Path, *, properties: Any = None) -> Sweep:

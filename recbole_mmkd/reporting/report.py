@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from recbole_mmkd.reporting.compression import compression_table, smallest_within, width_gains
 from recbole_mmkd.reporting.leaderboard import leaderboard, to_markdown
 from recbole_mmkd.reporting.stats import ALPHA, adjust, adjust_seed_p, compare
 from recbole_mmkd.reporting.tables import caption, significant_vs, to_latex
@@ -179,6 +180,26 @@ class DatasetReport:
     links: list[tuple[str, str]]  # (from, to) arrows of the efficiency figure
     latex: str
     stale: list[RunResult] = field(default_factory=list)  # not what the current code computes
+    # a compression benchmark's tables (reporting.compression); empty otherwise
+    compression: pd.DataFrame = field(default_factory=pd.DataFrame)
+    smallest: pd.DataFrame = field(default_factory=pd.DataFrame)
+    width_gains: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def compression_markdown(self, metric: str, tolerance: float) -> str:
+        """The compression tables as one Markdown text."""
+        parts = [
+            "Every entry against the teacher (costs measured by its runs; tables: what a "
+            "student serves from once propagated, model: parameters and buffers):\n\n"
+            + self.compression.to_markdown(index=False),
+            f"The narrowest student of each method within {100 * tolerance:g}% of the "
+            f"teacher's {metric}:\n\n" + self.smallest.to_markdown(index=False),
+        ]
+        if not self.width_gains.empty:
+            parts.append(
+                "Each method against the student alone at the same width (established: over "
+                "seeds, corrected):\n\n" + self.width_gains.to_markdown(index=False)
+            )
+        return "\n\n".join(parts)
 
     def board_markdown(self, metrics: list[str]) -> str:
         """The leaderboard as Markdown, with a warning naming the runs that the current code
@@ -248,7 +269,7 @@ class Report:
             present = {r.model for r in results}  # a part of a benchmark may lack some
             links += [(r, m) for m, r in bench.comparisons if {m, r} <= present]
         efficiency = efficiency_table(results, links, bench.metrics[0]) if links else None
-        return DatasetReport(
+        report = DatasetReport(
             dataset,
             results,
             table,
@@ -258,6 +279,12 @@ class Report:
             latex,
             stale_runs(results, **common),
         )
+        spec, metric = bench.compression, bench.metrics[0]
+        if spec is not None and any(r.model == spec.teacher for r in results):
+            report.compression = compression_table(results, spec.teacher, metric)
+            report.smallest = smallest_within(report.compression, metric, tolerance=spec.tolerance)
+            report.width_gains = width_gains(report.compression, comparisons, metric)
+        return report
 
     @property
     def leaderboard(self) -> pd.DataFrame:
@@ -302,13 +329,15 @@ class Report:
                     "Student / teacher costs (inference time per 1,000 users):\n\n"
                     + d.efficiency.to_markdown(index=False)
                 )
+            if not d.compression.empty:
+                parts.append(d.compression_markdown(bench.metrics[0], bench.compression.tolerance))
         if len(self.datasets) > 1:
             parts.append(f"## all datasets\n\n{self.combined().to_markdown(index=False)}")
         return "\n\n".join(parts)
 
     def figures(self, folder: Path) -> list[Path]:
         """Write every figure (PNG + PDF) under ``folder``; the paths written."""
-        from recbole_mmkd.reporting import figures
+        from recbole_mmkd.reporting import compression, figures
 
         folder, written = Path(folder), []
         for d in self.datasets.values():
@@ -320,6 +349,9 @@ class Report:
             written += figures.save(curves, folder / f"curves-{d.dataset}")
             frontier = figures.efficiency_frontier(d.results, self.bench.metrics[0], pairs=d.links)
             written += figures.save(frontier, folder / f"efficiency-{d.dataset}")
+            if not d.compression.empty:
+                frontier = compression.compression_frontier(d.compression, self.bench.metrics[0])
+                written += figures.save(frontier, folder / f"compression-{d.dataset}")
             if any(r.robustness for r in d.results):
                 robust = figures.robustness_curves(d.results, self.bench.metrics[0])
                 written += figures.save(robust, folder / f"robustness-{d.dataset}")
@@ -339,6 +371,9 @@ class Report:
                 _write(out, f"comparisons-{d.dataset}", d.comparisons)
             if not d.efficiency.empty:
                 _write(out, f"efficiency-{d.dataset}", d.efficiency)
+            if not d.compression.empty:
+                text = d.compression_markdown(metrics[0], self.bench.compression.tolerance)
+                _write(out, f"compression-{d.dataset}", d.compression, text)
         if len(self.datasets) > 1:
             _write(out, "leaderboard-all", self.combined())
         self.figures(out / "figures")
