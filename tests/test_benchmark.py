@@ -68,7 +68,7 @@ def test_bad_benchmark_files_name_file_field_and_fix(tmp_path, body, message):
     assert "bad.yaml" in str(err.value)
     (tmp_path / "benchmark").mkdir()
     (tmp_path / "bad.yaml").rename(tmp_path / "benchmark" / "bad.yaml")
-    with pytest.raises(DataError, match="name one of: backbones, bad, default"):
+    with pytest.raises(DataError, match="name one of: backbones, bad, compression, default"):
         load_benchmark("missing", properties=tmp_path)
 
 
