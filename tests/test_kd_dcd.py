@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-import yaml
-from conftest import ROOT
 
 from recbole_mmkd.distill.dcd import (
     WEIGHT_FLOOR,
@@ -20,7 +18,7 @@ from recbole_mmkd.distill.dcd import (
     student_ranks,
 )
 from recbole_mmkd.distill.losses import relaxed_ranking_distillation, relaxed_ranking_rows
-from recbole_mmkd.distill.methods import RelaxedRankingDistillation, resolve_kd_method
+from recbole_mmkd.distill.methods import RelaxedRankingDistillation
 from recbole_mmkd.errors import ConfigError
 
 RRD = dict(rrd_top_n=2, rrd_k=1, rrd_l=1, rrd_temperature=1.0, kd_shared_items=False)
@@ -221,35 +219,6 @@ def test_dcd_top_m_above_the_users_an_item_can_list_is_a_config_error():
             n_items=8,
             **{**SETTINGS, "dcd_top_m": 2},
         )
-
-
-class _ReadKeys(dict):
-    """A config that records which keys are read."""
-
-    def __init__(self, values: dict) -> None:
-        super().__init__(values)
-        self.read: set[str] = set()
-
-    def __getitem__(self, key: str):
-        self.read.add(key)
-        return super().__getitem__(key)
-
-
-def test_dcd_reads_exactly_its_declared_keys_each_with_a_default():
-    assert resolve_kd_method("dcd") is DualCorrectionDistillation
-    config = _ReadKeys({**SETTINGS, "dcd_top_m": 3})
-    DualCorrectionDistillation.from_config(
-        config,
-        teacher_users=torch.randn(6, 3),
-        teacher_items=torch.randn(12, 3),
-        seen=sp.csr_matrix((6, 12)),
-        n_items=12,
-        student_dim=3,
-    )
-    assert config.read == set(DualCorrectionDistillation.config_keys)
-    defaults = yaml.safe_load((ROOT / "properties" / "model" / "KD.yaml").read_text())
-    assert set(DualCorrectionDistillation.config_keys) <= set(defaults)
-    assert defaults["dcd_rkd_weight"] == 0  # the release: no L_RKD
 
 
 def test_a_narrower_student_learns_from_dcd_and_its_teacher_lists_stay_frozen(toy):

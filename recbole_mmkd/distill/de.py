@@ -100,24 +100,52 @@ def _linear_init(shape: tuple[int, ...], fan_in: int) -> torch.Tensor:
     return torch.empty(shape).uniform_(-bound, bound)
 
 
-def check_anneal(prefix: str, start: float, end: float, epochs: int) -> None:
-    """A :class:`ConfigError` unless ``0 < {prefix}_tau_end <= {prefix}_tau_start`` and
-    ``{prefix}_anneal_epochs > 0``."""
-    if not 0 < end <= start:
-        raise ConfigError(
-            "config",
-            f"{prefix}_tau_end",
-            f"the temperature anneals from {start} to {end}, not from high to a positive low",
-            f"give 0 < {prefix}_tau_end <= {prefix}_tau_start",
-        )
-    if epochs <= 0:
-        raise ConfigError(
-            "config", f"{prefix}_anneal_epochs", f"{epochs} is not positive", "give epochs > 0"
-        )
+class AnnealedExperts(KDMethod):
+    """What DE and HTD share: the teacher's tables, an :class:`ExpertMixture` per side (users,
+    items) from the student's width to the teacher's, and the Gumbel-softmax temperature
+    annealed at each epoch's start (:func:`~recbole_mmkd.distill.schedules.annealed_temperature`).
+    ``count_key`` and ``prefix`` name the config keys of the expert count and the schedule."""
+
+    def __init__(
+        self,
+        *,
+        teacher_users: torch.Tensor,
+        teacher_items: torch.Tensor,
+        student_dim: int,
+        experts: int,
+        count_key: str,
+        prefix: str,
+        schedule: tuple[float, float, int],
+        halve_equal: bool,
+    ) -> None:
+        super().__init__()
+        if experts < 1:
+            raise ConfigError("config", count_key, f"{experts} experts", "give at least 1")
+        start, end, epochs = schedule
+        if not 0 < end <= start:
+            raise ConfigError(
+                "config",
+                f"{prefix}_tau_end",
+                f"the temperature anneals from {start} to {end}, not from high to a positive low",
+                f"give 0 < {prefix}_tau_end <= {prefix}_tau_start",
+            )
+        if epochs <= 0:
+            raise ConfigError(
+                "config", f"{prefix}_anneal_epochs", f"{epochs} is not positive", "give epochs > 0"
+            )
+        self.schedule, self.tau = schedule, start
+        self.register_buffer("teacher_users", teacher_users, persistent=False)
+        self.register_buffer("teacher_items", teacher_items, persistent=False)
+        width = teacher_users.shape[1]
+        self.user_experts = ExpertMixture(student_dim, width, experts, halve_equal=halve_equal)
+        self.item_experts = ExpertMixture(student_dim, width, experts, halve_equal=halve_equal)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.tau = annealed_temperature(epoch, *self.schedule)
 
 
 @register_kd_method
-class DistillationExperts(KDMethod):
+class DistillationExperts(AnnealedExperts):
     r"""DE (Kang et al., CIKM 2020): the student's user and item rows, mapped through a mixture
     of experts chosen by Gumbel-softmax on the teacher's row, must reconstruct the teacher's
     rows. Per batch, with :math:`U_b, P_b, N_b` the distinct users, positive and negative items:
@@ -153,22 +181,16 @@ class DistillationExperts(KDMethod):
         de_tau_end: float,
         de_anneal_epochs: int,
     ) -> None:
-        super().__init__()
-        if de_num_experts < 1:
-            raise ConfigError(
-                "config", "de_num_experts", f"{de_num_experts} experts", "give at least 1"
-            )
-        check_anneal("de", de_tau_start, de_tau_end, de_anneal_epochs)
-        self.schedule = (de_tau_start, de_tau_end, de_anneal_epochs)
-        self.tau = de_tau_start
-        self.register_buffer("teacher_users", teacher_users, persistent=False)
-        self.register_buffer("teacher_items", teacher_items, persistent=False)
-        width = teacher_users.shape[1]
-        self.user_experts = ExpertMixture(student_dim, width, de_num_experts, halve_equal=True)
-        self.item_experts = ExpertMixture(student_dim, width, de_num_experts, halve_equal=True)
-
-    def on_epoch_start(self, epoch: int) -> None:
-        self.tau = annealed_temperature(epoch, *self.schedule)
+        super().__init__(
+            teacher_users=teacher_users,
+            teacher_items=teacher_items,
+            student_dim=student_dim,
+            experts=de_num_experts,
+            count_key="de_num_experts",
+            prefix="de",
+            schedule=(de_tau_start, de_tau_end, de_anneal_epochs),
+            halve_equal=True,
+        )
 
     def loss(
         self,

@@ -15,9 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from recbole_mmkd.distill.de import ExpertMixture, check_anneal
+from recbole_mmkd.distill.de import AnnealedExperts
 from recbole_mmkd.distill.methods import KDMethod, register_kd_method
-from recbole_mmkd.distill.schedules import annealed_temperature
 from recbole_mmkd.errors import ConfigError
 
 HTD_CHOICES = ("second", "first")
@@ -125,7 +124,7 @@ class FullTopologyDistillation(KDMethod):
 
 
 @register_kd_method
-class HierarchicalTopologyDistillation(KDMethod):
+class HierarchicalTopologyDistillation(AnnealedExperts):
     r"""HTD (Kang et al., KDD 2021): entities are assigned to ``htd_groups`` groups per side
     (users and items apart) by an assignment network on the teacher's row, hard (argmax) for
     the topology, soft for the assignment loss :math:`\mathcal{L}_{GA}`, which is DE's expert
@@ -174,9 +173,16 @@ class HierarchicalTopologyDistillation(KDMethod):
         htd_tau_end: float,
         htd_anneal_epochs: int,
     ) -> None:
-        super().__init__()
-        if htd_groups < 1:
-            raise ConfigError("config", "htd_groups", f"{htd_groups} groups", "give at least 1")
+        super().__init__(
+            teacher_users=teacher_users,
+            teacher_items=teacher_items,
+            student_dim=student_dim,
+            experts=htd_groups,
+            count_key="htd_groups",
+            prefix="htd",
+            schedule=(htd_tau_start, htd_tau_end, htd_anneal_epochs),
+            halve_equal=False,  # no self-distillation special case, unlike DE
+        )
         if not 0 <= htd_alpha <= 1:
             raise ConfigError(
                 "config", "htd_alpha", f"{htd_alpha} is outside [0, 1]", "give 0 <= alpha <= 1"
@@ -185,18 +191,7 @@ class HierarchicalTopologyDistillation(KDMethod):
             raise ConfigError(
                 "config", "htd_choice", f"unknown {htd_choice!r}", f"use one of {HTD_CHOICES}"
             )
-        check_anneal("htd", htd_tau_start, htd_tau_end, htd_anneal_epochs)
         self.n_groups, self.alpha, self.choice = htd_groups, htd_alpha, htd_choice
-        self.schedule = (htd_tau_start, htd_tau_end, htd_anneal_epochs)
-        self.tau = htd_tau_start
-        self.register_buffer("teacher_users", teacher_users, persistent=False)
-        self.register_buffer("teacher_items", teacher_items, persistent=False)
-        width = teacher_users.shape[1]
-        self.user_groups = ExpertMixture(student_dim, width, htd_groups, halve_equal=False)
-        self.item_groups = ExpertMixture(student_dim, width, htd_groups, halve_equal=False)
-
-    def on_epoch_start(self, epoch: int) -> None:
-        self.tau = annealed_temperature(epoch, *self.schedule)
 
     def loss(
         self,
@@ -210,8 +205,8 @@ class HierarchicalTopologyDistillation(KDMethod):
         with torch.no_grad():
             groups = torch.cat(
                 [
-                    self.user_groups.assignment(teacher_u).argmax(1),
-                    self.item_groups.assignment(teacher_i).argmax(1) + self.n_groups,
+                    self.user_experts.assignment(teacher_u).argmax(1),
+                    self.item_experts.assignment(teacher_i).argmax(1) + self.n_groups,
                 ]
             )
         topology = hierarchical_topology(
@@ -220,7 +215,7 @@ class HierarchicalTopologyDistillation(KDMethod):
             groups,
             choice=self.choice,
         )
-        assignment = self.user_groups.loss(user_e[u], teacher_u, self.tau) + self.item_groups.loss(
-            item_e[i], teacher_i, self.tau
-        )
+        assignment = self.user_experts.loss(
+            user_e[u], teacher_u, self.tau
+        ) + self.item_experts.loss(item_e[i], teacher_i, self.tau)
         return (self.alpha * topology + (1 - self.alpha) * assignment) / users.shape[0]
