@@ -190,3 +190,13 @@ def test_sgfd_maml_as_released_trains_nothing_but_the_tables(toy):
     model.calculate_loss(next(iter(train))).backward()
     trained = {n for n, p in model.named_parameters() if p.grad is not None}
     assert trained == {"user_embedding.weight", "item_embedding.weight"}
+
+
+def test_sgfd_maml_distils_each_positive_once_and_every_negative(toy):
+    model, train = _sgfd_maml(toy)
+    batch = next(iter(train))
+    w = model.n_negatives
+    positives = batch[model.ITEM_ID].view(w, -1)  # RecBole tiles the pairs once per negative
+    assert w > 1 and bool((positives == positives[0]).all())
+    items = model.distillation_items(batch)
+    assert items.tolist() == positives[0].tolist() + batch[model.NEG_ITEM_ID].tolist()

@@ -176,14 +176,18 @@ class SGFDMixin:
             "feature": torch.stack(feature).mean(),
         }
 
+    def distillation_items(self, interaction) -> torch.Tensor:
+        """The items a batch's distillation losses run over: its positives and negatives."""
+        items = interaction[self.ITEM_ID]
+        if self.NEG_ITEM_ID in interaction:
+            items = torch.cat([items, interaction[self.NEG_ITEM_ID]])
+        return items
+
     def calculate_loss(self, interaction) -> torch.Tensor:
         loss = super().calculate_loss(interaction)
         if self.ce_weight == 0 and self.kd_weight == 0:
             return loss
-        items = interaction[self.ITEM_ID]
-        if self.NEG_ITEM_ID in interaction:
-            items = torch.cat([items, interaction[self.NEG_ITEM_ID]])
-        parts = self.distillation_losses(items)
+        parts = self.distillation_losses(self.distillation_items(interaction))
         return (
             loss
             + self.ce_weight * (parts["class"] + parts["fusion"])

@@ -36,8 +36,8 @@ class SGFDMAMLMixin(SGFDMixin):
     could change a trained model; the students here L2-normalise their outputs before the
     joint norm (the release's do not), start at PyTorch's Linear init (the release's at
     Glorot's), and ``ce_on_softmax`` stays SGFD.yaml's false (the release puts a softmax
-    before its CE). A batch's positives enter the distillation losses once per negative
-    (RecBole repeats each pair W times), against once in the release.
+    before its CE). A batch's positives enter the distillation losses once, as in the release
+    (RecBole repeats each pair once per negative; :meth:`distillation_items` takes one copy).
     """
 
     def __init__(self, config, dataset) -> None:
@@ -49,6 +49,13 @@ class SGFDMAMLMixin(SGFDMixin):
             for name, param in self.named_parameters():
                 if name in extra:
                     param.requires_grad_(False)
+
+    def distillation_items(self, interaction) -> torch.Tensor:
+        """Each positive once and every negative: RecBole tiles a batch's pairs once per
+        negative (the first ``rows / W`` rows are the pairs), the release distils over its
+        positives once."""
+        pairs = interaction[self.ITEM_ID].shape[0] // self.n_negatives
+        return torch.cat([interaction[self.ITEM_ID][:pairs], interaction[self.NEG_ITEM_ID]])
 
     def distillation_losses(self, items: torch.Tensor) -> dict[str, torch.Tensor]:
         parts = super().distillation_losses(items)
