@@ -20,7 +20,7 @@ from recbole_mmkd.distill.de import (
     DistillationExperts,
     ExpertMixture,
     expert_widths,
-    experts_loss,
+    gumbel_selection,
 )
 from recbole_mmkd.distill.schedules import annealed_temperature
 from recbole_mmkd.distill.topology import cosine_matrix, full_topology, hierarchical_topology
@@ -104,15 +104,21 @@ def test_cd_refuses_what_it_cannot_sample(toy):
     [([0.0, 0.0], 1.0, 0.5), ([0.0, -math.log(3)], 1.0, 0.125), ([0.0, -1.0], 0.01, 0.0)],
 )
 def test_de_loss_mixes_experts_by_gumbel_softmax(gumbel, tau, expected):
-    value = experts_loss(
-        t([[1.0, 0.0]]), t([[[1.0, 0.0], [0.0, 1.0]]]), t([[0.5, 0.5]]), t([gumbel]), tau
-    )
-    assert value == pytest.approx(expected, abs=1e-12)
+    """One entity, h_t = (1, 0), experts' outputs (1, 0) and (0, 1), selection (0.5, 0.5)."""
+    z = gumbel_selection(t([[0.5, 0.5]]), t([gumbel]), tau)
+    mixed = z @ t([[1.0, 0.0], [0.0, 1.0]])
+    assert (t([[1.0, 0.0]]) - mixed).pow(2).sum().item() == pytest.approx(expected, abs=1e-12)
 
 
-def test_de_single_expert_takes_no_noise_and_widths_follow_the_release():
-    value = experts_loss(t([[1.0, 2.0]]), t([[[0.0, 0.0]]]), t([[1.0]]), t([[5.0]]), 1e-10)
-    assert value == pytest.approx(5.0)
+def test_the_mixture_is_its_experts_weighted_and_one_expert_takes_no_noise():
+    torch.manual_seed(0)
+    mixture = ExpertMixture(3, 5, 4, halve_equal=False)
+    student, z = torch.randn(6, 3), torch.softmax(torch.randn(6, 4), -1)
+    experts = torch.stack(  # each expert as its own two Linear layers
+        [torch.relu(student @ mixture.w1[m] + mixture.b1[m]) @ mixture.w2[m] + mixture.b2[m]
+         for m in range(4)], 1)  # fmt: skip
+    assert torch.allclose(mixture.mixed(student, z), (z.unsqueeze(-1) * experts).sum(1), atol=1e-6)
+    assert gumbel_selection(t([[1.0]]), t([[5.0]]), 1e-10).tolist() == [[1.0]]
     assert expert_widths(20, 200, halve_equal=True) == [20, 110, 200]
     assert expert_widths(64, 64, halve_equal=True) == [64, 32, 64]
     assert expert_widths(64, 64, halve_equal=False) == [64, 64, 64]  # HTD's projectors
@@ -139,7 +145,8 @@ def test_de_reduction_counts_users_once_and_items_half():
     users, items = torch.tensor([1, 1]), torch.tensor([[2, 4], [3, 4]])
 
     def ell(mixture, student, teacher):  # one expert: no noise, z = 1
-        return (teacher - mixture.experts(student).squeeze(1)).pow(2).sum(1)
+        mixed = mixture.mixed(student, torch.ones(student.shape[0], 1))
+        return (teacher - mixed).pow(2).sum(1)
 
     per_user = ell(de.user_experts, user_e, teacher_u)
     per_item = ell(de.item_experts, item_e, teacher_i)

@@ -128,8 +128,9 @@ class HierarchicalTopologyDistillation(AnnealedExperts):
     r"""HTD (Kang et al., KDD 2021): entities are assigned to ``htd_groups`` groups per side
     (users and items apart) by an assignment network on the teacher's row, hard (argmax) for
     the topology, soft for the assignment loss :math:`\mathcal{L}_{GA}`, which is DE's expert
-    loss with one projector :math:`f_k` per group (:func:`~recbole_mmkd.distill.de.experts_loss`,
-    no self-distillation special case, items entering once, without DE's one half):
+    loss with one projector :math:`f_k` per group
+    (:meth:`~recbole_mmkd.distill.de.ExpertMixture.loss`, no self-distillation special case,
+    items entering once, without DE's one half):
 
     .. math:: \mathcal{L}_{HTD} = \frac1B\big(\alpha\,\mathcal{L}_{TD}
        + (1 - \alpha)\,\mathcal{L}_{GA}\big)
