@@ -201,3 +201,25 @@ def test_unkd_student_learns_from_the_teacher_pairs_and_leaves_the_teacher_alone
     student.double()
     assert student.kd.rank_weights.dtype == torch.float64
     assert math.isfinite(student.kd_loss(batch).item())
+
+
+def test_pairs_are_drawn_once_an_epoch_and_rows_of_a_user_share_them(toy):
+    from test_kd_students import _student
+
+    student, _ = _student(toy, "unkd", unkd_top=5, unkd_pairs=4)
+    kd = student.kd
+    user_e, item_e = torch.randn(41, 8), torch.randn(31, 8)
+    users = torch.tensor([3, 3, 3, 7])
+    pairs = torch.tensor([[1, 2]] * 4)
+    value = kd.loss(user_e, item_e, users, pairs)
+    better = kd.better
+    # the release's mean over the batch's rows, each row scoring its user's pairs
+    items = torch.cat([kd.better[users], kd.worse[users]], 1).clamp(min=0)
+    rows = (user_e[users].unsqueeze(1) * item_e[items]).sum(-1)
+    high, low = rows.split(kd.better.shape[1], 1)
+    assert value.item() == pytest.approx(unkd_pair_loss(high - low, kd.kept[users]).item())
+    kd.loss(user_e, item_e, users, pairs)
+    assert kd.better is better  # the same pairs within an epoch
+    kd.on_epoch_start(1)
+    kd.loss(user_e, item_e, users, pairs)
+    assert not torch.equal(kd.better, better)  # new ones the next

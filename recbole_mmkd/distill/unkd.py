@@ -21,8 +21,9 @@ Config keys (``properties/model/KD.yaml``): ``unkd_groups`` (G, 2), ``unkd_pairs
 
 Deviations from the release, all listed again on :class:`UnbiasedKD`:
 
-* Pairs are drawn per batch, for the batch rows as they come (a user with several rows gets
-  several independent draws), from the same distribution as the release's once-per-epoch draw.
+* None in when pairs are drawn: once per epoch for every user, as the release; a batch's rows
+  of one user share its pairs, so the loss is computed once per distinct user and weighted by
+  its rows (the release's mean over rows, without scoring the same pairs again).
 * Items of equal popularity are ordered by item id (the release: first appearance in its
   training list); the padding item 0 and items without training interactions join no group.
 * A tied pair of ranks is redrawn alone; the release redraws all of a user's pairs in the
@@ -157,15 +158,15 @@ def draw_rank_pairs(
     )
 
 
-def unkd_pair_loss(diff: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def unkd_pair_loss(diff: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
     r"""UnKD's distillation loss (``sample.py:681-694``): the mean of
     :math:`-\log\sigma(s(u, p) - s(u, q))` over the student's score differences ``diff``
-    (teacher-preferred item first), over the entries where ``mask`` is true if given (0 when it
-    keeps none)."""
+    (teacher-preferred item first), weighted by ``weights`` if given (a 0/1 mask, or how many
+    rows share an entry; 0 when they keep none)."""
     losses = -F.logsigmoid(diff)
-    if mask is None:
+    if weights is None:
         return losses.mean()
-    keep = mask.to(losses.dtype)
+    keep = weights.to(losses.dtype)
     return (losses * keep).sum() / keep.sum().clamp(min=1)
 
 
@@ -225,8 +226,9 @@ class UnbiasedKD(KDMethod):
 
     Deviations from the authors' release (module docstring for details):
 
-    * pairs are drawn per batch for the rows as they come, not once per epoch (same
-      distribution);
+    * pairs are drawn once per epoch for every user, as the release; the rows of a batch that
+      share a user share its pairs, so the loss is computed once per distinct user, weighted
+      by its rows (the release's mean over rows, computed once);
     * popularity ties are broken by item id, and the padding item 0 joins no group;
     * the teacher score is the inner product of the stored teacher tables (the release calls
       its MF teacher: the same);
@@ -301,6 +303,12 @@ class UnbiasedKD(KDMethod):
         self.register_buffer("candidates", candidates, persistent=False)
         self.register_buffer("candidate_lengths", lengths, persistent=False)
         self.register_buffer("rank_weights", weights.to(teacher_items.device), persistent=False)
+        self.n_users, self.stale = teacher_users.shape[0], True
+        for name in ("better", "worse", "kept"):  # every user's pairs, drawn each epoch
+            self.register_buffer(name, None, persistent=False)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.stale = True
 
     def extra_repr(self) -> str:
         return f"group_sizes={self.group_sizes}, pairs_per_group={self.pairs_per_group}"
@@ -330,8 +338,12 @@ class UnbiasedKD(KDMethod):
         users: torch.Tensor,
         interaction_items: torch.Tensor,
     ) -> torch.Tensor:
-        better, worse, kept = self.sample_pairs(users)
-        items = torch.cat([better, worse], 1).clamp(min=0).long()  # masked pads -> item 0
-        student = scores(user_e[users], item_e[items])
-        high, low = student.split(better.shape[1], dim=1)
-        return unkd_pair_loss(high - low, kept)
+        if self.stale:
+            every = torch.arange(self.n_users, device=self.candidates.device)
+            self.better, self.worse, self.kept = self.sample_pairs(every)
+            self.stale = False
+        rows, counts = users.unique(return_counts=True)
+        items = torch.cat([self.better[rows], self.worse[rows]], 1).clamp(min=0).long()
+        student = scores(user_e[rows], item_e[items])  # masked pads -> item 0
+        high, low = student.split(self.better.shape[1], dim=1)
+        return unkd_pair_loss(high - low, self.kept[rows] * counts.unsqueeze(1))
