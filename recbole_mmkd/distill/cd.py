@@ -15,7 +15,13 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from recbole_mmkd.distill.methods import KDMethod, register_kd_method, scores, teacher_top_items
+from recbole_mmkd.distill.methods import (
+    KDMethod,
+    gumbel_top_k,
+    register_kd_method,
+    scores,
+    teacher_top_items,
+)
 from recbole_mmkd.errors import ConfigError
 
 CD_STRATEGIES = ("teacher", "student")
@@ -135,12 +141,11 @@ class CollaborativeDistillation(KDMethod):
         when student-guided), ``chunk`` users at a time."""
         if self.student_guided:
             self.ranking = teacher_top_items(user_e, item_e, self.seen, self.top_n)
-        logp = self.rank_probs.log()
         sets = []
         for start in range(0, self.ranking.shape[0], chunk):
             rows = self.ranking[start : start + chunk]
-            keys = logp - torch.log(-torch.log(torch.rand(rows.shape, device=rows.device)))
-            sets.append(rows.gather(1, keys.topk(self.n_sampled, dim=1).indices))
+            picks = gumbel_top_k(self.rank_probs.expand(rows.shape[0], -1), self.n_sampled)
+            sets.append(rows.gather(1, picks))
         self.sampled = torch.cat(sets)
         self.stale = False
 

@@ -65,6 +65,15 @@ def items_outside(excluded: torch.Tensor, n_items: int, count: int) -> torch.Ten
     return 1 + j + torch.searchsorted(below, j, right=True)
 
 
+def gumbel_top_k(weights: torch.Tensor, k: int) -> torch.Tensor:
+    r"""``k`` column indices per row drawn without replacement with probability proportional to
+    ``weights`` (rows need ``k`` positive entries): the largest ``k`` of
+    :math:`\log w - \log(-\log U)`, the same distribution as ``torch.multinomial`` without
+    replacement, at a fraction of its cost on the CPU."""
+    noise = torch.rand_like(weights).clamp_min(1e-20)
+    return (weights.log() - torch.log(-torch.log(noise))).topk(k, dim=1).indices
+
+
 def scores(users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
     """Inner products of each user row ``(B, d)`` with its items ``(B, K, d)``: ``(B, K)``."""
     return (items * users.unsqueeze(1)).sum(-1)
