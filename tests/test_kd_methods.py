@@ -275,3 +275,11 @@ def test_ftd_equals_the_relation_matrices_sum_without_building_them():
     (grad,) = torch.autograd.grad(value, student)
     (expected,) = torch.autograd.grad(direct, student)
     assert torch.allclose(grad, expected.float(), rtol=1e-4, atol=1e-3)  # entries up to 75
+
+
+def test_cd_weighs_a_users_items_by_its_rows():
+    student, teacher = torch.randn(2, 3), torch.randn(2, 3)
+    rows = [0, 0, 0, 1]  # the batch: three rows of the first user, one of the second
+    expected = collaborative_distillation(student[rows], teacher[rows], 2.0, 0.5)
+    weighted = collaborative_distillation(student, teacher, 2.0, 0.5, rows=torch.tensor([3, 1]))
+    assert weighted.item() == pytest.approx(expected.item(), rel=1e-6)

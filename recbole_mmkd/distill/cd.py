@@ -39,13 +39,23 @@ def tournament_probabilities(n: int, temperature: float) -> torch.Tensor:
 
 
 def collaborative_distillation(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: float, bias: float
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: float,
+    bias: float,
+    *,
+    rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r""":math:`\mathrm{mean}\ \mathrm{BCE}(\sigma(s), \sigma((t + b)/T))` over all entries: the
-    student's probability of each sampled item fitted to the teacher's soft label."""
-    return F.binary_cross_entropy_with_logits(
-        student, torch.sigmoid((teacher + bias) / temperature)
+    student's probability of each sampled item fitted to the teacher's soft label; with
+    ``rows``, each row of entries counts that many times (the batch rows sharing a user)."""
+    losses = F.binary_cross_entropy_with_logits(
+        student, torch.sigmoid((teacher + bias) / temperature), reduction="none"
     )
+    if rows is None:
+        return losses.mean()
+    weights = rows.to(losses.dtype).unsqueeze(1)
+    return (losses * weights).sum() / (weights.sum() * losses.shape[1])
 
 
 @register_kd_method
@@ -59,7 +69,8 @@ class CollaborativeDistillation(KDMethod):
        -\big[q_{ui} \log \sigma(s_{ui}) + (1 - q_{ui}) \log(1 - \sigma(s_{ui}))\big],
        \quad q_{ui} = \sigma\big((t_{ui} + b)/T\big)
 
-    mean over the batch's rows as they come and their items (as the UnKD authors' baseline).
+    mean over the batch's rows as they come and their items (as the UnKD authors' baseline),
+    computed once per distinct user and weighted by its rows, which share its items.
 
     Config: ``cd_top_n`` (N, 3000), ``cd_n_items`` (50), ``cd_rank_temperature`` (20),
     ``cd_t`` (T, 2), ``cd_bias`` (b, 0), ``cd_strategy``: ``teacher`` (the ranking computed
@@ -158,7 +169,10 @@ class CollaborativeDistillation(KDMethod):
     ) -> torch.Tensor:
         if self.stale:
             self.redraw(user_e.detach(), item_e.detach())
-        items = self.sampled[users]
-        student = scores(user_e[users], item_e[items])
-        teacher = scores(self.teacher_users[users], self.teacher_items[items])
-        return collaborative_distillation(student, teacher, self.temperature, self.bias)
+        distinct, counts = users.unique(return_counts=True)  # a user's rows share its items
+        items = self.sampled[distinct]
+        student = scores(user_e[distinct], item_e[items])
+        teacher = scores(self.teacher_users[distinct], self.teacher_items[items])
+        return collaborative_distillation(
+            student, teacher, self.temperature, self.bias, rows=counts
+        )
