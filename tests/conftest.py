@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,15 @@ def write_dataset(
     if labels:
         np.save(folder / f"{name}.labels.npy", rng.integers(0, labels, size=n_items))
     return folder
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Derived data the runs keep on disk (kNN item graphs) goes to a folder of the test
+    session, not the user's ``~/.cache`` (Ray's workers inherit the variable)."""
+    from recbole_mmkd.model.graph import ENV_CACHE
+
+    os.environ[ENV_CACHE] = str(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture

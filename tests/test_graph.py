@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 import torch
 
@@ -49,6 +50,30 @@ def test_knn_graph_known_answer_and_chunking():
     big = torch.randn(50, 6, generator=rng)
     assert torch.equal(knn_graph(big, 5, chunk=7).to_dense(), knn_graph(big, 5).to_dense())
     assert cached_knn_graph(big, 5) is cached_knn_graph(big.clone(), 5)
+
+
+def test_knn_graphs_are_kept_on_disk_for_later_processes(tmp_path, monkeypatch):
+    from recbole_mmkd.model import graph as g
+
+    monkeypatch.setenv(g.ENV_CACHE, str(tmp_path))
+    monkeypatch.setattr(g, "_KNN_CACHE", {})  # a fresh process
+    feats = torch.randn(40, 5, generator=torch.Generator().manual_seed(1))
+    built = g.cached_knn_graph(feats, 4)
+    [stored] = (tmp_path / "knn").glob("*-k4.pt")
+    monkeypatch.setattr(g, "_KNN_CACHE", {})
+    monkeypatch.setattr(g, "knn_graph", None)  # a later process reads, never builds
+    read = g.cached_knn_graph(feats, 4)
+    assert torch.equal(read.indices(), built.indices()) and torch.equal(
+        read.values(), built.values()
+    )
+    monkeypatch.undo()
+    monkeypatch.setenv(g.ENV_CACHE, str(tmp_path))
+    monkeypatch.setattr(g, "_KNN_CACHE", {})
+    stored.write_bytes(b"truncated")  # an unreadable file is built again, with a warning
+    with pytest.warns(UserWarning, match="unreadable kNN graph"):
+        again = g.cached_knn_graph(feats, 4)
+    assert torch.equal(again.indices(), built.indices())
+    assert torch.equal(g.cached_knn_graph(feats, 4).values(), built.values())
 
 
 def test_bipartite_graph_weighted_sums_and_edge_dots_match_dense_autograd():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -97,18 +99,49 @@ def knn_graph(features: torch.Tensor, k: int, *, chunk: int = 2048) -> torch.Ten
 
 
 _KNN_CACHE: dict[tuple[str, int], torch.Tensor] = {}
+ENV_CACHE = "RECBOLE_MMKD_CACHE"  # where derived data (kNN item graphs) is kept between runs
+
+
+def cache_dir() -> Path:
+    """``$RECBOLE_MMKD_CACHE``, else ``~/.cache/recbole-mmkd``."""
+    return Path(os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "recbole-mmkd")
 
 
 def cached_knn_graph(features: torch.Tensor, k: int) -> torch.Tensor:
-    """:func:`knn_graph`, memoised in this process by a digest of the features and ``k``.
-
-    Every seed and every model of a benchmark on the same features shares one construction.
-    """
+    """:func:`knn_graph`, memoised by a digest of the features and ``k``: in this process (every
+    seed and model of a benchmark on the same features shares one construction) and on disk
+    under :func:`cache_dir` (``knn/<digest>-k<k>.pt``), so that every later process, a
+    benchmark's next run or a sweep's trial, reads the graph instead of building it again
+    (an Amazon set's 4,096-d image graph costs a minute or more to build). A stored graph that
+    cannot be read is built again and replaced; one that cannot be written is only warned of."""
     cpu = features.detach().to("cpu", torch.float32).contiguous()
     key = (hashlib.sha1(cpu.numpy().tobytes()).hexdigest(), k)
     if key not in _KNN_CACHE:
-        _KNN_CACHE[key] = knn_graph(cpu, k)
+        _KNN_CACHE[key] = _stored_knn_graph(cpu, k, cache_dir() / "knn" / f"{key[0]}-k{k}.pt")
     return _KNN_CACHE[key].to(features.device)
+
+
+def _stored_knn_graph(features: torch.Tensor, k: int, path: Path) -> torch.Tensor:
+    if path.is_file():
+        try:
+            saved = torch.load(path, weights_only=True)
+            return torch.sparse_coo_tensor(
+                saved["indices"], saved["values"], tuple(saved["size"]), check_invariants=True
+            ).coalesce()
+        except Exception as err:  # a cache file: whatever broke it, it is built again
+            warnings.warn(f"{path}: unreadable kNN graph ({err}); building it again", stacklevel=3)
+    graph = knn_graph(features, k)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        torch.save(
+            {"indices": graph.indices(), "values": graph.values(), "size": list(graph.shape)},
+            partial,
+        )
+        os.replace(partial, path)
+    except OSError as err:
+        warnings.warn(f"{path}: kNN graph not cached ({err})", stacklevel=3)
+    return graph
 
 
 def bipartite_edges(interactions: sp.coo_matrix) -> tuple[torch.Tensor, torch.Tensor]:
