@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from recbole_mmkd.reporting.compression import compression_table, smallest_within, width_gains
@@ -72,6 +73,63 @@ def comparison_table(bench: Benchmark, results: list[RunResult]) -> pd.DataFrame
                 }
             )
     return pd.DataFrame(rows)
+
+
+def summary_table(
+    bench: Benchmark, results: list[RunResult], comparisons: pd.DataFrame
+) -> pd.DataFrame:
+    """What a benchmark found on one dataset, a row per entry (and per further comparison of
+    it): the point its search chose and the validation value of that point (the run at the
+    tuning seed is the chosen trial's training), its test means ± std over seeds, and, for
+    each comparison it is the model of, the change against the reference with both levels'
+    interval and corrected p, the smallest change its seeds detect, the seeds the change would
+    need and the verdict, for the first metric. Teachers of students come first."""
+    metric = bench.metrics[0]
+    by_model: dict[str, list[RunResult]] = {}
+    for run in results:
+        by_model.setdefault(run.model, []).append(run)
+    spaces = {e.name: e.space for e in bench.entries}
+    found = comparisons[comparisons["metric"] == metric] if not comparisons.empty else comparisons
+    rows = []
+    order = [m for m in by_model if m not in spaces] + [e.name for e in bench.entries]
+    for name in (m for m in order if m in by_model):
+        runs = by_model[name]
+        row = {"model": name, "chosen on validation": _chosen(runs, spaces.get(name), bench)}
+        for m in bench.metrics[:2]:
+            values = [r.test[m] for r in runs]
+            spread = np.std(values, ddof=1) if len(values) > 1 else 0.0
+            row[f"test {m}"] = f"{np.mean(values):.4f} ± {spread:.4f}"
+        mine = found[found["model"] == name] if not found.empty else found
+        if mine.empty:
+            rows.append(row)
+        for i, c in enumerate(mine.to_dict("records")):
+            rows.append({**(row if i == 0 else {"model": name}), **_findings(c, bench)})
+    return pd.DataFrame(rows).fillna("")
+
+
+def _chosen(runs: list[RunResult], space: dict | None, bench: Benchmark) -> str:
+    """``key value, ... (valid V)`` of a tuned entry, from its run at the tuning seed."""
+    if not space:
+        return ""
+    point = ", ".join(f"{k} {runs[0].config.get(k)}" for k in space)
+    tuned = [r for r in runs if r.seed == bench.tuning.seed]
+    if not tuned:
+        return point
+    valid = tuned[0].best_valid.get(tuned[0].valid_metric, float("nan"))
+    return f"{point} ({valid:.5f})"
+
+
+def _findings(c: dict, bench: Benchmark) -> dict[str, str]:
+    users, seeds = f"p ({bench.correction}, users)", f"p ({bench.correction}, seeds)"
+    return {
+        "against": c["reference"],
+        "change": c["relative"],
+        "over users: 95% CI, p": f"{c['95% CI (users)']}, {c[users]}",
+        "over seeds x users: 95% CI, p": f"{c['95% CI (seeds x users)']}, {c[seeds]}",
+        "smallest change the seeds detect": c["min detectable"],
+        "seeds it needs": c["seeds needed"],
+        "established": c["established"],
+    }
 
 
 def _interval(low: float, high: float) -> str:
@@ -180,6 +238,7 @@ class DatasetReport:
     links: list[tuple[str, str]]  # (from, to) arrows of the efficiency figure
     latex: str
     stale: list[RunResult] = field(default_factory=list)  # not what the current code computes
+    summary: pd.DataFrame = field(default_factory=pd.DataFrame)  # summary_table
     # a compression benchmark's tables (reporting.compression); empty otherwise
     compression: pd.DataFrame = field(default_factory=pd.DataFrame)
     smallest: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -279,6 +338,7 @@ class Report:
             latex,
             stale_runs(results, **common),
         )
+        report.summary = summary_table(bench, results, comparisons)
         spec, metric = bench.compression, bench.metrics[0]
         if spec is not None and any(r.model == spec.teacher for r in results):
             report.compression = compression_table(results, spec.teacher, metric)
@@ -371,6 +431,7 @@ class Report:
                 _write(out, f"comparisons-{d.dataset}", d.comparisons)
             if not d.efficiency.empty:
                 _write(out, f"efficiency-{d.dataset}", d.efficiency)
+            _write(out, f"summary-{d.dataset}", d.summary)
             if not d.compression.empty:
                 text = d.compression_markdown(metrics[0], self.bench.compression.tolerance)
                 _write(out, f"compression-{d.dataset}", d.compression, text)
