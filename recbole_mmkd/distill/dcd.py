@@ -48,7 +48,9 @@ Deviations from the release, and choices where it says nothing:
   parameters the release's epoch-start evaluation sees, without a second forward pass); tied
   student scores keep the teacher's order (a stable sort).
 * Sampling per batch, from the weights of the last refresh, is the release's own; its batch
-  halving (to save memory) does not change the loss and is not reproduced.
+  halving (to save memory) does not change the loss and is not reproduced. The draws without
+  replacement are by Gumbel top-k, the distribution of the release's ``torch.multinomial``
+  at a third of its cost here.
 """
 
 from __future__ import annotations
