@@ -22,6 +22,7 @@ from recbole_mmkd.specs import (
     Benchmark,
     Entry,
     check_benchmark,
+    dependency_order,
     entry_width,
     resolve_entry,
     tuning_budget,
@@ -106,6 +107,7 @@ def tuned_entries(
     common = {"data_path": data_path, "properties": properties}
     rows: dict[str, dict] = {}
     settled: dict[str, Entry] = {}  # entries on this dataset, built and at their chosen point
+    dependency_order(bench.context or bench.entries)  # a ConfigError for a cycle
 
     def settle(entry: Entry) -> Entry:
         """``entry`` built from the entries it names (settled first), then searched."""
@@ -199,6 +201,8 @@ def run_benchmark(
     if address is not None:
         return cluster_runs(bench, plan, out, address=address, force=force, **common)
     progress = BenchmarkProgress(len(plan))
+    # entries that teach others keep their tables, or each student would train them again
+    teachers = {e.teacher_from for e in bench.context or bench.entries if e.teacher_from}
     runs: dict[str, list[RunResult]] = {}
     for dataset, entry, seed in plan:
         label = f"{dataset} / {entry.name} / seed {seed}"
@@ -211,6 +215,7 @@ def run_benchmark(
             out,
             overrides=entry.overrides,
             reuse=not force,
+            keep_tables=entry.name in teachers,
             source=f"{bench.source}: models ({entry.name}) set",
             progress_title=label,
             **common,

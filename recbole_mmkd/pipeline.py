@@ -213,16 +213,19 @@ def serving_sizes(net: nn.Module) -> dict[str, int]:
     """Bytes that serving ``net`` holds, measured on its tensors: ``model``, its parameters
     and buffers but those of its ``training_only`` submodules (features, graphs, layers: what
     recomputing its tables needs), and ``tables``, the user and item tables it scores with
-    (all a dot-product model needs once they are computed)."""
+    (all a dot-product model needs once they are computed; none for RecBole's own models)."""
     only_training = [net.get_submodule(name) for name in getattr(net, "training_only", ())]
     skip = {id(t) for m in only_training for t in (*m.parameters(), *m.buffers())}
     held = [t for t in (*net.parameters(), *net.buffers()) if id(t) not in skip]
+    sizes = {"model": sum(map(tensor_bytes, held))}
+    if not hasattr(net, "representations"):  # RecBole's own models give no tables
+        return sizes
     was_training = net.training
     net.eval()
     with torch.no_grad():
         users, items = net.representations()
     net.train(was_training)
-    return {"model": sum(map(tensor_bytes, held)), "tables": users.nbytes + items.nbytes}
+    return {**sizes, "tables": users.nbytes + items.nbytes}
 
 
 def tensor_bytes(tensor: torch.Tensor) -> int:

@@ -73,7 +73,7 @@ from pathlib import Path
 from typing import Any
 
 from recbole_mmkd.config import find_spec, read_yaml
-from recbole_mmkd.errors import DataError
+from recbole_mmkd.errors import ConfigError, DataError
 from recbole_mmkd.prepare import check_run, config_for
 from recbole_mmkd.reporting.stats import CORRECTIONS, TESTS
 
@@ -435,13 +435,19 @@ def dependency_order(entries: list[Entry]) -> list[Entry]:
     otherwise); names outside ``entries`` are left to the caller."""
     by_name = {e.name: e for e in entries}
     ordered: dict[str, Entry] = {}
+    visiting: set[str] = set()
 
     def visit(entry: Entry) -> None:
-        if entry.name not in ordered:
-            for name in entry.depends_on:
-                if name in by_name:
-                    visit(by_name[name])
-            ordered[entry.name] = entry
+        if entry.name in ordered:
+            return
+        if entry.name in visiting:
+            raise ConfigError("benchmark", entry.name, "is built from itself",
+                              "break the cycle of tuned_on / teacher_from / width")  # fmt: skip
+        visiting.add(entry.name)
+        for name in entry.depends_on:
+            if name in by_name:
+                visit(by_name[name])
+        ordered[entry.name] = entry
 
     for entry in entries:
         visit(entry)

@@ -57,7 +57,7 @@ def test_the_table_sets_every_student_against_its_teacher():
     assert rows.loc["rd x1/4", "recall@20"] == pytest.approx(0.09)
     assert rows.loc["rd x1/4", "vs teacher"] == "-10.0%"
     assert rows.loc["LightGCN x1/2", "table MiB"] == pytest.approx(4 * 150 * 64 / 2**20, abs=1e-3)
-    assert rows.loc["teacher", "ms / 1k users"] == pytest.approx(1000 * 0.128 * 1000 / N_USERS)
+    assert rows.loc["teacher", "eval ms / 1k users"] == pytest.approx(1000 * 0.128 * 1000 / N_USERS)
     with pytest.raises(ValueError, match="no runs of the teacher entry 'T'"):
         compression_table(_runs(), "T", "recall@20")
 

@@ -59,7 +59,7 @@ def test_knn_graphs_are_kept_on_disk_for_later_processes(tmp_path, monkeypatch):
     monkeypatch.setattr(g, "_KNN_CACHE", {})  # a fresh process
     feats = torch.randn(40, 5, generator=torch.Generator().manual_seed(1))
     built = g.cached_knn_graph(feats, 4)
-    [stored] = (tmp_path / "knn").glob("*-k4.pt")
+    [stored] = (tmp_path / "knn").glob("*-k4-*.pt")
     monkeypatch.setattr(g, "_KNN_CACHE", {})
     monkeypatch.setattr(g, "knn_graph", None)  # a later process reads, never builds
     read = g.cached_knn_graph(feats, 4)

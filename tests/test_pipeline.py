@@ -106,3 +106,10 @@ def test_result_save_is_atomic_replace(tmp_path, toy):
     result.save(run_dir)
     assert RunResult.load(run_dir).best_epoch == 123
     assert [p.name for p in run_dir.parent.iterdir()] == [run_dir.name]  # no temp leftovers
+
+
+def test_a_recbole_model_runs_and_records_what_it_holds(toy, tmp_path):
+    """RecBole's own models have no tables to measure: their RunResult records the model's
+    bytes alone (a run of one ended in an AttributeError before it was saved)."""
+    result = run_one("recbole.BPR", "toy", 1, tmp_path / "out", overrides=fast(), data_path=toy)
+    assert set(result.serving) == {"model"} and result.serving["model"] == (41 + 31) * 64 * 4

@@ -278,3 +278,15 @@ def test_a_shipped_value_of_a_searched_key_leaves_the_sweep_the_same(toy, tmp_pa
     assert sweep_identity(sweep, data_path=toy, properties=props) == before
     layer.write_text("embedding_size: 8\n")  # a key the sweep does not search: another sweep
     assert sweep_identity(sweep, data_path=toy, properties=props) != before
+
+
+def test_a_cycle_built_in_code_is_a_config_error_not_a_recursion(tmp_path):
+    from recbole_mmkd.benchmark import tuned_entries
+    from recbole_mmkd.errors import ConfigError
+    from recbole_mmkd.specs import Benchmark, Entry
+
+    entries = [Entry("BPR", label="A", width=("C", 0.5)), Entry("BPR", label="B", width=("A", 1)),
+               Entry("BPR", label="C", width=("B", 2))]  # fmt: skip
+    bench = Benchmark("b", ["toy"], [1], ["recall@20"], entries, [])
+    with pytest.raises(ConfigError, match="built from itself"):
+        tuned_entries(bench, "toy", tmp_path, data_path=None, properties=None)

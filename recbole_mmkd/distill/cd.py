@@ -136,6 +136,14 @@ class CollaborativeDistillation(KDMethod):
         self.register_buffer("teacher_users", teacher_users, persistent=False)
         self.register_buffer("teacher_items", teacher_items, persistent=False)
         probs = tournament_probabilities(cd_top_n, cd_rank_temperature)
+        if int((probs > 0).sum()) < cd_n_items:
+            raise ConfigError(
+                "config",
+                "cd_rank_temperature",
+                f"{cd_rank_temperature} leaves fewer than cd_n_items {cd_n_items} ranks a "
+                "positive probability in float32",
+                "raise cd_rank_temperature (the re-implementations use 20)",
+            )
         self.register_buffer("rank_probs", probs, persistent=False)
         ranking = teacher_users.new_zeros((0, cd_top_n), dtype=torch.long)
         if not self.student_guided:

@@ -100,7 +100,7 @@ class FullTopologyDistillation(KDMethod):
 
     Deviation from the release: the batch sum is divided by the batch's rows ``B`` (the
     project's BPR is a mean, the authors' a sum); zero rows have cosine 0 rather than NaN.
-    Memory is two :math:`|E|^2` matrices (:math:`|E| \le 3B`).
+    :func:`full_topology` never builds the :math:`|E|^2` relations (:math:`|E| \le 3B`).
     """
 
     name = "ftd"

@@ -270,12 +270,13 @@ class UnbiasedKD(KDMethod):
                     f"{key} is {value}, UnKD needs at least {least}",
                     f"set {key} to {least} or more",
                 )
-        if not unkd_mu > 0:
+        if not (unkd_mu > 0 and rank_weights(2, unkd_mu)[1] > 0):
             raise ConfigError(
                 "config",
                 "unkd_mu",
-                f"unkd_mu is {unkd_mu}, it must be positive",
-                "set unkd_mu above 0 (the release uses 20)",
+                f"unkd_mu is {unkd_mu}: the second rank's weight exp(-1 / mu) must be positive "
+                "in float32",
+                "set unkd_mu to 0.02 or more (the release uses 20)",
             )
         popularity = np.asarray(seen.sum(axis=0), dtype=np.float64).ravel()
         popularity[0] = 0.0  # the padding item

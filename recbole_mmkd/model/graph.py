@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import warnings
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -110,15 +112,24 @@ def cache_dir() -> Path:
 def cached_knn_graph(features: torch.Tensor, k: int) -> torch.Tensor:
     """:func:`knn_graph`, memoised by a digest of the features and ``k``: in this process (every
     seed and model of a benchmark on the same features shares one construction) and on disk
-    under :func:`cache_dir` (``knn/<digest>-k<k>.pt``), so that every later process, a
+    under :func:`cache_dir` (``knn/<digest>-k<k>-<code>.pt``), so that every later process, a
     benchmark's next run or a sweep's trial, reads the graph instead of building it again
     (an Amazon set's 4,096-d image graph costs a minute or more to build). A stored graph that
     cannot be read is built again and replaced; one that cannot be written is only warned of."""
     cpu = features.detach().to("cpu", torch.float32).contiguous()
     key = (hashlib.sha1(cpu.numpy().tobytes()).hexdigest(), k)
     if key not in _KNN_CACHE:
-        _KNN_CACHE[key] = _stored_knn_graph(cpu, k, cache_dir() / "knn" / f"{key[0]}-k{k}.pt")
+        name = f"{key[0]}-k{k}-{_knn_code()}.pt"  # other code builds another file
+        _KNN_CACHE[key] = _stored_knn_graph(cpu, k, cache_dir() / "knn" / name)
     return _KNN_CACHE[key].to(features.device)
+
+
+@cache
+def _knn_code() -> str:
+    """Digest of the source that builds a kNN graph, so that a stored graph is read only by
+    the code that built it (a run's hash covers that code; the graph it reads must too)."""
+    source = inspect.getsource(knn_graph) + inspect.getsource(normalized_pattern)
+    return hashlib.sha1(source.encode()).hexdigest()[:10]
 
 
 def _stored_knn_graph(features: torch.Tensor, k: int, path: Path) -> torch.Tensor:

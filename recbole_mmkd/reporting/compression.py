@@ -5,7 +5,9 @@ KD method, against their teacher (a benchmark's ``compression: {teacher: ENTRY}`
   (``alone`` for the plain student), width and share of the teacher's, test metric (mean and
   std over seeds) and its change against the teacher, and what serving it costs, measured by
   its runs: parameters, bytes of its model (parameters and buffers: features, graphs) and of
-  its tables, full-sort milliseconds per 1,000 test users.
+  its tables, and its test evaluation's milliseconds per 1,000 test users (the full sort with
+  the forward pass that computes the tables and the metrics, as its runs timed it, under the
+  load their machine had; ``bench/bench_serving.py`` times the full sort alone).
 - :func:`smallest_within`: per (backbone, method), the narrowest student within ``tolerance``
   of the teacher's mean, with its costs as shares of the teacher's.
 - :func:`width_gains`: per width, each method's change against the same-width student alone,
@@ -26,7 +28,7 @@ from recbole_mmkd.result import RunResult
 ALONE = "alone"
 COSTS = {  # column: axis label of the frontier figure
     "table MiB": "serving tables (MiB)",
-    "ms / 1k users": "full-sort ms per 1,000 users",
+    "eval ms / 1k users": "test evaluation ms per 1,000 users",
     "params": "parameters",
 }
 
@@ -60,14 +62,14 @@ def compression_table(results: list[RunResult], teacher: str, metric: str) -> pd
                 "method": "teacher" if name == teacher else method,
                 "width": width,
                 "share of teacher width": round(width / teacher_width, 4),
-                metric: round(float(np.mean(values)), 4),
+                metric: round(float(np.mean(values)), 6),
                 f"{metric} std": round(float(np.std(values, ddof=1)), 4) if len(runs) > 1 else 0.0,
                 "vs teacher": f"{100 * (np.mean(values) / teacher_mean - 1):+.1f}%",
                 "seeds": len(runs),
                 "params": runs[0].n_params,
                 "model MiB": round(_mean_size(runs, "model") / 2**20, 3),
                 "table MiB": round(_mean_size(runs, "tables") / 2**20, 3),
-                "ms / 1k users": round(
+                "eval ms / 1k users": round(
                     float(np.mean([1000 * r.test_seconds_per_1k_users for r in runs])), 2
                 ),
             }
@@ -109,7 +111,9 @@ def smallest_within(table: pd.DataFrame, metric: str, *, tolerance: float = 0.02
                 metric: best[metric],
                 "vs teacher": best["vs teacher"],
                 "tables / teacher model": round(best["table MiB"] / teacher["model MiB"], 4),
-                "ms / teacher ms": round(best["ms / 1k users"] / teacher["ms / 1k users"], 3),
+                "eval ms / teacher's": round(
+                    best["eval ms / 1k users"] / teacher["eval ms / 1k users"], 3
+                ),
                 "params / teacher params": round(best["params"] / teacher["params"], 4),
             }
         )
