@@ -74,6 +74,7 @@ from typing import Any
 
 from recbole_mmkd.config import find_spec, read_yaml
 from recbole_mmkd.errors import ConfigError, DataError
+from recbole_mmkd.model.student.kd import check_kd_settings
 from recbole_mmkd.prepare import check_run, config_for
 from recbole_mmkd.reporting.stats import CORRECTIONS, TESTS
 
@@ -560,6 +561,7 @@ def check_benchmark(
                 source=source,
             )
             check_run(config, source=source)
+            check_kd_settings(config, source=source)
             if entry.space:
                 check_sweep(
                     tuning_sweep(bench, entry, dataset), data_path=data_path, properties=properties
@@ -576,12 +578,12 @@ def check_sweep(
         sweep.model, sweep.dataset, overrides=fixed, source=f"{sweep.source}: set", **common
     )
     check_run(config, source=f"{sweep.source}: set")
+    check_kd_settings(config, source=f"{sweep.source}: set")
     for key, value in sweep.space.items():
         for point in space_values(value):
-            config_for(
-                sweep.model,
-                sweep.dataset,
-                overrides={**fixed, key: point},
-                source=f"{sweep.source}: space.{key}",
+            source = f"{sweep.source}: space.{key}"
+            point_config = config_for(
+                sweep.model, sweep.dataset, overrides={**fixed, key: point}, source=source,
                 **common,
-            )
+            )  # fmt: skip
+            check_kd_settings(point_config, source=source)

@@ -290,3 +290,21 @@ def test_a_cycle_built_in_code_is_a_config_error_not_a_recursion(tmp_path):
     bench = Benchmark("b", ["toy"], [1], ["recall@20"], entries, [])
     with pytest.raises(ConfigError, match="built from itself"):
         tuned_entries(bench, "toy", tmp_path, data_path=None, properties=None)
+
+
+def test_a_kd_setting_the_data_cannot_hold_is_refused_before_anything_trains(toy, tmp_path):
+    import recbole_mmkd as mm
+    from recbole_mmkd.errors import ConfigError
+
+    quick = str({**fast(epochs=2), "robustness_shares": []}).replace("'", "")[1:-1]
+    spec = _spec(
+        tmp_path,
+        "datasets: [toy]\nseeds: [1]\nmodels:\n"
+        f"  - {{model: KD-LightGCN, set: {{teacher: LightGCN, kd_method: cd, cd_top_n: 10,\n"
+        f"     cd_n_items: 4, {quick}}},\n"
+        "     space: {cd_top_n: [10, 25]}}\n",  # toy: 30 items, 6 training a user: 24 at most
+    )
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match=r"space.cd_top_n: 'cd_top_n': .*<= 24.* on toy"):
+        mm.run_benchmark(spec, out=out, data_path=toy)
+    assert not out.exists()  # nothing trained, nothing written

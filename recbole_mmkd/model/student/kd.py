@@ -7,8 +7,9 @@ module of their own beside it, imported here so that their classes are registere
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import scipy.sparse as sp
 import torch
 
 from recbole_mmkd.distill import cd, dcd, de, topology, unkd  # noqa: F401 (registers them)
@@ -90,6 +91,49 @@ class KDStudentMixin:
             if self.kd_weight == 0:
                 return loss
             return loss + self.kd_weight * self.kd_loss(interaction)
+
+
+_CHECKED: set[tuple] = set()  # KD settings already built against a dataset
+_TRAINING: dict[tuple[str, str], sp.csr_matrix] = {}  # (data folder, dataset) -> interactions
+
+
+def check_kd_settings(config: Any, *, source: str) -> None:
+    """Refuse, before anything trains, the settings a KD student's method cannot run with on
+    its dataset (a candidate list longer than a user's unseen items, too few popularity groups,
+    an unknown choice): the method is built once against the student's training interactions
+    and stand-in teacher tables of the teacher's width, and its :class:`ConfigError` is
+    re-raised naming ``source``. Other models pass; each setting is built once per dataset."""
+    from recbole.data import data_preparation
+
+    from recbole_mmkd.data import MultimodalDataset
+    from recbole_mmkd.model import get_model
+
+    if not issubclass(get_model(config["model"]), KDStudentMixin):
+        return
+    method = resolve_kd_method(config["kd_method"])
+    teacher_width = (config["teacher_config"] or {}).get("embedding_size", 64)
+    where = (str(config["data_path"]), config["dataset"])
+    key = (*where, method.name, repr(sorted(method.settings(config).items())), teacher_width)
+    if key in _CHECKED:
+        return
+    if where not in _TRAINING:
+        train, _, _ = data_preparation(config, MultimodalDataset(config))
+        _TRAINING[where] = train.dataset.inter_matrix(form="csr")
+    seen = _TRAINING[where]
+    rng = torch.Generator().manual_seed(0)
+    try:
+        method.from_config(
+            config,
+            teacher_users=torch.randn(seen.shape[0], teacher_width, generator=rng),
+            teacher_items=torch.randn(seen.shape[1], teacher_width, generator=rng),
+            seen=seen,
+            n_items=seen.shape[1],
+            student_dim=config["embedding_size"],
+        )
+    except ConfigError as err:
+        _, setting, problem, fix = err._init_args
+        raise ConfigError(source, setting, f"{problem} on {config['dataset']}", fix) from None
+    _CHECKED.add(key)
 
 
 for _student in STUDENTS:
