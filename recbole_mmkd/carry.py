@@ -322,11 +322,13 @@ def carry_run(
     return f"carried {name}: {result.config_hash} -> {digest} ({epochs} epochs {how})"
 
 
-def carry_folder(root: Path, **options: Any) -> Iterator[str]:
-    """:func:`carry_run` for every stored run under ``root``, teachers before students (a
-    student is replayed against its teacher's carried run)."""
+def carry_folder(root: Path, *, datasets: list[str] | None = None, **options: Any) -> Iterator[str]:
+    """:func:`carry_run` for every stored run under ``root`` (of ``datasets`` only, if given),
+    teachers before students (a student is replayed against its teacher's carried run)."""
     runs = []
     for run_dir in find_results(root):
+        if datasets is not None and run_dir.relative_to(root).parts[0] not in datasets:
+            continue
         try:
             runs.append((run_dir, RunResult.load(run_dir)))
         except ResultError as err:

@@ -158,14 +158,19 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
 
 
 def cmd_carry(args: argparse.Namespace) -> None:
+    from recbole_mmkd.benchmark import restrict
     from recbole_mmkd.carry import carry_folder, carry_sweeps
     from recbole_mmkd.specs import load_benchmark
 
     common = {"data_path": args.data_path, "properties": args.properties}
     bench = load_benchmark(args.benchmark, properties=args.properties) if args.benchmark else None
-    for line in carry_folder(
-        Path(args.results), epochs=args.epochs, dry_run=args.dry_run, **common
-    ):
+    datasets = [args.dataset] if args.dataset else None
+    if bench is not None and datasets is not None:
+        bench = restrict(bench, datasets=datasets)
+    lines = carry_folder(
+        Path(args.results), datasets=datasets, epochs=args.epochs, dry_run=args.dry_run, **common
+    )
+    for line in lines:
         print(line, flush=True)
     if bench is not None:
         for line in carry_sweeps(bench, Path(args.results), dry_run=args.dry_run, **common):
@@ -307,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     carry.add_argument("results")
     carry.add_argument("--epochs", type=int, default=3, help="epochs replayed per run")
     carry.add_argument("--dry-run", action="store_true", help="compare, move nothing")
+    carry.add_argument("--dataset", help="the runs (and sweeps) of this dataset only")
     carry.add_argument(
         "--benchmark",
         help="the benchmark whose results these are: also carries its tuning sweeps, each "

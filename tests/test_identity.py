@@ -185,7 +185,8 @@ def test_carry_moves_a_teacher_then_its_student(toy, tmp_path):
     student_dir = find_results(out / "toy" / "KD-BPR")[0]
     _age(teacher_dir, "01dteacher")
     _age(student_dir, "01dstudent", config={**student.config, "teacher_hash": "01dteacher"})
-    lines = list(carry_folder(out, data_path=toy))
+    assert list(carry_folder(out, datasets=["ml-100k-mm"], data_path=toy)) == []  # not toy's
+    lines = list(carry_folder(out, datasets=["toy"], data_path=toy))
     assert [line.split()[0] for line in lines] == ["carried", "carried"], lines
     assert "LightGCN" in lines[0] and "KD-BPR" in lines[1]  # the teacher first
     again = run_one("KD-BPR", "toy", 1, out, overrides=kd, data_path=toy)
@@ -379,7 +380,8 @@ def test_carry_on_another_processor_replays_the_runs_commit_beside_the_current_c
     _elsewhere(teacher_dir, "01dteacher", code=commit)
     _elsewhere(find_results(out / "toy" / "KD-BPR")[0], "01dstudent", code=commit,
                config={**student.config, "teacher_hash": "01dteacher"})  # fmt: skip
-    lines = list(carry_folder(out, data_path=toy))
+    assert list(carry_folder(out, datasets=["ml-100k-mm"], data_path=toy)) == []  # not toy's
+    lines = list(carry_folder(out, datasets=["toy"], data_path=toy))
     assert [line.split()[0] for line in lines] == ["carried", "carried"], lines
     assert "the same under both codes on" in lines[1]
     moved = RunResult.load(find_results(out / "toy" / "KD-BPR")[0])
