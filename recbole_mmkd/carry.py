@@ -26,7 +26,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import MISSING, replace
 from pathlib import Path
 from typing import Any
 
@@ -214,9 +214,11 @@ def _probe_root(run_dir: Path, result: RunResult, root: Path, tmp: Path, **commo
     meta = json.loads((copy / "result.json").read_text())
     meta["config"]["teacher_hash"] = str(meta["config"]["teacher_hash"])
     (copy / "result.json").write_text(json.dumps(meta))
+    _without_defaults(copy / "result.json")
     source = teacher_run(result, root)
     target = tmp / source.relative_to(root)
     shutil.copytree(source, target)
+    _without_defaults(target / "result.json")
     teacher = RunResult.load(target)
     if not TeacherRef(teacher.model, teacher.config_hash, target).stored():
         config = replay_config(teacher, tmp, **common)
@@ -224,6 +226,22 @@ def _probe_root(run_dir: Path, result: RunResult, root: Path, tmp: Path, **commo
         for name, arrays in teacher_arrays(untrained).items():
             np.savez(target / name, **arrays)
     return tmp
+
+
+def _without_defaults(path: Path) -> None:
+    """Drop from a copied ``result.json`` the fields that hold their default (``serving: {}``
+    on a run carried from before it existed): the older code an A/B replay runs reads a
+    RunResult only with the fields it knows, and these say nothing it needs."""
+    meta = json.loads(path.read_text())
+    defaults = {
+        name: spec.default_factory()
+        for name, spec in RunResult.__dataclass_fields__.items()
+        if spec.default_factory is not MISSING and name in meta
+    }
+    for name, default in defaults.items():
+        if meta[name] == default:
+            del meta[name]
+    path.write_text(json.dumps(meta))
 
 
 def _replayable_commit(result: RunResult) -> str:

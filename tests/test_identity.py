@@ -396,3 +396,22 @@ def test_carry_keeps_a_run_of_another_processor_whose_code_is_not_a_clean_commit
     _elsewhere(find_results(out)[0], "0ld0ld0ld0", code=commit)
     [line] = carry_folder(out, data_path=toy)
     assert line.startswith("kept") and "not a clean commit" in line
+
+
+def test_an_ab_replay_gives_older_code_copies_without_the_fields_it_never_knew(tmp_path):
+    """Older code reads a RunResult only with the fields it knows: a teacher carried to new
+    code holds `serving: {}` (a field added since), which the copy for the old replay drops,
+    while every field with a value stays."""
+    import json
+
+    from recbole_mmkd.carry import _without_defaults
+
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps({"model": "FREEDOM", "serving": {}, "carried": [{"from_hash": "a"}],
+                                "robustness": [], "n_params": 3}))  # fmt: skip
+    _without_defaults(path)
+    assert json.loads(path.read_text()) == {
+        "model": "FREEDOM",
+        "carried": [{"from_hash": "a"}],
+        "n_params": 3,
+    }
