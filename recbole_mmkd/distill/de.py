@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import scipy.sparse as sp
 import torch
 from torch import nn
 
@@ -196,9 +195,8 @@ class DistillationExperts(AnnealedExperts):
     ) -> torch.Tensor:
         positives, negatives = interaction_items.unbind(1)
         items = torch.cat([positives.unique(), negatives.unique()])
-        user_part = self.user_experts.loss(
-            user_e[users.unique()], self.teacher_users[users.unique()], self.tau
-        )
+        distinct = users.unique()
+        user_part = self.user_experts.loss(user_e[distinct], self.teacher_users[distinct], self.tau)
         item_part = self.item_experts.loss(item_e[items], self.teacher_items[items], self.tau)
         return (user_part + 0.5 * item_part) / users.shape[0]
 
@@ -236,23 +234,8 @@ class DERRD(KDMethod):
         self.experts, self.ranking, self.ratio = experts, ranking, ratio
 
     @classmethod
-    def from_config(
-        cls,
-        config: Any,
-        *,
-        teacher_users: torch.Tensor,
-        teacher_items: torch.Tensor,
-        seen: sp.csr_matrix,
-        n_items: int,
-        student_dim: int,
-    ) -> DERRD:
-        given = dict(
-            teacher_users=teacher_users,
-            teacher_items=teacher_items,
-            seen=seen,
-            n_items=n_items,
-            student_dim=student_dim,
-        )
+    def from_config(cls, config: Any, **given: Any) -> DERRD:
+        """Its two parts, each from ``config`` with what :meth:`KDMethod.from_config` gives."""
         return cls(
             experts=DistillationExperts.from_config(config, **given),
             ranking=RelaxedRankingDistillation.from_config(config, **given),
