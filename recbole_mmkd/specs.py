@@ -32,6 +32,8 @@ A benchmark:
       grace_period: 10
       seed: 2020              # the one seed of every trial
       cpus_per_trial: 1
+      per_dataset:            # a dataset's own scheduler / grace_period / reduction_factor /
+        ml-100k-mm: {scheduler: none}    # resources; its points and trials stay the same
 
 An entry's ``space`` is searched on validation only, per dataset, before its seeds run (a
 sweep per entry under ``<out>/tuning/``); its seeds then run with the validation-best point.
@@ -159,6 +161,20 @@ class Tuning:
     cpus_per_trial: float = 1
     gpus_per_trial: float = 0
     max_concurrent: int = 0
+    # {dataset: {key: value}}: how one dataset's searches depart from the above (the keys of
+    # PER_DATASET_TUNING only, so that every dataset's entries keep the same trials)
+    per_dataset: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def on(self, dataset: str) -> Tuning:
+        """The tuning of ``dataset``'s searches."""
+        return replace(self, **self.per_dataset.get(dataset, {}), per_dataset={})
+
+
+# what a dataset's searches may change: how far trials run, not which points are tried
+PER_DATASET_TUNING = frozenset(
+    {"scheduler", "grace_period", "reduction_factor", "cpus_per_trial", "gpus_per_trial",
+     "max_concurrent"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -195,10 +211,28 @@ def _read(kind: str, name_or_path: str | Path, properties: Any) -> tuple[Path, d
     return path, spec, path.stem
 
 
-def _refuse_unknown(path: Path, spec: dict, known: set[str]) -> None:
+def _check_per_dataset(path: Path, tuning: Tuning, datasets: list[str]) -> None:
+    """``tuning.per_dataset`` names the benchmark's datasets, and changes only what
+    :data:`PER_DATASET_TUNING` allows, to values its scheduler accepts."""
+    if not isinstance(tuning.per_dataset, dict):
+        raise DataError(path, "tuning.per_dataset", "not a mapping",
+                        "write 'per_dataset: {DATASET: {scheduler: none}}'")  # fmt: skip
+    for dataset, changes in tuning.per_dataset.items():
+        where = f"tuning.per_dataset.{dataset}"
+        if dataset not in datasets:
+            raise DataError(path, where, "not one of the benchmark's datasets",
+                            f"use one of {datasets}")  # fmt: skip
+        if not isinstance(changes, dict):
+            raise DataError(path, where, "not a mapping", "write '{scheduler: none}'")
+        _refuse_unknown(path, changes, set(PER_DATASET_TUNING), where=where)
+        _check_search(path, tuning.search, tuning.on(dataset).scheduler, key=f"{where}.scheduler")
+
+
+def _refuse_unknown(path: Path, spec: dict, known: set[str], *, where: str = "") -> None:
     unknown = sorted(set(spec) - known)
     if unknown:
-        raise DataError(path, unknown[0], "unknown key", f"use one of {sorted(known)}")
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise DataError(path, key, "unknown key", f"use one of {sorted(known)}")
 
 
 def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Benchmark:
@@ -212,6 +246,7 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
     _refuse_unknown(path, tuning_spec, {f.name for f in fields(Tuning)})
     tuning = Tuning(**tuning_spec)
     _check_search(path, tuning.search, tuning.scheduler)
+    _check_per_dataset(path, tuning, spec.get("datasets") or [])
 
     def need(key: str, kind: type) -> Any:
         value = spec.get(key)
@@ -339,14 +374,14 @@ def load_sweep(name_or_path: str | Path, *, properties: Any = None) -> Sweep:
     return sweep
 
 
-def _check_search(path: Path, search: str, scheduler: str) -> None:
+def _check_search(path: Path, search: str, scheduler: str, *, key: str = "scheduler") -> None:
     if search not in SEARCHES:
         raise DataError(path, "search", f"unknown {search!r}", f"use one of {SEARCHES}")
     if scheduler not in SCHEDULERS:
-        raise DataError(path, "scheduler", f"unknown {scheduler!r}", f"use one of {SCHEDULERS}")
+        raise DataError(path, key, f"unknown {scheduler!r}", f"use one of {SCHEDULERS}")
     if scheduler == "halving" and search != "grid":
         raise DataError(
-            path, "scheduler", "halving ranks the points of a grid",
+            path, key, "halving ranks the points of a grid",
             "use search: grid with it, or scheduler: asha / none",
         )  # fmt: skip
 
@@ -489,7 +524,7 @@ def entry_width(
 
 def tuning_sweep(bench: Benchmark, entry: Entry, dataset: str) -> Sweep:
     """The sweep that tunes ``entry`` on ``dataset`` (validation only, the tuning's seed)."""
-    t = bench.tuning
+    t = bench.tuning.on(dataset)
     return Sweep(
         name=re.sub(r"[^A-Za-z0-9._-]+", "_", f"{bench.name}-{dataset}-{entry.name}"),
         model=entry.model,

@@ -308,3 +308,36 @@ def test_a_kd_setting_the_data_cannot_hold_is_refused_before_anything_trains(toy
     with pytest.raises(ConfigError, match=r"space.cd_top_n: 'cd_top_n': .*<= 24.* on toy"):
         mm.run_benchmark(spec, out=out, data_path=toy)
     assert not out.exists()  # nothing trained, nothing written
+
+
+def test_a_dataset_may_run_its_searches_under_its_own_scheduler(tmp_path):
+    from recbole_mmkd.specs import tuning_budget, tuning_sweep
+
+    body = (
+        "datasets: [toy, other]\nseeds: [1]\n"
+        "tuning: {scheduler: halving, grace_period: 30, per_dataset: {other: {scheduler: none}}}\n"
+        "models:\n  - {model: BPR, space: {reg_weight: [0.1, 0.01]}}\n"
+    )
+    bench = load_benchmark(_spec(tmp_path, body))
+    (entry,) = bench.entries
+    toy, other = (tuning_sweep(bench, entry, d) for d in ("toy", "other"))
+    assert (toy.scheduler, toy.grace_period) == ("halving", 30)
+    assert (other.scheduler, other.grace_period) == ("none", 30)
+    assert tuning_budget(entry, bench.tuning.on("other")) == tuning_budget(entry, bench.tuning) == 2
+
+
+@pytest.mark.parametrize(
+    ("per_dataset", "where", "problem"),
+    [("{elsewhere: {scheduler: none}}", r"per_dataset\.elsewhere", "not one of"),
+     ("{toy: {search: random}}", r"per_dataset\.toy\.search", "unknown key"),
+     ("{toy: {scheduler: fast}}", r"per_dataset\.toy\.scheduler", "unknown 'fast'")],
+)  # fmt: skip
+def test_a_bad_per_dataset_tuning_is_refused_with_its_key_named(
+    tmp_path, per_dataset, where, problem
+):
+    body = (
+        f"datasets: [toy]\nseeds: [1]\ntuning: {{per_dataset: {per_dataset}}}\n"
+        "models:\n  - {model: BPR, space: {reg_weight: [0.1, 0.01]}}\n"
+    )
+    with pytest.raises(DataError, match=rf"{where}.*{problem}"):
+        load_benchmark(_spec(tmp_path, body))
