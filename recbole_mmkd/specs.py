@@ -246,13 +246,14 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
     _refuse_unknown(path, tuning_spec, {f.name for f in fields(Tuning)})
     tuning = Tuning(**tuning_spec)
     _check_search(path, tuning.search, tuning.scheduler)
-    _check_per_dataset(path, tuning, spec.get("datasets") or [])
 
     def need(key: str, kind: type) -> Any:
         value = spec.get(key)
         if not isinstance(value, kind) or not value:
             raise DataError(path, key, "missing or empty", f"give a non-empty {kind.__name__}")
         return value
+
+    _check_per_dataset(path, tuning, need("datasets", list))
 
     entries = []
     for item in need("models", list):
