@@ -7,7 +7,11 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recbole_mmkd.model.cooccurrence import pad_by_resampling, top_cooccurring
+from recbole_mmkd.model.cooccurrence import (
+    UserCooccurrenceGraph,
+    pad_by_resampling,
+    top_cooccurring,
+)
 
 
 def _interactions(pairs, shape):
@@ -42,3 +46,19 @@ def test_items_over_the_transpose_keep_pairs_sharing_enough_users():
     neighbours, counts, n = top_cooccurring(inter.T, 2, min_shared=2)
     assert n.tolist() == [1, 1, 0]
     assert neighbours[0, 0] == 1 and neighbours[1, 0] == 0 and counts[0, 0] == 2.0
+
+
+def test_user_graph_sums_each_drawn_slot_and_follows_a_restored_draw():
+    # user 0 shares with 1 and 2, user 1 with 0 only: with k = 3 its list repeats user 0
+    inter = _interactions([(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (2, 2), (3, 5)], (4, 6))
+    graph = UserCooccurrenceGraph(inter, 3)
+    users = torch.randn(4, 5)
+    gathered = (graph.weight.unsqueeze(-1) * users[graph.index]).sum(1)
+    torch.testing.assert_close(graph(users), gathered)
+    torch.testing.assert_close(graph(users)[1], users[0])  # every slot of user 1 is user 0
+    assert graph(users)[3].abs().sum() == 0  # shares nothing: reads nothing
+    state = {k: v.clone() for k, v in graph.state_dict().items()}
+    graph.weight.zero_()  # an edit in place is read
+    assert graph(users).abs().sum() == 0
+    graph.load_state_dict(state)  # and so is a restored draw
+    torch.testing.assert_close(graph(users), gathered)

@@ -21,6 +21,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from datetime import date
 from pathlib import Path
 
 from side_by_side import MMREC_NAMES, OUT, ROOT, SETTINGS
@@ -63,18 +64,34 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the first is left out)")
-    rows = ["| model | MMRec s/epoch | ours s/epoch | ours / MMRec |", "|---|---|---|---|"]
+    path = OUT / "epoch_cost.md"
+    rows = stored_rows(path)
     for model in args.models:
         theirs = mmrec_epochs(model, args.prepared, args.epochs, args.seed)[1:]
         ours = our_epochs(model, args.epochs, args.seed)[1:]
         a, b = sum(theirs) / len(theirs), sum(ours) / len(ours)
-        rows.append(f"| {model} | {a:.2f} | {b:.2f} | {b / a:.2f} |")
-        print(rows[-1], flush=True)
-    text = (f"Epochs {args.epochs} (the first left out), seed {args.seed}, "
-            "`OMP_NUM_THREADS=1`, one process at a time.\n\n" + "\n".join(rows) + "\n")  # fmt: skip
+        rows[model] = f"| {model} | {a:.2f} | {b:.2f} | {b / a:.2f} | {date.today()} |"
+        print(rows[model], flush=True)
+    columns = ["model", "MMRec s/epoch", "ours s/epoch", "ours / MMRec", "measured"]
+    header = "| " + " | ".join(columns) + " |\n" + "|---" * 5 + "|"
+    text = (f"Epochs {args.epochs} (the first left out), seed {args.seed}, `OMP_NUM_THREADS=1`, "
+            "the two projects one after the other; a row is replaced when its model is measured "
+            "again.\n\n" + "\n".join([header, *rows.values()]) + "\n")  # fmt: skip
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "epoch_cost.md").write_text(text)
+    path.write_text(text)
     print(text)
+
+
+def stored_rows(path: Path) -> dict[str, str]:
+    """The table rows already in ``path`` by model (five columns; older four-column rows get
+    an empty date)."""
+    rows = {}
+    lines = path.read_text().splitlines() if path.exists() else []
+    for line in lines:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| ") and cells[0] != "model" and not cells[0].startswith("-"):
+            rows[cells[0]] = "| " + " | ".join([*cells, ""][:5]) + " |"
+    return rows
 
 
 if __name__ == "__main__":

@@ -90,6 +90,8 @@ class UserCooccurrenceGraph(nn.Module):
         # stored state rebuilds its tables), as the releases test each epoch with its own draw
         self.register_buffer("index", neighbours.clone())
         self.register_buffer("weight", counts.clone())
+        self._stamp: tuple | None = None
+        self._cached: torch.Tensor | None = None
         self.resample()
 
     def resample(self) -> None:
@@ -98,6 +100,20 @@ class UserCooccurrenceGraph(nn.Module):
         self.index = self.neighbours.gather(1, slots)
         self.weight = weights * (self.n_neighbours > 0).unsqueeze(1)
 
+    def _matrix(self) -> torch.Tensor:
+        """The draw as a sparse CSR ``(n_users, n_users)`` matrix, a slot drawn twice summed,
+        built again whenever ``index`` or ``weight`` is replaced, moved or changed in place (a
+        restored best state, a test's edit): one sparse product a batch instead of gathering
+        ``(n_users, k, d)`` rows, which with its backward was 0.45 of a DRAGON epoch on TikTok."""
+        stamp = tuple((t.data_ptr(), t._version) for t in (self.index, self.weight))
+        if stamp != self._stamp:
+            n = len(self.index)
+            rows = torch.arange(n, device=self.index.device).repeat_interleave(self.k)
+            pairs = torch.stack([rows, self.index.flatten()])
+            matrix = torch.sparse_coo_tensor(pairs, self.weight.flatten(), (n, n))
+            self._cached, self._stamp = matrix.coalesce().to_sparse_csr(), stamp
+        return self._cached
+
     def forward(self, users: torch.Tensor) -> torch.Tensor:
         """Each user's weighted sum of its neighbours' rows of ``users``."""
-        return (self.weight.unsqueeze(-1) * users[self.index]).sum(1)
+        return torch.sparse.mm(self._matrix(), users)
