@@ -17,7 +17,7 @@ from torch import nn
 from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
-from recbole_mmkd.model.contrastive import info_nce
+from recbole_mmkd.model.cross_entropy import product_cross_entropy
 from recbole_mmkd.model.graph import lightgcn_layers, normalized_adjacency, propagate
 from recbole_mmkd.model.losses import bpr_loss, emb_norm_reg
 
@@ -55,7 +55,8 @@ class LGMRec(MultimodalRecommender):
     Loss: :math:`\mathcal{L}_{BPR} + \mu \mathcal{L}_{HCL} + \lambda
     \frac{\|E_u\|_F + \|E_{i^+}\|_F + \|E_{i^-}\|_F}{|B|}` (unsquared norms of the batch rows,
     :func:`~recbole_mmkd.model.losses.emb_norm_reg`). :math:`\mathcal{L}_{HCL}`: for each pair
-    of modalities (a, b), InfoNCE (summed, temperature :math:`\tau`) of the batch users' row of
+    of modalities (a, b), InfoNCE of cosines (summed, temperature :math:`\tau`;
+    :func:`~recbole_mmkd.model.cross_entropy.product_cross_entropy`) of the batch users' row of
     :math:`Z_a` against all users' :math:`Z_b`, and of the positive items' row against all
     items'.
 
@@ -170,4 +171,5 @@ class LGMRec(MultimodalRecommender):
     def _triple(
         self, anchor: torch.Tensor, table: torch.Tensor, rows: torch.Tensor
     ) -> torch.Tensor:
-        return info_nce(anchor, table, rows, temperature=self.temperature, reduction="sum")
+        anchor = F.normalize(anchor, dim=-1) / self.temperature
+        return product_cross_entropy(anchor, F.normalize(table, dim=-1), rows).sum()
