@@ -11,6 +11,7 @@ import scipy.sparse as sp
 import torch
 
 from recbole_mmkd.model.general.damrs import (
+    cosine_similarities,
     denoised_knn_graphs,
     feedback_weights,
     neighbour_discrimination,
@@ -68,8 +69,9 @@ def test_pseudo_positives_count_the_own_view_twice_then_take_its_own_best_of_the
 
 def test_neighbour_discrimination_on_three_directions():
     items = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    similarities = cosine_similarities(items[:1], items)
     loss = neighbour_discrimination(
-        items[:1], items, torch.tensor([[0]]), torch.tensor([[1]]), temperature=1.0
+        similarities, torch.tensor([[0]]), torch.tensor([[1]]), temperature=1.0
     )
     e = math.e
     expected = -math.log(e / (e + 1 + 1 / e)) - math.log(1 / (1 + 1 / e))

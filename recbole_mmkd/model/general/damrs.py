@@ -70,10 +70,16 @@ def session_graph(interactions: sp.coo_matrix, k: int, *, min_shared: int) -> to
     return normalized_pattern(rows, cols, n_items).to_sparse_csr()
 
 
-def label_distribution(anchors: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-    """Softmax over all items of the cosine similarities of each anchor row (DA-MRS's
+def cosine_similarities(anchors: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """``(anchors, items)`` cosine similarities: computed once a view and batch, read by
+    :func:`label_distribution` (without gradient) and :func:`neighbour_discrimination`."""
+    return F.normalize(anchors, dim=1) @ F.normalize(items, dim=1).T
+
+
+def label_distribution(similarities: torch.Tensor) -> torch.Tensor:
+    """Softmax over all items of each anchor row's cosine similarities (DA-MRS's
     ``label_prediction``)."""
-    return torch.softmax(F.normalize(anchors, dim=1) @ F.normalize(items, dim=1).T, dim=1)
+    return torch.softmax(similarities, dim=1)
 
 
 def pseudo_positives(
@@ -88,21 +94,21 @@ def pseudo_positives(
 
 
 def neighbour_discrimination(
-    anchors: torch.Tensor,
-    items: torch.Tensor,
+    similarities: torch.Tensor,
     shared: torch.Tensor,
     single: torch.Tensor,
     *,
     temperature: float,
 ) -> torch.Tensor:
-    r"""DA-MRS's neighbour discrimination over cosine similarities at ``temperature``:
-    :math:`-\log(P_s / T + \epsilon) - \log(P_1 / (T - P_s) + \epsilon)`, :math:`P_s, P_1` the
-    summed :math:`\exp(\cos / \tau)` of the shared and single pseudo-positives, :math:`T` over all
-    items, :math:`\epsilon = 10^{-9}`; mean over the anchors."""
-    a, c = F.normalize(anchors, dim=1), F.normalize(items, dim=1)
-    total = torch.exp(a @ c.T / temperature).sum(1)
-    p_shared = torch.exp((a.unsqueeze(1) * c[shared]).sum(-1) / temperature).sum(1)
-    p_single = torch.exp((a.unsqueeze(1) * c[single]).sum(-1) / temperature).sum(1)
+    r"""DA-MRS's neighbour discrimination over the anchors' cosine similarities to all items
+    (:func:`cosine_similarities`) at ``temperature``: :math:`-\log(P_s / T + \epsilon) -
+    \log(P_1 / (T - P_s) + \epsilon)`, :math:`P_s, P_1` the summed :math:`\exp(\cos / \tau)` of
+    the shared and single pseudo-positives (column indices), :math:`T` over all items,
+    :math:`\epsilon = 10^{-9}`; mean over the anchors."""
+    scores = torch.exp(similarities / temperature)
+    total = scores.sum(1)
+    p_shared = scores.gather(1, shared).sum(1)
+    p_single = scores.gather(1, single).sum(1)
     loss = -torch.log(p_shared / total + 1e-9) - torch.log(p_single / (total - p_shared) + 1e-9)
     return loss.mean()
 
@@ -230,18 +236,18 @@ class DAMRS(MultimodalRecommender):
         batch_items = torch.unique(torch.cat([pos, neg]))
 
         candidates = item_views[:, 1:]  # every item but the padding item 0
+        similarities = [cosine_similarities(v[batch_items], c)
+                        for v, c in zip(item_views, candidates, strict=True)]  # fmt: skip
         with torch.no_grad():
-            labels = [label_distribution(v[batch_items], c)
-                      for v, c in zip(item_views, candidates, strict=True)]  # fmt: skip
+            labels = [label_distribution(s.detach()) for s in similarities]
             total = sum(labels[1:], labels[0])
         discrimination = sum(
             neighbour_discrimination(
-                v[batch_items],
-                c,
+                s,
                 *pseudo_positives(own, total, self.n_pseudo_positives),
                 temperature=self.temperature,
             )
-            for v, c, own in zip(item_views, candidates, labels, strict=True)
+            for s, own in zip(similarities, labels, strict=True)
         ) / len(labels)
 
         mean_view = item_views.mean(0)
