@@ -10,9 +10,13 @@ that occur in training only); ``--negative-pool all`` runs it under this project
 (RecBole's rule, every item) instead, stored beside it, so the table shows what the rule costs.
 Each side trains until MMRec's early stop (20 evaluations without a better validation
 Recall@20, at most 1000 epochs, both projects' defaults) and reports test Recall@20 and
-NDCG@20 at its best validation epoch. Wall seconds are whole runs (data loading, training,
-evaluation; ours also evaluates the masked-modality robustness passes every multimodal run
-records): a rough cost, not the per-epoch comparison of ``epoch_cost.py``. The setting is
+NDCG@20 at its best validation epoch; with ``--epochs N`` each side trains exactly N epochs
+(no early stop) and reports at its best validation epoch among them, which takes where a run
+stopped out of the comparison (stored apart, ``...-epochsN.json``). Where a model has several
+seeds at one budget, a second table gives each side's mean and the ratio of the means.
+Wall seconds are whole runs (data loading, training, evaluation; ours also evaluates the
+masked-modality robustness passes every multimodal run records): a rough cost, not the
+per-epoch comparison of ``epoch_cost.py``. The setting is
 MMRec's YAML for the model with every grid key pinned (:data:`SETTINGS`; the first grid value
 where it has several, as ``run_pinned.py`` does for keys not named), translated to this
 project's keys. Run one side at a time: two trainings on two cores slow each other
@@ -62,10 +66,18 @@ SETTINGS: dict[str, tuple[dict, dict]] = {
 MMREC_NAMES = {"DAMRS": "DAMRS"}
 
 
-def run_mmrec(model: str, prepared: Path, seed: int, settings: dict) -> dict:
+def fixed(epochs: int | None) -> dict:
+    """The keys (the same in both projects) that train exactly ``epochs`` epochs."""
+    return {} if epochs is None else {"epochs": epochs, "stopping_step": epochs}
+
+
+def run_mmrec(
+    model: str, prepared: Path, seed: int, settings: dict, *, epochs: int | None = None
+) -> dict:
     """MMRec's run of ``model``; its final valid and test lines parsed."""
     src = prepared / "MMRec" / "src"
-    args = [f"{k}={json.dumps(v)}" for k, v in {**settings, "seed": [seed]}.items()]
+    settings = {**settings, "seed": [seed], **fixed(epochs)}
+    args = [f"{k}={json.dumps(v)}" for k, v in settings.items()]
     command = [sys.executable, "run_pinned.py", "-m", MMREC_NAMES.get(model, model),
                "-d", "tiktok", "--set", *args]  # fmt: skip
     start = time.perf_counter()
@@ -86,12 +98,14 @@ def _metrics(text: str, label: str) -> dict[str, float]:
     return {k: float(v) for k, v in re.findall(r"([a-z]+@\d+): ([0-9.]+)", line) if k in METRICS}
 
 
-def run_ours(model: str, seed: int, overrides: dict, pool: str) -> dict:
+def run_ours(
+    model: str, seed: int, overrides: dict, pool: str, *, epochs: int | None = None
+) -> dict:
     sys.path.insert(0, str(ROOT))
     from recbole_mmkd.pipeline import run_one
 
     start = time.perf_counter()
-    overrides = {**overrides, "negative_pool": pool}
+    overrides = {**overrides, "negative_pool": pool, **fixed(epochs)}
     result = run_one(model, "tiktok", seed, OUT / "runs", overrides=overrides, reuse=False)
     return {
         "valid": {k: round(result.best_valid[k], 4) for k in METRICS},
@@ -111,15 +125,15 @@ def table(folder: Path = OUT) -> str:
     """The side-by-side table of every stored comparison: MMRec, this project under MMRec's
     negative rule (the ratio's numerator) and, where run, under its default rule."""
     rows = [
-        "| model | seed | MMRec Recall@20 | ours | ratio | MMRec NDCG@20 | ours | ratio "
+        "| model | budget | seed | MMRec Recall@20 | ours | ratio | MMRec NDCG@20 | ours | ratio "
         "| ours, all-item negatives: Recall@20 / NDCG@20 | MMRec wall s / epochs "
         "| ours wall s / epochs |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---" * 12 + "|",
     ]
-    for path in sorted(folder.glob("mmrec-*.json")):
-        r = json.loads(path.read_text())
+    records = _records(folder)
+    for r in records:
         m, o, a = r["mmrec"], r.get(OURS["train"]), r.get(OURS["all"])
-        cells = [r["model"], str(r["seed"])]
+        cells = [r["model"], _budget(r), str(r["seed"])]
         for key in METRICS:
             if o is None:
                 cells += [f"{m['test'][key]:.4f}", "not run", ""]
@@ -130,7 +144,40 @@ def table(folder: Path = OUT) -> str:
         cells.append(f"{m['seconds']:.0f} / {m['epochs']}")
         cells.append(f"{o['seconds']:.0f} / {o['epochs']}" if o else "")
         rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows) + "\n"
+    return "\n".join(rows) + "\n" + _means(records)
+
+
+def _records(folder: Path) -> list[dict]:
+    paths = sorted(folder.glob("mmrec-*.json"))
+    return [r for r in (json.loads(p.read_text()) for p in paths) if "mmrec" in r]
+
+
+def _budget(record: dict) -> str:
+    return f"{record['epochs']} epochs" if record.get("epochs") else "early stop"
+
+
+def _means(records: list[dict]) -> str:
+    """Per model and budget with two or more seeds run on both sides: each side's mean test
+    figure over those seeds and the ratio of the means."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        if OURS["train"] in r:
+            groups.setdefault((r["model"], _budget(r)), []).append(r)
+    rows = []
+    for (model, budget), group in groups.items():
+        if len(group) < 2:
+            continue
+        cells = [model, budget, ", ".join(str(r["seed"]) for r in group)]
+        for key in METRICS:
+            theirs = sum(r["mmrec"]["test"][key] for r in group) / len(group)
+            ours = sum(r[OURS["train"]]["test"][key] for r in group) / len(group)
+            cells += [f"{theirs:.4f}", f"{ours:.4f}", f"{ours / theirs:.3f}"]
+        rows.append("| " + " | ".join(cells) + " |")
+    if not rows:
+        return ""
+    head = ("\n| model | budget | seeds | MMRec Recall@20 (mean) | ours | ratio "
+            "| MMRec NDCG@20 (mean) | ours | ratio |\n" + "|---" * 9 + "|\n")  # fmt: skip
+    return head + "\n".join(rows) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -145,26 +192,33 @@ def main(argv: list[str] | None = None) -> None:
         default="train",
         help="this project's negatives: MMRec's rule (train) or its default",
     )
+    parser.add_argument(
+        "--epochs", type=int, help="train exactly this many epochs on both sides (no early stop)"
+    )
     parser.add_argument("--table", action="store_true", help="only rebuild side_by_side.md")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     if not args.table:
         if args.model is None or (args.side != "ours" and args.prepared is None):
             parser.error("name a model, and --prepared for the MMRec side")
-        path = OUT / f"mmrec-{args.model}-seed{args.seed}.json"
+        if args.epochs is not None and args.epochs < 1:
+            parser.error("--epochs must be at least 1")
+        budget = f"-epochs{args.epochs}" if args.epochs else ""
+        path = OUT / f"mmrec-{args.model}-seed{args.seed}{budget}.json"
         record = json.loads(path.read_text()) if path.exists() else {}
         ours, theirs = SETTINGS[args.model]
-        record.update(model=args.model, seed=args.seed, dataset="tiktok",
+        record.update(model=args.model, seed=args.seed, dataset="tiktok", epochs=args.epochs,
                       ours_overrides=ours, mmrec_settings=theirs)  # fmt: skip
         if args.side in ("both", "mmrec"):
-            record["mmrec"] = run_mmrec(args.model, args.prepared, args.seed, theirs)
+            record["mmrec"] = run_mmrec(
+                args.model, args.prepared, args.seed, theirs, epochs=args.epochs
+            )
         if args.side in ("both", "ours"):
             record[OURS[args.negative_pool]] = run_ours(
-                args.model, args.seed, ours, args.negative_pool
+                args.model, args.seed, ours, args.negative_pool, epochs=args.epochs
             )
         path.write_text(json.dumps(record, indent=1) + "\n")
-    stored = [p for p in OUT.glob("mmrec-*.json") if "mmrec" in json.loads(p.read_text())]
-    if stored:
+    if _records(OUT):
         (OUT / "side_by_side.md").write_text(table())
         print(table())
 
