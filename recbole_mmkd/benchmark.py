@@ -107,6 +107,7 @@ def tuned_entries(
     common = {"data_path": data_path, "properties": properties}
     rows: dict[str, dict] = {}
     settled: dict[str, Entry] = {}  # entries on this dataset, built and at their chosen point
+    bench = bench.on(dataset)
     dependency_order(bench.context or bench.entries)  # a ConfigError for a cycle
 
     def settle(entry: Entry) -> Entry:
@@ -146,7 +147,7 @@ def tuned_entries(
         settled[entry.name] = entry
         return entry
 
-    entries = [settle(e) for e in bench.entries_on(dataset)]
+    entries = [settle(e) for e in bench.entries]
     if rows:
         _write_tuning(Path(out), dataset, pd.DataFrame(list(rows.values())))
     return entries

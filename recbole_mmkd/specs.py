@@ -14,6 +14,8 @@ A benchmark:
       - {model: GRCN, set: {routing: paper}, label: GRCN-paper}  # a model twice needs labels
       - {model: BPR, space: {reg_weight: [1.0e-4, 1.0e-3]}}  # tuned on validation first
       - {model: VBPR, datasets: [tiktok]}   # runs on these of the benchmark's datasets only
+      - {model: SMORE, label: best, datasets: [tiktok]}   # one label, another entry on each
+      - {model: LightGCN, label: best, datasets: [ml-100k]}  # dataset (never on the same one)
       - {model: KD-BPR, tuned_on: BPR,      # searched from BPR's chosen point on each dataset
          space: {kd_weight: [0.01, 0.1]}}
       - {model: FREEDOM, label: teacher, space: {embedding_size: [64, 128]}}
@@ -133,6 +135,12 @@ class Benchmark:
     def entries_on(self, dataset: str) -> list[Entry]:
         """The entries that run on ``dataset``."""
         return [e for e in self.entries if e.runs_on(dataset)]
+
+    def on(self, dataset: str) -> Benchmark:
+        """The benchmark as it runs on ``dataset``: the entries (and the whole benchmark's,
+        for a part) that run there, where each label names one entry."""
+        context = [e for e in self.context if e.runs_on(dataset)]
+        return replace(self, entries=self.entries_on(dataset), context=context)
 
     def entry(self, name: str) -> Entry:
         """The entry named ``name``, of this benchmark or of the whole one it is part of."""
@@ -291,16 +299,19 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
                 "use NAME or {model: NAME, set: {...}, label: NAME, space: {...}, datasets: [...], "
                 "tuned_on: NAME, teacher_from: NAME, width: {of: NAME, ratio: R}}",
             )
-    names = [e.name for e in entries]
-    if len(set(names)) != len(names):
-        raise DataError(
-            path,
-            "models",
-            "a name is listed twice",
-            "give entries of the same model distinct `label`s (or list each model once)",
-        )
-    _check_tuned_on(path, entries)
-    _check_built_from(path, entries)
+    names = list(dict.fromkeys(e.name for e in entries))
+    for dataset in spec["datasets"]:
+        here = [e for e in entries if e.runs_on(dataset)]
+        if len({e.name for e in here}) != len(here):
+            raise DataError(
+                path,
+                "models",
+                f"a name is listed twice on {dataset}",
+                "give entries of the same model distinct `label`s (or list each model once; "
+                "entries sharing a label need `datasets` apart)",
+            )
+        _check_tuned_on(path, here, dataset)
+        _check_built_from(path, here, dataset)
     comparisons = []
     pairs = spec.get("comparisons") or []
     if pairs == "all":  # every model against every model listed before it
@@ -314,9 +325,12 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
                 "use [NAME, REFERENCE] pairs of listed models (their labels where given)",
             )
         comparisons.append((pair[0], pair[1]))
-    by_name = {e.name: e for e in entries}
-    for model, reference in comparisons:
-        budgets = {n: tuning_budget(by_name[n], tuning) for n in (model, reference)}
+    sides = [(pair, {e.name: e for e in entries if e.runs_on(d)}) for pair in comparisons
+             for d in spec["datasets"]]  # fmt: skip
+    for (model, reference), here in sides:
+        if not {model, reference} <= set(here):
+            continue
+        budgets = {n: tuning_budget(here[n], tuning) for n in (model, reference)}
         if budgets[model] != budgets[reference]:
             raise DataError(
                 path,
@@ -396,25 +410,25 @@ def tuning_budget(entry: Entry, tuning: Tuning) -> int:
     return tuning.num_samples
 
 
-def _parent(path: Path, entries: list[Entry], entry: Entry, key: str, name: str) -> Entry:
-    """The other entry that ``entry``'s ``key`` names, one that runs on every dataset
-    ``entry`` does."""
+def _parent(
+    path: Path, entries: list[Entry], entry: Entry, key: str, name: str, dataset: str
+) -> Entry:
+    """The other entry that ``entry``'s ``key`` names among ``entries``, those that run on
+    ``dataset``, as ``entry`` does."""
     by_name = {e.name: e for e in entries}
     where, parent = f"models ({entry.name}) {key}", by_name.get(name)
     if parent is None or parent is entry:
-        raise DataError(path, where, f"no other entry named {name!r}",
-                        f"name one of {sorted(set(by_name) - {entry.name})}")  # fmt: skip
-    if parent.datasets and not (entry.datasets and set(entry.datasets) <= set(parent.datasets)):
-        raise DataError(path, where, f"{parent.name} does not run on all of its datasets",
-                        f"give {entry.name} `datasets` that {parent.name} runs on")  # fmt: skip
+        raise DataError(path, where, f"no other entry named {name!r} runs on {dataset}",
+                        f"name one of {sorted(set(by_name) - {entry.name})}, or give "
+                        f"{entry.name} `datasets` that {name} runs on")  # fmt: skip
     return parent
 
 
-def _check_tuned_on(path: Path, entries: list[Entry]) -> None:
-    """A ``tuned_on`` names another entry (:func:`_parent`) that has a space and is not
-    itself tuned on one."""
+def _check_tuned_on(path: Path, entries: list[Entry], dataset: str) -> None:
+    """A ``tuned_on`` names another entry on the dataset (:func:`_parent`) that has a space
+    and is not itself tuned on one."""
     for entry in (e for e in entries if e.tuned_on):
-        parent = _parent(path, entries, entry, "tuned_on", entry.tuned_on)
+        parent = _parent(path, entries, entry, "tuned_on", entry.tuned_on, dataset)
         if not parent.space or parent.tuned_on:
             raise DataError(
                 path, f"models ({entry.name}) tuned_on",
@@ -437,17 +451,17 @@ def _width(path: Path, item: dict[str, Any]) -> tuple[str, float] | None:
     return width["of"], float(width["ratio"])
 
 
-def _check_built_from(path: Path, entries: list[Entry]) -> None:
-    """``teacher_from`` and ``width`` name another entry that runs on every dataset this one
-    does; a student taking its teacher from an entry sets no teacher of its own, one taking
-    its width from an entry neither sets nor searches ``embedding_size``; no entry is built
-    from itself through others."""
+def _check_built_from(path: Path, entries: list[Entry], dataset: str) -> None:
+    """Among ``entries``, those that run on ``dataset``: ``teacher_from`` and ``width`` name
+    another of them; a student taking its teacher from an entry sets no teacher of its own,
+    one taking its width from an entry neither sets nor searches ``embedding_size``; no entry
+    is built from itself through others."""
     by_name = {e.name: e for e in entries}
     for entry in entries:
         if entry.teacher_from:
-            _parent(path, entries, entry, "teacher_from", entry.teacher_from)
+            _parent(path, entries, entry, "teacher_from", entry.teacher_from, dataset)
         if entry.width:
-            _parent(path, entries, entry, "width", entry.width[0])
+            _parent(path, entries, entry, "width", entry.width[0], dataset)
         own = {*entry.overrides, *entry.space}
         for key, clash in (("teacher_from", {"teacher", "teacher_config"}),
                            ("width", {"embedding_size"})):  # fmt: skip
@@ -578,11 +592,12 @@ def check_benchmark(
     entry is refused before the first run trains."""
     common = {"data_path": data_path, "properties": properties}
     for dataset in bench.datasets:
+        here = bench.on(dataset)
         for i, entry in enumerate(bench.entries):
             if not entry.runs_on(dataset):
                 continue
             # built from the entries it names at their own settings (points not chosen yet)
-            parents = {name: bench.entry(name) for name in entry.depends_on}
+            parents = {name: here.entry(name) for name in entry.depends_on}
             entry = resolve_entry(
                 replace(entry, tuned_on=""), parents,
                 width_of=lambda e, d=dataset: entry_width(e, d, **common),

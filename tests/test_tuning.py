@@ -341,3 +341,39 @@ def test_a_bad_per_dataset_tuning_is_refused_with_its_key_named(
     )
     with pytest.raises(DataError, match=rf"{where}.*{problem}"):
         load_benchmark(_spec(tmp_path, body))
+
+
+def test_entries_sharing_a_label_on_different_datasets_each_teach_there(toy, tmp_path):
+    from conftest import write_dataset
+
+    import recbole_mmkd as mm
+
+    write_dataset(toy, name="toy2", seed=1)
+    quick = str({**fast(epochs=2), "robustness_shares": []}).replace("'", "")
+    spec = _spec(
+        tmp_path,
+        "datasets: [toy, toy2]\nseeds: [1]\nmodels:\n"
+        f"  - {{model: LightGCN, label: T, datasets: [toy], set: {quick}}}\n"
+        f"  - {{model: BPR, label: T, datasets: [toy2], set: {quick}}}\n"
+        f"  - {{model: KD-LightGCN, label: S, teacher_from: T, set: {{kd_method: logit, "
+        f"{quick[1:]}}}\n",
+    )
+    bench = load_benchmark(spec)
+    assert [bench.on(d).entry("T").model for d in ("toy", "toy2")] == ["LightGCN", "BPR"]
+    report = mm.run_benchmark(spec, out=tmp_path / "out", data_path=toy)
+    teachers = {d: [r.config["teacher"] for r in report.datasets[d].results if r.model == "S"]
+                for d in ("toy", "toy2")}  # fmt: skip
+    assert teachers == {"toy": ["LightGCN"], "toy2": ["BPR"]}
+
+
+@pytest.mark.parametrize(
+    ("models", "problem"),
+    [("[{model: BPR, label: T}, {model: LightGCN, label: T, datasets: [toy2]}]",
+      "listed twice on toy2"),
+     ("[{model: BPR, label: T, datasets: [toy]}, {model: KD-BPR, label: S, teacher_from: T}]",
+      r"models \(S\) teacher_from.*no other entry named 'T' runs on toy2")],
+)  # fmt: skip
+def test_a_label_shared_on_one_dataset_or_missing_on_one_is_refused(tmp_path, models, problem):
+    spec = _spec(tmp_path, f"datasets: [toy, toy2]\nseeds: [1]\nmodels: {models}\n")
+    with pytest.raises(DataError, match=problem):
+        load_benchmark(spec)

@@ -13,7 +13,8 @@ Recall@20, at most 1000 epochs, both projects' defaults) and reports test Recall
 NDCG@20 at its best validation epoch; with ``--epochs N`` each side trains exactly N epochs
 (no early stop) and reports at its best validation epoch among them, which takes where a run
 stopped out of the comparison (stored apart, ``...-epochsN.json``). Where a model has several
-seeds at one budget, a second table gives each side's mean and the ratio of the means.
+seeds at one budget, a second table gives each side's mean and the ratio of the means. Each
+side's record keeps its validation Recall@20 epoch by epoch (``valid_curve``).
 Wall seconds are whole runs (data loading, training, evaluation; ours also evaluates the
 masked-modality robustness passes every multimodal run records): a rough cost, not the
 per-epoch comparison of ``epoch_cost.py``. The setting is
@@ -88,8 +89,10 @@ def run_mmrec(
         raise SystemExit(f"MMRec's {model} failed:\n{log[-3000:]}")
     final = log[log.rindex("BEST") :]
     epochs = len(re.findall(r"epoch \d+ training", log))
+    curve = re.findall(r"epoch \d+ evaluating \[time: [0-9.]+s, valid_score: ([0-9.]+)\]", log)
     return {"valid": _metrics(final, "Valid"), "test": _metrics(final, "Test"),
             "seconds": round(seconds, 1), "epochs": epochs,
+            "valid_curve": [round(float(v), 4) for v in curve],
             "command": " ".join(["python", *command[1:]])}  # fmt: skip
 
 
@@ -113,6 +116,7 @@ def run_ours(
         "seconds": round(time.perf_counter() - start, 1),
         "epochs": result.epochs_run,
         "best_epoch": result.best_epoch,
+        "valid_curve": [round(v[result.valid_metric], 4) for v in result.valid_curve],
         "config_hash": result.config_hash,
         "negative_pool": pool,
     }

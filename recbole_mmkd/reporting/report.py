@@ -307,7 +307,7 @@ class Report:
         link_comparisons: bool,
         common: dict[str, Any],
     ) -> DatasetReport:
-        bench = self.bench
+        bench = self.bench.on(dataset)
         table = leaderboard(results, metrics=bench.metrics)
         p_adj = (
             significant_vs(results, bench.reference, bench.metrics, correction=bench.correction)
