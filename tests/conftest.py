@@ -12,6 +12,9 @@ import pytest
 import recbole_mmkd  # noqa: F401  (compat shims before recbole)
 
 ROOT = Path(__file__).resolve().parent.parent
+# Searches start a Ray instance of their own: without this, ``ray.init()`` joins a cluster that
+# ``ray start`` left running on the machine and the tests' trials queue behind its work.
+os.environ["RAY_ADDRESS"] = "local"
 TIKTOK = ROOT / "dataset" / "tiktok"
 
 
