@@ -110,7 +110,9 @@ class UserCooccurrenceGraph(nn.Module):
             n = len(self.index)
             rows = torch.arange(n, device=self.index.device).repeat_interleave(self.k)
             pairs = torch.stack([rows, self.index.flatten()])
-            matrix = torch.sparse_coo_tensor(pairs, self.weight.flatten(), (n, n))
+            matrix = torch.sparse_coo_tensor(
+                pairs, self.weight.flatten(), (n, n), check_invariants=True
+            )
             self._cached, self._stamp = matrix.coalesce().to_sparse_csr(), stamp
         return self._cached
 

@@ -62,6 +62,12 @@ class DRAGON(PreferenceGraphRecommender):
       train them as this project does).
     - ``modality_weights`` defaults to equal shares; MMRec fixes ``mm_image_weight`` 0.1, which
       the zoo benchmark sets.
+
+    Beside MMRec (``results/reference``: TikTok, MMRec's setting, its negative rule): trained
+    exactly 40 epochs, the two validation curves agree within their epoch-to-epoch noise (best
+    Recall@20 0.0742 in MMRec, 0.0745 here); test Recall@20 over three seeds is 1.076x MMRec's
+    (p = 0.052), NDCG@20 1.108x (p = 0.17), a gap of the size by which test moves between
+    neighbouring epochs of equal validation value.
     """
 
     def __init__(self, config, dataset) -> None:
