@@ -47,7 +47,7 @@ def restrict(
     for key, given, known in (
         ("datasets", datasets, bench.datasets),
         ("seeds", seeds, bench.seeds),
-        ("models", models, [e.name for e in bench.entries]),
+        ("models", models, list(dict.fromkeys(e.name for e in bench.entries))),
     ):
         if given is not None and not set(given) <= set(known):
             raise ConfigError(
@@ -202,8 +202,11 @@ def run_benchmark(
     if address is not None:
         return cluster_runs(bench, plan, out, address=address, force=force, **common)
     progress = BenchmarkProgress(len(plan))
-    # entries that teach others keep their tables, or each student would train them again
-    teachers = {e.teacher_from for e in bench.context or bench.entries if e.teacher_from}
+    # entries that teach others there keep their tables, or each student would train them again
+    teachers = {}
+    for dataset in bench.datasets:
+        here = bench.on(dataset)
+        teachers[dataset] = {e.teacher_from for e in here.context or here.entries if e.teacher_from}
     runs: dict[str, list[RunResult]] = {}
     for dataset, entry, seed in plan:
         label = f"{dataset} / {entry.name} / seed {seed}"
@@ -216,7 +219,7 @@ def run_benchmark(
             out,
             overrides=entry.overrides,
             reuse=not force,
-            keep_tables=entry.name in teachers,
+            keep_tables=entry.name in teachers[dataset],
             source=f"{bench.source}: models ({entry.name}) set",
             progress_title=label,
             **common,

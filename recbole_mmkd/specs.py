@@ -69,6 +69,7 @@ Resources: ``cpus_per_trial``, ``gpus_per_trial`` (fractions share a GPU), ``max
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Callable
@@ -300,22 +301,26 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
                 "tuned_on: NAME, teacher_from: NAME, width: {of: NAME, ratio: R}}",
             )
     names = list(dict.fromkeys(e.name for e in entries))
+    on: dict[str, dict[str, Entry]] = {}  # per dataset, its entries by name
     for dataset in spec["datasets"]:
         here = [e for e in entries if e.runs_on(dataset)]
-        if len({e.name for e in here}) != len(here):
+        twice = sorted({e.name for e in here if [f.name for f in here].count(e.name) > 1})
+        if twice:
             raise DataError(
                 path,
                 "models",
-                f"a name is listed twice on {dataset}",
+                f"{twice[0]} is listed twice on {dataset}",
                 "give entries of the same model distinct `label`s (or list each model once; "
                 "entries sharing a label need `datasets` apart)",
             )
         _check_tuned_on(path, here, dataset)
         _check_built_from(path, here, dataset)
+        on[dataset] = {e.name: e for e in here}
     comparisons = []
     pairs = spec.get("comparisons") or []
-    if pairs == "all":  # every model against every model listed before it
-        pairs = [[b, a] for i, a in enumerate(names) for b in names[i + 1 :]]
+    if pairs == "all":  # every model against every model listed before it, where both run
+        pairs = [[b, a] for i, a in enumerate(names) for b in names[i + 1 :]
+                 if any({a, b} <= set(here) for here in on.values())]  # fmt: skip
     for pair in pairs:
         if not (isinstance(pair, list) and len(pair) == 2 and set(pair) <= set(names)):
             raise DataError(
@@ -324,10 +329,13 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
                 f"bad entry {pair!r}",
                 "use [NAME, REFERENCE] pairs of listed models (their labels where given)",
             )
+        if not any(set(pair) <= set(here) for here in on.values()):
+            raise DataError(
+                path, "comparisons", f"{pair[0]} and {pair[1]} never run on the same dataset",
+                "compare entries that share a dataset (see their `datasets`)",
+            )  # fmt: skip
         comparisons.append((pair[0], pair[1]))
-    sides = [(pair, {e.name: e for e in entries if e.runs_on(d)}) for pair in comparisons
-             for d in spec["datasets"]]  # fmt: skip
-    for (model, reference), here in sides:
+    for (model, reference), (dataset, here) in itertools.product(comparisons, on.items()):
         if not {model, reference} <= set(here):
             continue
         budgets = {n: tuning_budget(here[n], tuning) for n in (model, reference)}
@@ -335,8 +343,8 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
             raise DataError(
                 path,
                 "comparisons",
-                f"{model} is tuned with {budgets[model]} trials and {reference} with "
-                f"{budgets[reference]}",
+                f"on {dataset}, {model} is tuned with {budgets[model]} trials and {reference} "
+                f"with {budgets[reference]}",
                 "give both sides of a comparison a space of the same size (or neither)",
             )
     metrics = [m.lower() for m in spec.get("metrics") or DEFAULT_METRICS]
@@ -432,7 +440,7 @@ def _check_tuned_on(path: Path, entries: list[Entry], dataset: str) -> None:
         if not parent.space or parent.tuned_on:
             raise DataError(
                 path, f"models ({entry.name}) tuned_on",
-                f"{parent.name} has no space of its own to choose a point from",
+                f"{parent.name} has no space of its own on {dataset} to choose a point from",
                 "name an entry with a `space` and no `tuned_on`",
             )  # fmt: skip
 

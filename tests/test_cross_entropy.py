@@ -37,3 +37,15 @@ def test_a_second_backward_through_the_same_graph_is_refused():
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="once"):
         loss.backward()
+
+
+def test_under_autocast_it_runs_in_float32():
+    anchor = torch.randn(4, 3, requires_grad=True)
+    table = torch.randn(6, 3, requires_grad=True)
+    targets = torch.tensor([0, 5, 2, 2])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = product_cross_entropy(anchor @ torch.eye(3), table, targets).sum()
+    loss.backward()
+    assert loss.dtype == torch.float32 and anchor.grad.dtype == torch.float32
+    plain = F.cross_entropy(anchor.detach() @ table.detach().T, targets, reduction="sum")
+    torch.testing.assert_close(loss.detach(), plain, rtol=1e-2, atol=1e-2)

@@ -62,3 +62,17 @@ def test_user_graph_sums_each_drawn_slot_and_follows_a_restored_draw():
     assert graph(users).abs().sum() == 0
     graph.load_state_dict(state)  # and so is a restored draw
     torch.testing.assert_close(graph(users), gathered)
+
+
+def test_user_graph_reads_every_new_draw_and_copies():
+    import copy
+
+    inter = _interactions([(0, 0), (0, 1), (1, 0), (1, 1), (2, 1), (2, 2), (3, 2)], (4, 3))
+    graph = UserCooccurrenceGraph(inter, 5)  # every list is short: each draw repeats members
+    users = torch.randn(4, 3)
+    for _ in range(20):  # draws without a forward between them are read all the same
+        graph.resample()
+        graph.resample()
+        gathered = (graph.weight.unsqueeze(-1) * users[graph.index]).sum(1)
+        torch.testing.assert_close(graph(users), gathered)
+    torch.testing.assert_close(copy.deepcopy(graph)(users), graph(users))

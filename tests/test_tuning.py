@@ -369,7 +369,7 @@ def test_entries_sharing_a_label_on_different_datasets_each_teach_there(toy, tmp
 @pytest.mark.parametrize(
     ("models", "problem"),
     [("[{model: BPR, label: T}, {model: LightGCN, label: T, datasets: [toy2]}]",
-      "listed twice on toy2"),
+      "T is listed twice on toy2"),
      ("[{model: BPR, label: T, datasets: [toy]}, {model: KD-BPR, label: S, teacher_from: T}]",
       r"models \(S\) teacher_from.*no other entry named 'T' runs on toy2")],
 )  # fmt: skip
@@ -377,3 +377,12 @@ def test_a_label_shared_on_one_dataset_or_missing_on_one_is_refused(tmp_path, mo
     spec = _spec(tmp_path, f"datasets: [toy, toy2]\nseeds: [1]\nmodels: {models}\n")
     with pytest.raises(DataError, match=problem):
         load_benchmark(spec)
+
+
+def test_a_comparison_of_entries_that_never_share_a_dataset_is_refused(tmp_path):
+    models = "[{model: BPR, datasets: [toy]}, {model: LightGCN, datasets: [toy2]}]"
+    body = f"datasets: [toy, toy2]\nseeds: [1]\nmodels: {models}\n"
+    spec = _spec(tmp_path, body + "comparisons: [[LightGCN, BPR]]\n")
+    with pytest.raises(DataError, match="never run on the same dataset"):
+        load_benchmark(spec)
+    assert load_benchmark(_spec(tmp_path, body + "comparisons: all\n")).comparisons == []

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from side_by_side import MMREC_NAMES, OUT, ROOT, SETTINGS
 
+COLUMNS = ["model", "MMRec s/epoch", "ours s/epoch", "ours / MMRec", "epochs", "seed", "measured"]
+
 
 def mmrec_epochs(model: str, prepared: Path, epochs: int, seed: int) -> list[float]:
     _, settings = SETTINGS[model]
@@ -70,28 +72,34 @@ def main(argv: list[str] | None = None) -> None:
         theirs = mmrec_epochs(model, args.prepared, args.epochs, args.seed)[1:]
         ours = our_epochs(model, args.epochs, args.seed)[1:]
         a, b = sum(theirs) / len(theirs), sum(ours) / len(ours)
-        rows[model] = f"| {model} | {a:.2f} | {b:.2f} | {b / a:.2f} | {date.today()} |"
+        cells = [
+            model,
+            f"{a:.2f}",
+            f"{b:.2f}",
+            f"{b / a:.2f}",
+            args.epochs,
+            args.seed,
+            date.today(),
+        ]
+        rows[model] = "| " + " | ".join(map(str, cells)) + " |"
         print(rows[model], flush=True)
-    columns = ["model", "MMRec s/epoch", "ours s/epoch", "ours / MMRec", "measured"]
-    header = "| " + " | ".join(columns) + " |\n" + "|---" * 5 + "|"
-    text = (f"Epochs {args.epochs} (the first left out), seed {args.seed}, `OMP_NUM_THREADS=1`, "
-            "the two projects one after the other; a row is replaced when its model is measured "
-            "again.\n\n" + "\n".join([header, *rows.values()]) + "\n")  # fmt: skip
+    header = "| " + " | ".join(COLUMNS) + " |\n" + "|---" * len(COLUMNS) + "|"
+    text = ("`OMP_NUM_THREADS=1`, the two projects one after the other, the first epoch left out "
+            "of both means; a row is replaced when its model is measured again.\n\n"
+            + "\n".join([header, *rows.values()]) + "\n")  # fmt: skip
     OUT.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     print(text)
 
 
 def stored_rows(path: Path) -> dict[str, str]:
-    """The table rows already in ``path`` by model (five columns; older four-column rows get
-    an empty date)."""
-    rows = {}
+    """The table rows already in ``path``, by model."""
     lines = path.read_text().splitlines() if path.exists() else []
-    for line in lines:
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        if line.startswith("| ") and cells[0] != "model" and not cells[0].startswith("-"):
-            rows[cells[0]] = "| " + " | ".join([*cells, ""][:5]) + " |"
-    return rows
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    table = [
+        (row[0], line) for line, row in zip(lines, cells, strict=True) if line.startswith("| ")
+    ]
+    return {model: line for model, line in table if model != COLUMNS[0] and model[0] != "-"}
 
 
 if __name__ == "__main__":

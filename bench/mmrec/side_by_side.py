@@ -13,7 +13,8 @@ Recall@20, at most 1000 epochs, both projects' defaults) and reports test Recall
 NDCG@20 at its best validation epoch; with ``--epochs N`` each side trains exactly N epochs
 (no early stop) and reports at its best validation epoch among them, which takes where a run
 stopped out of the comparison (stored apart, ``...-epochsN.json``). Where a model has several
-seeds at one budget, a second table gives each side's mean and the ratio of the means. Each
+seeds at one budget, a second table gives each side's mean, the ratio of the means and
+Welch's t test of the two sides' per-seed figures. Each
 side's record keeps its validation Recall@20 epoch by epoch (``valid_curve``).
 Wall seconds are whole runs (data loading, training, evaluation; ours also evaluates the
 masked-modality robustness passes every multimodal run records): a rough cost, not the
@@ -162,7 +163,10 @@ def _budget(record: dict) -> str:
 
 def _means(records: list[dict]) -> str:
     """Per model and budget with two or more seeds run on both sides: each side's mean test
-    figure over those seeds and the ratio of the means."""
+    figure over those seeds, the ratio of the means and Welch's t test of the two sides'
+    figures (two-sided p)."""
+    from scipy import stats
+
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in records:
         if OURS["train"] in r:
@@ -173,14 +177,18 @@ def _means(records: list[dict]) -> str:
             continue
         cells = [model, budget, ", ".join(str(r["seed"]) for r in group)]
         for key in METRICS:
-            theirs = sum(r["mmrec"]["test"][key] for r in group) / len(group)
-            ours = sum(r[OURS["train"]]["test"][key] for r in group) / len(group)
-            cells += [f"{theirs:.4f}", f"{ours:.4f}", f"{ours / theirs:.3f}"]
+            theirs = [r["mmrec"]["test"][key] for r in group]
+            ours = [r[OURS["train"]]["test"][key] for r in group]
+            a, b = sum(theirs) / len(theirs), sum(ours) / len(ours)
+            p = stats.ttest_ind(ours, theirs, equal_var=False).pvalue
+            cells += [f"{a:.4f}", f"{b:.4f}", f"{b / a:.3f}" if a else "", f"{p:.2g}"]
         rows.append("| " + " | ".join(cells) + " |")
     if not rows:
         return ""
-    head = ("\n| model | budget | seeds | MMRec Recall@20 (mean) | ours | ratio "
-            "| MMRec NDCG@20 (mean) | ours | ratio |\n" + "|---" * 9 + "|\n")  # fmt: skip
+    columns = ["model", "budget", "seeds"]
+    columns += [c for m in ("Recall@20", "NDCG@20")
+                for c in (f"MMRec {m} (mean)", "ours", "ratio", "p (Welch)")]  # fmt: skip
+    head = "\n| " + " | ".join(columns) + " |\n" + "|---" * len(columns) + "|\n"
     return head + "\n".join(rows) + "\n"
 
 

@@ -102,20 +102,31 @@ class UserCooccurrenceGraph(nn.Module):
 
     def _matrix(self) -> torch.Tensor:
         """The draw as a sparse CSR ``(n_users, n_users)`` matrix, a slot drawn twice summed,
-        built again whenever ``index`` or ``weight`` is replaced, moved or changed in place (a
-        restored best state, a test's edit): one sparse product a batch instead of gathering
-        ``(n_users, k, d)`` rows, which with its backward was 0.45 of a DRAGON epoch on TikTok."""
-        stamp = tuple((t.data_ptr(), t._version) for t in (self.index, self.weight))
-        if stamp != self._stamp:
-            n = len(self.index)
-            rows = torch.arange(n, device=self.index.device).repeat_interleave(self.k)
-            pairs = torch.stack([rows, self.index.flatten()])
-            matrix = torch.sparse_coo_tensor(
-                pairs, self.weight.flatten(), (n, n), check_invariants=True
-            )
-            self._cached, self._stamp = matrix.coalesce().to_sparse_csr(), stamp
+        built again whenever ``index`` or ``weight`` is replaced (a new draw, a move to another
+        device) or changed in place (a restored best state, a test's edit; not an edit through
+        ``.data``): one sparse product a batch instead of gathering ``(n_users, k, d)`` rows,
+        which with its backward was 0.45 of a DRAGON epoch on TikTok."""
+        index, weight = self.index, self.weight
+        stale = self._stamp is None or (
+            self._stamp[0] is not index
+            or self._stamp[1] is not weight
+            or self._stamp[2:] != (index._version, weight._version)
+        )
+        if stale:
+            n = len(index)
+            rows = torch.arange(n, device=index.device).repeat_interleave(self.k)
+            pairs = torch.stack([rows, index.flatten()])
+            matrix = torch.sparse_coo_tensor(pairs, weight.flatten(), (n, n), check_invariants=True)
+            self._cached = matrix.coalesce().to_sparse_csr()
+            self._stamp = (index, weight, index._version, weight._version)
         return self._cached
 
+    def __getstate__(self) -> dict:
+        """Without the cached matrix (rebuilt on first use): a sparse CSR tensor cannot be
+        deep-copied."""
+        return {**super().__getstate__(), "_cached": None, "_stamp": None}
+
     def forward(self, users: torch.Tensor) -> torch.Tensor:
-        """Each user's weighted sum of its neighbours' rows of ``users``."""
-        return torch.sparse.mm(self._matrix(), users)
+        """Each user's weighted sum of its neighbours' rows of ``users`` (in the weights'
+        precision: sparse products take one dtype, which autocast does not reconcile)."""
+        return torch.sparse.mm(self._matrix(), users.to(self.weight.dtype))
