@@ -74,6 +74,12 @@ class LGMRec(MultimodalRecommender):
       release redraws it for every batch of users it scores.
     - ``feat_embed_dim`` is ``embedding_size`` (MMRec's YAML sets both to 64; the sum
       :math:`C + G_m` needs them equal).
+
+    Beside MMRec (``results/reference``: TikTok, MMRec's default setting, seed 2020): test
+    Recall@20 1.133x MMRec's, NDCG@20 1.108x, where the two runs stopped at different epochs of
+    a validation curve still rising (MMRec at epoch 98, its best 0.0515 at 77; this side at 154,
+    its best 0.0561 at 132; up to epoch 97 this side's best was 0.0483, MMRec's curve if
+    anything ahead at equal epochs).
     """
 
     feature_projections = None  # its projections are bare matrices (MMRec's item_*_trs)
