@@ -17,6 +17,10 @@ from recbole_mmkd.specs import load_benchmark
 TESTS = str(ROOT / "tests")
 
 
+# a 2-epoch run's settings as a YAML flow mapping
+QUICK = str({**fast(epochs=2), "robustness_shares": []}).replace("'", "")
+
+
 def _spec(tmp_path, body: str):
     path = tmp_path / "b.yaml"
     path.write_text(body)
@@ -26,8 +30,7 @@ def _spec(tmp_path, body: str):
 def _quick_spec(tmp_path, *entries: str):
     """A one-seed toy benchmark over ``entries`` (flow mappings without their ``set``), each
     entry trained 2 epochs, searched without early stopping one trial at a time."""
-    quick = str({**fast(epochs=2), "robustness_shares": []}).replace("'", "")
-    models = "".join(f"  - {{{entry}, set: {quick}}}\n" for entry in entries)
+    models = "".join(f"  - {{{entry}, set: {QUICK}}}\n" for entry in entries)
     return _spec(tmp_path, f"datasets: [toy]\nseeds: [1]\nmodels:\n{models}"
                  "tuning: {scheduler: none, cpus_per_trial: 1, max_concurrent: 1}\n")  # fmt: skip
 
@@ -42,11 +45,10 @@ def test_the_search_runs_on_validation_only_and_the_seeds_use_its_choice(
     props = tmp_path / "props" / "model"
     props.mkdir(parents=True)
     (props / "Planted.yaml").write_text("pick: test\n")
-    quick = str({**fast(epochs=2), "robustness_shares": []}).replace("'", "")
     spec = _spec(
         tmp_path,
         f"datasets: [toy]\nseeds: [1, 2]\nmetrics: [recall@10]\nmodels:\n"
-        f"  - {{model: 'planted:Planted', label: P, set: {quick},\n"
+        f"  - {{model: 'planted:Planted', label: P, set: {QUICK},\n"
         "     space: {pick: [test, valid]}}\n"
         "tuning: {scheduler: none, cpus_per_trial: 1, max_concurrent: 1}\n",
     )
@@ -138,12 +140,11 @@ def test_a_student_distils_from_an_entry_at_its_chosen_point_and_a_share_of_its_
 
     import recbole_mmkd as mm
 
-    quick = str({**fast(epochs=2), "robustness_shares": []}).replace("'", "")
     spec = _spec(
         tmp_path,
         "datasets: [toy]\nseeds: [1]\nmodels:\n"
-        f"  - {{model: LightGCN, label: T, set: {quick}, space: {{embedding_size: [8, 16]}}}}\n"
-        f"  - {{model: KD-LightGCN, label: S, set: {{kd_method: logit, {quick[1:]},\n"
+        f"  - {{model: LightGCN, label: T, set: {QUICK}, space: {{embedding_size: [8, 16]}}}}\n"
+        f"  - {{model: KD-LightGCN, label: S, set: {{kd_method: logit, {QUICK[1:]},\n"
         "     teacher_from: T, width: {of: T, ratio: 0.25}}\n"  # T as teacher, 1/4 its width
         "tuning: {scheduler: none, cpus_per_trial: 1, max_concurrent: 1}\n",
     )
@@ -296,12 +297,11 @@ def test_a_kd_setting_the_data_cannot_hold_is_refused_before_anything_trains(toy
     import recbole_mmkd as mm
     from recbole_mmkd.errors import ConfigError
 
-    quick = str({**fast(epochs=2), "robustness_shares": []}).replace("'", "")[1:-1]
     spec = _spec(
         tmp_path,
         "datasets: [toy]\nseeds: [1]\nmodels:\n"
         f"  - {{model: KD-LightGCN, set: {{teacher: LightGCN, kd_method: cd, cd_top_n: 10,\n"
-        f"     cd_n_items: 4, {quick}}},\n"
+        f"     cd_n_items: 4, {QUICK[1:-1]}}},\n"
         "     space: {cd_top_n: [10, 25]}}\n",  # toy: 30 items, 6 training a user: 24 at most
     )
     out = tmp_path / "out"
@@ -349,14 +349,13 @@ def test_entries_sharing_a_label_on_different_datasets_each_teach_there(toy, tmp
     import recbole_mmkd as mm
 
     write_dataset(toy, name="toy2", seed=1)
-    quick = str({**fast(epochs=2), "robustness_shares": []}).replace("'", "")
     spec = _spec(
         tmp_path,
         "datasets: [toy, toy2]\nseeds: [1]\nmodels:\n"
-        f"  - {{model: LightGCN, label: T, datasets: [toy], set: {quick}}}\n"
-        f"  - {{model: BPR, label: T, datasets: [toy2], set: {quick}}}\n"
+        f"  - {{model: LightGCN, label: T, datasets: [toy], set: {QUICK}}}\n"
+        f"  - {{model: BPR, label: T, datasets: [toy2], set: {QUICK}}}\n"
         f"  - {{model: KD-LightGCN, label: S, teacher_from: T, set: {{kd_method: logit, "
-        f"{quick[1:]}}}\n",
+        f"{QUICK[1:]}}}\n",
     )
     bench = load_benchmark(spec)
     assert [bench.on(d).entry("T").model for d in ("toy", "toy2")] == ["LightGCN", "BPR"]
