@@ -186,6 +186,11 @@ class DAMRS(MultimodalRecommender):
       no 1e-7 (rows without edges are zero).
     - Left out as unused by the release: ``image_trs``/``text_trs``, ``reg_weight``,
       ``lambda_coeff``, ``cf_model``. The features are fixed, as they are in the release.
+
+    Beside MMRec (``results/reference``: TikTok, MMRec's default setting, seed 2020, exactly
+    20 epochs a side): test Recall@20 0.945x MMRec's, NDCG@20 0.918x, both validation curves
+    still rising; they run together for ten epochs, then this side's dips for four while
+    MMRec's holds. Not explained yet (one seed, far from convergence).
     """
 
     def __init__(self, config, dataset) -> None:
