@@ -125,8 +125,11 @@ def _progress_callback(
             self.done += 1
             value = row[BEST] if row[BEST] is not None else float("nan")
             self.best = max(self.best, value) if value == value else self.best
+            # halving re-trains points in later rounds: its count runs past the grid's points
+            count = (f"{self.done} trials, {planned} points" if sweep.scheduler == "halving"
+                     else f"{self.done}/{planned}")  # fmt: skip
             self._say(
-                f"done {trial.trial_id} ({self.done}/{planned}): best valid "
+                f"done {trial.trial_id} ({count}): best valid "
                 f"{value:.5f}; best so far {self.best:.5f}"
             )
 
