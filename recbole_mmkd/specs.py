@@ -72,6 +72,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -304,7 +305,7 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
     on: dict[str, dict[str, Entry]] = {}  # per dataset, its entries by name
     for dataset in spec["datasets"]:
         here = [e for e in entries if e.runs_on(dataset)]
-        twice = sorted({e.name for e in here if [f.name for f in here].count(e.name) > 1})
+        twice = sorted(name for name, n in Counter(e.name for e in here).items() if n > 1)
         if twice:
             raise DataError(
                 path,
@@ -316,11 +317,14 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
         _check_tuned_on(path, here, dataset)
         _check_built_from(path, here, dataset)
         on[dataset] = {e.name: e for e in here}
+
+    def together(pair: list[str]) -> bool:  # both run on some dataset
+        return any(set(pair) <= set(here) for here in on.values())
+
     comparisons = []
     pairs = spec.get("comparisons") or []
     if pairs == "all":  # every model against every model listed before it, where both run
-        pairs = [[b, a] for i, a in enumerate(names) for b in names[i + 1 :]
-                 if any({a, b} <= set(here) for here in on.values())]  # fmt: skip
+        pairs = [[b, a] for i, a in enumerate(names) for b in names[i + 1 :] if together([a, b])]
     for pair in pairs:
         if not (isinstance(pair, list) and len(pair) == 2 and set(pair) <= set(names)):
             raise DataError(
@@ -329,7 +333,7 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
                 f"bad entry {pair!r}",
                 "use [NAME, REFERENCE] pairs of listed models (their labels where given)",
             )
-        if not any(set(pair) <= set(here) for here in on.values()):
+        if not together(pair):
             raise DataError(
                 path, "comparisons", f"{pair[0]} and {pair[1]} never run on the same dataset",
                 "compare entries that share a dataset (see their `datasets`)",
