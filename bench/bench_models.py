@@ -22,7 +22,6 @@ Prints, in one process:
 from __future__ import annotations
 
 import argparse
-import ctypes
 import multiprocessing
 import statistics
 import sys
@@ -39,6 +38,7 @@ import scipy.sparse as sp
 import torch
 
 import recbole_mmkd  # noqa: F401
+from recbole_mmkd.allocator import return_freed_memory
 from recbole_mmkd.distill.methods import KD_METHODS
 from recbole_mmkd.model import get_model, model_names
 from recbole_mmkd.model.graph import knn_graph, normalized_adjacency
@@ -74,19 +74,6 @@ def model_costs(
         "buffers": sum(tensor_bytes(b) for b in model.buffers()) / 2**20,
         "peak": peak,
     }
-
-
-def _return_freed_memory() -> None:
-    """Make glibc serve every allocation over 128 KB by mmap and unmap it on free.
-
-    By default glibc raises its mmap threshold after the first large free, so later models'
-    score matrices come from heap the process already holds and their RSS peak reads 0.
-    """
-    if sys.platform.startswith("linux"):
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(m_mmap_threshold, 128 * 1024)
-        libc.mallopt(m_trim_threshold, 128 * 1024)
 
 
 def _rss_mb() -> float:
@@ -181,7 +168,7 @@ def main() -> None:
             runs[f"KD-LGCN/{method}+shared"] = (
                 "KD-LightGCN", {**teacher, "kd_method": method, "kd_shared_items": True}
             )  # fmt: skip
-    _return_freed_memory()
+    return_freed_memory()
     print(f"{args.dataset}, torch threads {torch.get_num_threads()}")
     ref = model_costs("LightGCN", args.dataset, args.epochs)
     print(

@@ -38,6 +38,7 @@ import pandas as pd
 import torch
 
 import recbole_mmkd  # noqa: F401
+from recbole_mmkd.allocator import return_freed_memory
 from recbole_mmkd.data.importers import import_dataset
 from recbole_mmkd.distill.methods import KD_METHODS
 from recbole_mmkd.model import get_model, model_names
@@ -47,7 +48,7 @@ from recbole_mmkd.prepare import prepare
 from recbole_mmkd.trainer import MMKDTrainer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_models import _peak_during, _return_freed_memory
+from bench_models import _peak_during
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 STAND_IN = {"image": 4096, "text": 384}  # MMRec's Amazon features: CNN image, SBERT text
@@ -94,7 +95,7 @@ def _work(model: str, dataset: str, data: Path, epochs: int, overrides: dict) ->
 def _peak(model: str, dataset: str, data: Path, overrides: dict) -> float:
     """In a fresh process: the resident-memory peak (MB above the start) of load, one epoch
     and one validation pass."""
-    _return_freed_memory()
+    return_freed_memory()
     _, _, peak = _peak_during(lambda: _work(model, dataset, data, 1, overrides))
     return peak
 
@@ -122,7 +123,7 @@ def main() -> None:
         m for m in model_names() if not getattr(get_model(m), "needs_teacher", False)
     ]
     names = ["LightGCN", *[n for n in names if n != "LightGCN"]]
-    _return_freed_memory()
+    return_freed_memory()
     spawn = multiprocessing.get_context("spawn")
     epoch_seconds: dict[str, dict[str, float]] = {}
     for dataset in args.datasets:

@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 import recbole_mmkd  # noqa: F401  (compat shims before recbole)
+from recbole_mmkd.allocator import keep_freed_memory
 from recbole_mmkd.config import DATASETS, dataset_root
 from recbole_mmkd.errors import ConfigError, MMKDError
 
@@ -384,6 +385,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command is None:
         args = parser.parse_args(["run", *(argv if argv is not None else sys.argv[1:])])
     _logging(args.verbose)
+    keep_freed_memory()
     try:
         args.func(args)
     except MMKDError as err:

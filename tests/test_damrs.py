@@ -100,3 +100,34 @@ def test_symmetric_kl_of_bernoullis():
     expected = (p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q))
                 + q * math.log(q / p) + (1 - q) * math.log((1 - q) / (1 - p)))  # fmt: skip
     assert math.isclose(value, expected, rel_tol=1e-6)
+
+
+def test_symmetric_kl_stays_finite_where_sigmoids_saturate():
+    big = torch.tensor([200.0, -200.0])
+    assert torch.isfinite(symmetric_binary_kl(big, -big))
+    assert symmetric_binary_kl(big, -big).item() == 400.0  # (1 - 0) * 400 and (0 - 1) * -400
+
+
+def test_neighbour_discrimination_gradient_matches_autograd_of_its_formula():
+    generator = torch.Generator().manual_seed(0)
+    anchors = torch.randn(6, 4, dtype=torch.float64, generator=generator, requires_grad=True)
+    items = torch.randn(30, 4, dtype=torch.float64, generator=generator, requires_grad=True)
+    shared = torch.randint(0, 30, (6, 3), generator=generator)
+    single = (shared + 1 + torch.randint(0, 5, (6, 3), generator=generator)) % 30
+
+    def formula(similarities: torch.Tensor) -> torch.Tensor:
+        scores = torch.exp(similarities / 0.2)
+        total = scores.sum(1)
+        p_shared = scores.gather(1, shared).sum(1)
+        p_single = scores.gather(1, single).sum(1)
+        return (-torch.log(p_shared / total + 1e-9)
+                - torch.log(p_single / (total - p_shared) + 1e-9)).mean()  # fmt: skip
+
+    fused = neighbour_discrimination(
+        cosine_similarities(anchors, items), shared, single, temperature=0.2
+    )
+    expected = formula(cosine_similarities(anchors, items))
+    assert torch.allclose(fused, expected, rtol=1e-12)
+    for got, want in zip(torch.autograd.grad(fused, (anchors, items)),
+                         torch.autograd.grad(expected, (anchors, items)), strict=True):  # fmt: skip
+        assert torch.allclose(got, want, rtol=1e-10, atol=1e-14)

@@ -9,14 +9,17 @@ MMRec's side is its own log line per epoch (``epoch N training [time: ...]``, th
 training loop including its ``pre_epoch_processing``), ours the RunResult's training seconds
 over the epochs run (the same loop and ``on_epoch_start``); evaluation is outside both. The
 first epoch is left out of both means (warm-up: graph caches, allocator). Settings are the
-side-by-side's (:data:`side_by_side.SETTINGS`). Prints the table and writes
-``results/reference/epoch_cost.md``.
+side-by-side's (:data:`side_by_side.SETTINGS`). Both sides run with the same glibc allocator
+settings (``--allocator``: by default freed memory kept, what this project's CLI and trials
+run with, :mod:`recbole_mmkd.allocator`; MMRec's process through glibc's environment
+variables). Prints the table and writes ``results/reference/epoch_cost.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -26,16 +29,20 @@ from pathlib import Path
 
 from side_by_side import MMREC_NAMES, OUT, ROOT, SETTINGS
 
-COLUMNS = ["model", "MMRec s/epoch", "ours s/epoch", "ours / MMRec", "epochs", "seed", "measured"]
+COLUMNS = ["model", "MMRec s/epoch", "ours s/epoch", "ours / MMRec", "epochs", "seed", "allocator",
+           "measured"]  # fmt: skip
+# glibc's settings of recbole_mmkd.allocator.keep_freed_memory, as environment variables
+KEPT_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
 
 
-def mmrec_epochs(model: str, prepared: Path, epochs: int, seed: int) -> list[float]:
+def mmrec_epochs(model: str, prepared: Path, epochs: int, seed: int, *, keep: bool) -> list[float]:
     _, settings = SETTINGS[model]
     args = [f"{k}={json.dumps(v)}" for k, v in {**settings, "seed": [seed]}.items()]
     command = [sys.executable, "run_pinned.py", "-m", MMREC_NAMES.get(model, model),
                "-d", "tiktok", "--set", f"epochs={epochs}", *args]  # fmt: skip
+    env = {**os.environ, **(KEPT_ENV if keep else {})}
     done = subprocess.run(command, cwd=prepared / "MMRec" / "src", capture_output=True,
-                          text=True, check=True)  # fmt: skip
+                          text=True, check=True, env=env)  # fmt: skip
     return [float(s) for s in re.findall(r"epoch \d+ training \[time: ([0-9.]+)s", done.stdout
                                          + done.stderr)]  # fmt: skip
 
@@ -63,13 +70,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="+", default=sorted(SETTINGS), choices=sorted(SETTINGS))
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument("--allocator", choices=["kept", "default"], default="kept",
+                        help="glibc's settings for both sides: freed memory kept (what this "
+                        "project's CLI and trials run with) or glibc's defaults")  # fmt: skip
     args = parser.parse_args(argv)
+    keep = args.allocator == "kept"
+    if keep:
+        sys.path.insert(0, str(ROOT))
+        from recbole_mmkd.allocator import keep_freed_memory
+
+        keep_freed_memory()
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the first is left out)")
     path = OUT / "epoch_cost.md"
     rows = stored_rows(path)
     for model in args.models:
-        theirs = mmrec_epochs(model, args.prepared, args.epochs, args.seed)[1:]
+        theirs = mmrec_epochs(model, args.prepared, args.epochs, args.seed, keep=keep)[1:]
         ours = our_epochs(model, args.epochs, args.seed)[1:]
         a, b = sum(theirs) / len(theirs), sum(ours) / len(ours)
         cells = [
@@ -79,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{b / a:.2f}",
             args.epochs,
             args.seed,
+            args.allocator,
             date.today(),
         ]
         rows[model] = "| " + " | ".join(map(str, cells)) + " |"

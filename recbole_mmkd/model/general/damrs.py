@@ -11,6 +11,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from recbole.data.interaction import Interaction
+from torch.autograd.function import once_differentiable
 
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
@@ -93,6 +94,45 @@ def pseudo_positives(
     return shared, single
 
 
+class _NeighbourDiscrimination(torch.autograd.Function):
+    """Per-row discrimination with its gradient written out: forward keeps one ``(rows,
+    items)`` buffer, the scores, which backward turns into the gradient in place (so it runs
+    once; a second backward through the same graph is refused)."""
+
+    @staticmethod
+    def forward(ctx, similarities, shared, single, temperature):
+        scores = torch.exp(similarities / temperature)
+        total = scores.sum(1)
+        p_shared = scores.gather(1, shared).sum(1)
+        p_single = scores.gather(1, single).sum(1)
+        rest = total - p_shared
+        ctx.save_for_backward(scores, shared, single, total, p_shared, p_single)
+        ctx.temperature = temperature
+        ctx.spent = False
+        return -torch.log(p_shared / total + 1e-9) - torch.log(p_single / rest + 1e-9)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        if ctx.spent:
+            raise RuntimeError("neighbour_discrimination's backward runs once per forward")
+        ctx.spent = True
+        scores, shared, single, total, p_shared, p_single = ctx.saved_tensors
+        rest = total - p_shared
+        # d loss / d x and / d y of x = P_s / T and y = P_1 / (T - P_s), over the temperature
+        gx = -grad / (p_shared / total + 1e-9) / ctx.temperature
+        gy = -grad / (p_single / rest + 1e-9) / ctx.temperature
+        d_total = -gx * p_shared / total**2 - gy * p_single / rest**2
+        d_shared = gx / total + gy * p_single / rest**2
+        d_single = gy / rest
+        at_shared = scores.gather(1, shared) * d_shared.unsqueeze(1)
+        at_single = scores.gather(1, single) * d_single.unsqueeze(1)
+        out = scores.mul_(d_total.unsqueeze(1))  # d/dS = exp(S / tau) / tau * d/dexp
+        out.scatter_add_(1, shared, at_shared)
+        out.scatter_add_(1, single, at_single)
+        return out, None, None, None
+
+
 def neighbour_discrimination(
     similarities: torch.Tensor,
     shared: torch.Tensor,
@@ -104,24 +144,21 @@ def neighbour_discrimination(
     (:func:`cosine_similarities`) at ``temperature``: :math:`-\log(P_s / T + \epsilon) -
     \log(P_1 / (T - P_s) + \epsilon)`, :math:`P_s, P_1` the summed :math:`\exp(\cos / \tau)` of
     the shared and single pseudo-positives (column indices), :math:`T` over all items,
-    :math:`\epsilon = 10^{-9}`; mean over the anchors."""
-    scores = torch.exp(similarities / temperature)
-    total = scores.sum(1)
-    p_shared = scores.gather(1, shared).sum(1)
-    p_single = scores.gather(1, single).sum(1)
-    loss = -torch.log(p_shared / total + 1e-9) - torch.log(p_single / (total - p_shared) + 1e-9)
-    return loss.mean()
+    :math:`\epsilon = 10^{-9}`; mean over the anchors. The gradient is written out
+    (:class:`_NeighbourDiscrimination`: a third of autograd's ``(anchors, items)`` passes);
+    runs outside autocast, in float32 at least."""
+    dtype = torch.promote_types(similarities.dtype, torch.float32)
+    with torch.autocast(similarities.device.type, enabled=False):
+        rows = _NeighbourDiscrimination.apply(similarities.to(dtype), shared, single, temperature)
+    return rows.mean()
 
 
 def symmetric_binary_kl(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
-    """Mean of :math:`KL(p \\| q) + KL(q \\| p)` of Bernoulli variables given by their logits,
-    computed in log-sigmoid form (the release takes ``log`` of sigmoids)."""
-    log_p, log_not_p = F.logsigmoid(logits_p), F.logsigmoid(-logits_p)
-    log_q, log_not_q = F.logsigmoid(logits_q), F.logsigmoid(-logits_q)
-    p, q = log_p.exp(), log_q.exp()
-    forward = p * (log_p - log_q) + (1 - p) * (log_not_p - log_not_q)
-    backward = q * (log_q - log_p) + (1 - q) * (log_not_q - log_not_p)
-    return (forward + backward).mean()
+    r"""Mean of :math:`KL(p \| q) + KL(q \| p)` of Bernoulli variables given by their logits
+    :math:`a, b`, in the closed form :math:`(\sigma(a) - \sigma(b))(a - b)` (the two
+    divergences' logarithms cancel to the logits' difference; the release takes ``log`` of
+    sigmoids, infinite where a sigmoid saturates)."""
+    return ((torch.sigmoid(logits_p) - torch.sigmoid(logits_q)) * (logits_p - logits_q)).mean()
 
 
 @torch.no_grad()
@@ -181,9 +218,11 @@ class DAMRS(MultimodalRecommender):
       have the modality, and the label distributions, pseudo-positives and the
       discrimination's denominator run over the items, the dataset's padding item 0 left
       out.
-    - The KL and BPR terms are computed from logits in log-sigmoid form (the release: ``log``
-      of sigmoids, which is infinite where a sigmoid saturates); the graphs' row counts carry
-      no 1e-7 (rows without edges are zero).
+    - The BPR term is computed from logits in log-sigmoid form and the KL in its closed form
+      :math:`(\sigma(a) - \sigma(b))(a - b)` (the release: ``log`` of sigmoids, which is
+      infinite where a sigmoid saturates); the graphs' row counts carry no 1e-7 (rows without
+      edges are zero). The neighbour discrimination's gradient is written out (the same
+      gradient; float32 under autocast).
     - Left out as unused by the release: ``image_trs``/``text_trs``, ``reg_weight``,
       ``lambda_coeff``, ``cf_model``. The features are fixed, as they are in the release.
 
