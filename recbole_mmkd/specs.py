@@ -22,6 +22,8 @@ A benchmark:
       - {model: KD-LightGCN, label: KD 1/4,  # distils from the entry `teacher` at its chosen
          teacher_from: teacher,              # point, at a quarter of its chosen width
          width: {of: teacher, ratio: 0.25}}
+    dataset_set:              # settings every entry takes on a dataset, under its own
+      ml-100k: {learning_rate: 0.01}
     comparisons:                                         # [label, reference] pairs, or all
       - [KD-LightGCN, LightGCN]
     reference: LightGCN       # the LaTeX table marks significant differences from it
@@ -133,15 +135,24 @@ class Benchmark:
     # a part's whole benchmark's entries (`restrict`), where a `tuned_on` entry is found
     context: list[Entry] = field(default_factory=list, compare=False, repr=False)
     compression: Compression | None = None  # students of several widths against a teacher
+    # {dataset: {key: value}}: settings every entry takes on that dataset, under its own
+    # `set` and `space`
+    dataset_set: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def entries_on(self, dataset: str) -> list[Entry]:
-        """The entries that run on ``dataset``."""
-        return [e for e in self.entries if e.runs_on(dataset)]
+        """The entries that run on ``dataset``, with its ``dataset_set`` under their own."""
+        return [self.settings_on(e, dataset) for e in self.entries if e.runs_on(dataset)]
+
+    def settings_on(self, entry: Entry, dataset: str) -> Entry:
+        """``entry`` with ``dataset``'s ``dataset_set`` under its own settings."""
+        shared = self.dataset_set.get(dataset, {})
+        return replace(entry, overrides={**shared, **entry.overrides}) if shared else entry
 
     def on(self, dataset: str) -> Benchmark:
         """The benchmark as it runs on ``dataset``: the entries (and the whole benchmark's,
-        for a part) that run there, where each label names one entry."""
-        context = [e for e in self.context if e.runs_on(dataset)]
+        for a part) that run there, where each label names one entry, with the dataset's
+        ``dataset_set``."""
+        context = [self.settings_on(e, dataset) for e in self.context if e.runs_on(dataset)]
         return replace(self, entries=self.entries_on(dataset), context=context)
 
     def entry(self, name: str) -> Entry:
@@ -366,7 +377,26 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
         name, need("datasets", list), need("seeds", list), metrics, entries, comparisons,
         test, correction, reference, str(path), tuning,
         compression=_compression(path, spec.get("compression"), names),
+        dataset_set=_dataset_set(path, spec.get("dataset_set"), spec["datasets"]),
     )  # fmt: skip
+
+
+def _dataset_set(path: Path, spec: Any, datasets: list[str]) -> dict[str, dict[str, Any]]:
+    """A benchmark's ``dataset_set: {DATASET: {key: value}}``, its datasets checked (its keys
+    are checked with every entry's settings, :func:`check_benchmark`)."""
+    if spec is None:
+        return {}
+    if not isinstance(spec, dict):
+        raise DataError(path, "dataset_set", f"bad value {spec!r}",
+                        "give {DATASET: {key: value}}")  # fmt: skip
+    for dataset, settings in spec.items():
+        if dataset not in datasets:
+            raise DataError(path, f"dataset_set.{dataset}", "not one of the benchmark's datasets",
+                            f"use one of {datasets}")  # fmt: skip
+        if not isinstance(settings, dict):
+            raise DataError(path, f"dataset_set.{dataset}", f"bad value {settings!r}",
+                            "give {key: value}, e.g. {learning_rate: 0.01}")  # fmt: skip
+    return {dataset: dict(settings) for dataset, settings in spec.items()}
 
 
 def _compression(path: Path, spec: Any, names: list[str]) -> Compression | None:
@@ -608,13 +638,16 @@ def check_benchmark(
         for i, entry in enumerate(bench.entries):
             if not entry.runs_on(dataset):
                 continue
+            entry = bench.settings_on(entry, dataset)
             # built from the entries it names at their own settings (points not chosen yet)
             parents = {name: here.entry(name) for name in entry.depends_on}
             entry = resolve_entry(
                 replace(entry, tuned_on=""), parents,
                 width_of=lambda e, d=dataset: entry_width(e, d, **common),
             )  # fmt: skip
-            source = f"{bench.source}: models[{i}] ({entry.name}) set"
+            source = f"{bench.source}: models[{i}] ({entry.name}) set" + (
+                f" over dataset_set.{dataset}" if dataset in bench.dataset_set else ""
+            )
             config = config_for(
                 entry.model,
                 dataset,

@@ -385,3 +385,44 @@ def test_a_comparison_of_entries_that_never_share_a_dataset_is_refused(tmp_path)
     with pytest.raises(DataError, match="never run on the same dataset"):
         load_benchmark(spec)
     assert load_benchmark(_spec(tmp_path, body + "comparisons: all\n")).comparisons == []
+
+
+def test_a_dataset_set_reaches_every_entry_there_under_its_own_settings(tmp_path):
+    from recbole_mmkd.specs import tuning_sweep
+
+    body = (
+        "datasets: [toy, other]\nseeds: [1]\ndataset_set: {other: {learning_rate: 0.01}}\n"
+        "models:\n  - {model: BPR, space: {reg_weight: [0.1, 0.01]}}\n"
+        "  - {model: LightGCN, set: {learning_rate: 0.002}}\n"
+        "  - {model: VBPR, space: {learning_rate: [0.05, 0.02]}}\n"
+    )
+    bench = load_benchmark(_spec(tmp_path, body))
+    rates = {d: {e.name: e.overrides.get("learning_rate") for e in bench.on(d).entries}
+             for d in ("toy", "other")}  # fmt: skip
+    assert rates == {"toy": {"BPR": None, "LightGCN": 0.002, "VBPR": None},
+                     "other": {"BPR": 0.01, "LightGCN": 0.002, "VBPR": 0.01}}  # fmt: skip
+    bpr = bench.entries[0]
+    assert tuning_sweep(bench, bench.settings_on(bpr, "other"), "other").overrides == {
+        "learning_rate": 0.01
+    }
+    vbpr = bench.on("other").entry("VBPR")
+    assert tuning_sweep(bench, vbpr, "other").space == {"learning_rate": [0.05, 0.02]}
+
+
+@pytest.mark.parametrize(
+    ("dataset_set", "problem"),
+    [("{elsewhere: {learning_rate: 0.01}}", r"dataset_set\.elsewhere.*not one of"),
+     ("{toy: 0.01}", r"dataset_set\.toy.*bad value")],
+)  # fmt: skip
+def test_a_bad_dataset_set_is_refused_with_its_key_named(tmp_path, dataset_set, problem):
+    body = f"datasets: [toy]\nseeds: [1]\ndataset_set: {dataset_set}\nmodels: [BPR]\n"
+    with pytest.raises(DataError, match=problem):
+        load_benchmark(_spec(tmp_path, body))
+
+
+def test_an_unknown_key_of_a_dataset_set_is_refused_before_anything_trains(toy, tmp_path):
+    from recbole_mmkd.specs import check_benchmark
+
+    body = "datasets: [toy]\nseeds: [1]\ndataset_set: {toy: {learning_rat: 0.01}}\nmodels: [BPR]\n"
+    with pytest.raises(Exception, match=r"dataset_set\.toy.*learning_rat"):
+        check_benchmark(load_benchmark(_spec(tmp_path, body)), data_path=toy)
