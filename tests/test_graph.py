@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -133,3 +135,19 @@ def test_a_30k_item_knn_graph_never_holds_the_items_x_items_matrix():
     peak, edges = map(int, done.stdout.split())
     assert edges == 300_000
     assert peak < 640 * 2**20, f"kNN peaked {peak / 2**20:.0f} MiB above its start"
+
+
+def test_a_weighted_knn_graph_keeps_each_edge_similarity_over_its_rows_sums():
+    from recbole_mmkd.model.similarity_graph import weighted_knn_graph
+
+    r2 = math.sqrt(0.5)
+    # a = (1, 0), b = (r2, r2), c = (0.6, 0.8), and a padding row without features
+    features = torch.tensor([[0.0, 0.0], [1.0, 0.0], [r2, r2], [0.6, 0.8]])
+    s_ab, s_bc = r2, 0.6 * r2 + 0.8 * r2
+    graph = weighted_knn_graph(features, 2).to_dense()
+    degree = {1: 1 + s_ab, 2: 1 + s_bc, 3: 1 + s_bc}  # each row: itself and its nearest other
+    expected = torch.zeros(4, 4)
+    for i, j, s in [(1, 1, 1.0), (1, 2, s_ab), (2, 2, 1.0), (2, 3, s_bc), (3, 3, 1.0),
+                    (3, 2, s_bc)]:  # fmt: skip
+        expected[i, j] = s / math.sqrt(degree[i] * degree[j])
+    assert torch.allclose(graph, expected, atol=1e-6)

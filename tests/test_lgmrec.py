@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from conftest import fast
 
-from recbole_mmkd.model.general.lgmrec import hypergraph_embeddings
+from recbole_mmkd.model.general.lgmrec import contrast_pairs, hypergraph_embeddings
 from recbole_mmkd.prepare import prepare
 
 
@@ -30,3 +30,21 @@ def test_a_users_modality_embedding_is_the_mean_of_its_items(toy):
     for user in (1, 5, 17):
         mine = block[user].nonzero().squeeze(1)
         assert torch.allclose(out[user], items[mine].mean(0), atol=1e-6)
+
+
+def test_contrast_is_anchored_as_released_image_before_text_before_audio():
+    assert contrast_pairs(["audio", "image"]) == [("image", "audio")]
+    assert contrast_pairs(["text", "image", "audio", "depth"]) == [
+        ("image", "text"), ("image", "audio"), ("image", "depth"),
+        ("text", "audio"), ("text", "depth"), ("audio", "depth"),
+    ]  # fmt: skip
+
+
+def test_the_padding_user_and_item_belong_to_no_hyperedge(toy):
+    model = prepare("LGMRec", "toy", overrides=fast(), data_path=toy).model
+    items = torch.randn(model.n_items, model.embedding_size)
+    model.eval()  # no hyperedge dropout
+    for modality in model.modalities:
+        users_z, items_z = model._hyper(modality, items)
+        assert torch.count_nonzero(users_z[0]) == 0 and torch.count_nonzero(items_z[0]) == 0
+        assert torch.count_nonzero(users_z[1:].abs().sum(1)) == model.n_users - 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from conftest import fast, write_dataset
 
-from recbole_mmkd.model.graph import knn_graph
+from recbole_mmkd.model.similarity_graph import weighted_knn_graph
 from recbole_mmkd.prepare import prepare
 
 
@@ -32,12 +32,13 @@ def test_closed_purifiers_leave_the_user_item_view_alone(toy):
 
 def test_an_open_purifier_passes_ids_over_the_feature_graph(tmp_path):
     # one modality: the attention weight is 1, the specific part 0, so the side view is half
-    # of the ID embeddings propagated over the kNN graph (items) and the user-item block (users)
+    # of the ID embeddings propagated over the similarity-weighted kNN graph (items) and the
+    # user-item block (users)
     write_dataset(tmp_path, modalities={"image": 4})
     model = _mgcn(tmp_path, n_layers=2, knn_k=3)
     _set_gates(model, 1e4)
     _, side = model.views()
-    graph = knn_graph(model.raw_feature("image"), 3).to_dense()
+    graph = weighted_knn_graph(model.raw_feature("image"), 3).to_dense()
     items = graph @ (graph @ model.item_embedding.weight)
     block = model.adjacency.to_dense()[: model.n_users, model.n_users :]  # of D^-1/2 A D^-1/2
     expected = torch.cat([block @ items, items]) / 2

@@ -35,6 +35,25 @@ def hypergraph_embeddings(
     return user_hyper @ latent, item_hyper @ latent
 
 
+# MMRec's feature slots in order: v_feat (image), then t_feat (text; TikTok's audio fills it)
+RELEASE_ORDER = ("image", "text", "audio")
+
+
+def contrast_pairs(modalities: list[str]) -> list[tuple[str, str]]:
+    """Every pair (anchor, candidates) of ``modalities`` in the release's order (image, text,
+    audio, then any other by name): the release's one pair is (image, text), and its
+    contrastive term is not symmetric in the two."""
+    rank = {m: i for i, m in enumerate(RELEASE_ORDER)}
+    ordered = sorted(modalities, key=lambda m: (rank.get(m, len(RELEASE_ORDER)), m))
+    return list(itertools.combinations(ordered, 2))
+
+
+def _without_padding(memberships: torch.Tensor) -> torch.Tensor:
+    """The memberships of the real users or items, with a zero row 0 put back for the
+    dataset's padding row, which belongs to no hyperedge."""
+    return F.pad(memberships, (0, 0, 1, 0))
+
+
 @register_model()
 class LGMRec(MultimodalRecommender):
     r"""Collaborative graph embeddings, plus per-modality graph embeddings of the features, plus
@@ -68,18 +87,24 @@ class LGMRec(MultimodalRecommender):
     Deviations from the release (MMRec ``src/models/lgmrec.py``, e775373):
 
     - Any number of modalities: MGE and GHE terms are summed over all, the HCL term over every
-      pair (the release: image and text, one pair; with one modality it has no hyperedges and
-      crashes, here it has GHE and no HCL term).
+      pair, each anchored on the earlier of the two in the order image, text, audio
+      (:func:`contrast_pairs`; the release: image against text, one pair; TikTok's audio sits
+      in its text slot; with one modality it has no hyperedges and crashes, here it has GHE
+      and no HCL term).
+    - The dataset's padding user and item (row 0) belong to no hyperedge and are left out of
+      the HCL term's candidates (the release has no padding rows).
     - Evaluation draws the Gumbel noise once per evaluation pass (the tables are cached); the
       release redraws it for every batch of users it scores.
     - ``feat_embed_dim`` is ``embedding_size`` (MMRec's YAML sets both to 64; the sum
       :math:`C + G_m` needs them equal).
 
-    Beside MMRec (``results/reference``: TikTok, MMRec's default setting, seed 2020): test
-    Recall@20 1.133x MMRec's, NDCG@20 1.108x, where the two runs stopped at different epochs of
-    a validation curve still rising (MMRec at epoch 98, its best 0.0515 at 77; this side at 154,
-    its best 0.0561 at 132; up to epoch 97 this side's best was 0.0483, MMRec's curve if
-    anything ahead at equal epochs).
+    Beside MMRec: one step from the same parameters on the same batch, with the same Gumbel
+    noise and dropout masks (``bench/mmrec/step_check.py LGMRec``), gives the same loss
+    (4.39184856 and 4.39184904) and gradients to 1e-7 relative. Before the HCL anchor and the
+    padding rows were fixed (above) it gave 4.40733, and some gradients differed by more than their own size; the
+    side-by-side run of ``results/reference`` (test Recall@20 1.133x MMRec's, where the two
+    runs stopped at different epochs of a validation curve still rising) was made before that
+    fix.
     """
 
     feature_projections = None  # its projections are bare matrices (MMRec's item_*_trs)
@@ -143,8 +168,8 @@ class LGMRec(MultimodalRecommender):
     def _hyper(self, modality: str, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         item_logits = self.modal_feature(modality) @ self.hyperedges[modality]
         user_logits = torch.sparse.mm(self.interactions, item_logits)
-        item_hyper = F.gumbel_softmax(item_logits, self.temperature, dim=1)
-        user_hyper = F.gumbel_softmax(user_logits, self.temperature, dim=1)
+        item_hyper = _without_padding(F.gumbel_softmax(item_logits[1:], self.temperature, dim=1))
+        user_hyper = _without_padding(F.gumbel_softmax(user_logits[1:], self.temperature, dim=1))
         return hypergraph_embeddings(
             self.drop(item_hyper), self.drop(user_hyper), items, self.n_hyper_layer
         )
@@ -168,10 +193,11 @@ class LGMRec(MultimodalRecommender):
         u, p, n = user_e[users], item_e[pos], item_e[neg]
         loss = bpr_loss((u * p).sum(-1), (u * n).sum(-1)) + self.reg_weight * emb_norm_reg(u, p, n)
         contrast = u.new_zeros(())
-        for a, b in itertools.combinations(self.modalities, 2):
+        for a, b in contrast_pairs(self.modalities):
             (users_a, items_a), (users_b, items_b) = hyper[a], hyper[b]
-            contrast = contrast + self._triple(users_a[users], users_b, users)
-            contrast = contrast + self._triple(items_a[pos], items_b, pos)
+            # against every real user or item: the padding row 0 is left out
+            contrast = contrast + self._triple(users_a[users], users_b[1:], users - 1)
+            contrast = contrast + self._triple(items_a[pos], items_b[1:], pos - 1)
         return loss + self.cl_weight * contrast
 
     def _triple(

@@ -13,9 +13,10 @@ from torch import nn
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.contrastive import info_nce
-from recbole_mmkd.model.graph import cached_knn_graph, lightgcn_layers, normalized_adjacency
+from recbole_mmkd.model.graph import lightgcn_layers, normalized_adjacency
 from recbole_mmkd.model.item_views import TrainableFeatures, item_item_view, user_item_block
 from recbole_mmkd.model.losses import bpr_loss, l2_reg
+from recbole_mmkd.model.similarity_graph import weighted_knn_graph
 
 
 @register_model()
@@ -28,9 +29,12 @@ class MGCN(TrainableFeatures, MultimodalRecommender):
     - Behaviour-guided purifier: per modality m, :math:`\dot e^m_i = e_i \odot
       \sigma(W_1^m (W_m x^m_i + b_m) + b^m_1)`, the item ID embedding gated by its projected
       features.
-    - Item-item view: :math:`\dot e^m_i` propagated ``n_layers`` times over the frozen, normalised
-      top-``knn_k`` cosine graph of modality m's features; users :math:`\dot e^m_u =
-      \sum_i \hat A_{ui} \dot e^m_i` (the user-item block of the normalised graph).
+    - Item-item view: :math:`\dot e^m_i` propagated ``n_layers`` times over the frozen
+      top-``knn_k`` cosine graph of modality m's features, each edge weighted by its similarity
+      and normalised by the rows' similarity sums
+      (:func:`~recbole_mmkd.model.similarity_graph.weighted_knn_graph`, as released); users
+      :math:`\dot e^m_u = \sum_i \hat A_{ui} \dot e^m_i` (the user-item block of the
+      normalised graph).
     - Behaviour-aware fuser: attention :math:`\alpha_m = \mathrm{softmax}_m(q^\top
       \tanh(W_q \dot e^m + b_q))` gives the common part :math:`E^c = \sum_m \alpha_m \dot e^m`;
       each modality's specific part :math:`\sigma(W_2^m C + b_2^m) \odot (\dot e^m - E^c)`;
@@ -61,6 +65,15 @@ class MGCN(TrainableFeatures, MultimodalRecommender):
       differ on an epoch's last, smaller batch only).
     - Items masked as missing a modality have zero features and no item-item edges in it (the
       release has no missing-modality mask).
+
+    Beside MMRec: one step from the same parameters on the same batch
+    (``bench/mmrec/step_check.py MGCN``) gives losses 0.82344282 and 0.82344437; the item-item
+    graphs differ only in the rows of items tied at the ``knn_k``-th similarity (equal
+    features: 26 audio, 3 image rows on TikTok), ordered differently by the two top-k
+    routines, and with MMRec's graphs (``--their-graphs``) the two steps agree to float
+    rounding. Until the kNN edges were weighted by their similarities (as released; before,
+    0/1) every graph row differed; the side-by-side run of ``results/reference`` was made
+    before that fix.
     """
 
     feature_projections = "projections"
@@ -96,7 +109,7 @@ class MGCN(TrainableFeatures, MultimodalRecommender):
 
     def _build_item_graphs(self) -> None:
         for m in self.modalities:
-            graph = cached_knn_graph(self.raw_feature(m), self.knn_k).to_sparse_csr()
+            graph = weighted_knn_graph(self.raw_feature(m), self.knn_k).to_sparse_csr()
             self.register_buffer(f"_graph_{m}", graph, persistent=False)
 
     def on_mask_change(self) -> None:

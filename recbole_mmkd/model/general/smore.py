@@ -16,7 +16,7 @@ from torch import nn
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.contrastive import info_nce
-from recbole_mmkd.model.graph import cached_knn_graph, lightgcn_layers, normalized_adjacency
+from recbole_mmkd.model.graph import lightgcn_layers, normalized_adjacency
 from recbole_mmkd.model.item_views import (
     TrainableFeatures,
     item_item_view,
@@ -24,6 +24,7 @@ from recbole_mmkd.model.item_views import (
     user_item_block,
 )
 from recbole_mmkd.model.losses import bpr_loss, l2_reg
+from recbole_mmkd.model.similarity_graph import weighted_knn_graph
 
 
 def spectral_filter(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -57,7 +58,9 @@ class SMORE(TrainableFeatures, MultimodalRecommender):
       one per frequency, initialised N(0, 1).
     - Views: item IDs gated by each, :math:`e_i \odot \sigma(W^g \hat x_i + b^g)`, propagated
       ``n_layers`` times over modality m's frozen top-k cosine graph (k: ``modality_knn_k[m]``,
-      else ``knn_k``), or for the fusion view over the graphs' max-pool
+      else ``knn_k``; edges weighted by their similarities, as released:
+      :func:`~recbole_mmkd.model.similarity_graph.weighted_knn_graph`), or for the fusion view
+      over the graphs' max-pool
       (:func:`~recbole_mmkd.model.item_views.max_pool_graphs`); users through the user-item
       block of :math:`D^{-1/2} A D^{-1/2}` (:func:`~recbole_mmkd.model.item_views.item_item_view`).
     - Preference: :math:`C` = LightGCN layer mean (``n_ui_layers``) of the IDs; modality view
@@ -83,6 +86,15 @@ class SMORE(TrainableFeatures, MultimodalRecommender):
     - The regulariser divides by the batch's size; the release by ``train_batch_size``.
     - ``temperature`` is read from the config (the release's YAML sets 0.2, its code hard-codes
       0.2); items masked as missing a modality have zero features and no edges in its graph.
+
+    Beside MMRec: one step from the same parameters on the same batch
+    (``bench/mmrec/step_check.py SMORE``) gives losses 0.83312666 and 0.83313161; the item-item
+    graphs differ only in the rows of items tied at the ``knn_k``-th similarity (equal
+    features: 26 audio, 3 image rows on TikTok), ordered differently by the two top-k
+    routines, and with MMRec's graphs (``--their-graphs``) the two steps agree to float
+    rounding. Until the kNN edges were weighted by their similarities (as released; before,
+    0/1) every graph row differed; the side-by-side run of ``results/reference`` was made
+    before that fix.
     """
 
     feature_projections = "projections"
@@ -122,7 +134,9 @@ class SMORE(TrainableFeatures, MultimodalRecommender):
         self._build_item_graphs()
 
     def _build_item_graphs(self) -> None:
-        graphs = {m: cached_knn_graph(self.raw_feature(m), self.knn_k[m]) for m in self.modalities}
+        graphs = {
+            m: weighted_knn_graph(self.raw_feature(m), self.knn_k[m]) for m in self.modalities
+        }
         for m, graph in graphs.items():
             self.register_buffer(f"_graph_{m}", graph.to_sparse_csr(), persistent=False)
         self.register_buffer(
