@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from recbole_mmkd.model.inplace import saved_once
+
 
 class _ProductCrossEntropy(torch.autograd.Function):
     """Forward keeps one ``(rows, candidates)`` buffer, the logits; backward turns it into the
@@ -16,16 +18,12 @@ class _ProductCrossEntropy(torch.autograd.Function):
         logits = anchor @ candidates.T
         lse = torch.logsumexp(logits, dim=1)
         ctx.save_for_backward(anchor, candidates, targets, logits, lse)
-        ctx.spent = False
         return lse - logits.gather(1, targets.unsqueeze(1)).squeeze(1)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        if ctx.spent:
-            raise RuntimeError("product_cross_entropy's backward runs once per forward")
-        ctx.spent = True
-        anchor, candidates, targets, logits, lse = ctx.saved_tensors
+        anchor, candidates, targets, logits, lse = saved_once(ctx, "product_cross_entropy")
         probs = logits.sub_(lse.unsqueeze(1)).exp_()  # softmax, in the logits' buffer
         probs.scatter_add_(1, targets.unsqueeze(1), -torch.ones_like(lse).unsqueeze(1))
         probs.mul_(grad.unsqueeze(1))

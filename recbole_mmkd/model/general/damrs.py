@@ -17,6 +17,7 @@ from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.cooccurrence import top_cooccurring
 from recbole_mmkd.model.graph import lightgcn_layers, normalized_adjacency, normalized_pattern
+from recbole_mmkd.model.inplace import saved_once
 
 
 def denoised_knn_graphs(
@@ -108,16 +109,14 @@ class _NeighbourDiscrimination(torch.autograd.Function):
         rest = total - p_shared
         ctx.save_for_backward(scores, shared, single, total, p_shared, p_single)
         ctx.temperature = temperature
-        ctx.spent = False
         return -torch.log(p_shared / total + 1e-9) - torch.log(p_single / rest + 1e-9)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        if ctx.spent:
-            raise RuntimeError("neighbour_discrimination's backward runs once per forward")
-        ctx.spent = True
-        scores, shared, single, total, p_shared, p_single = ctx.saved_tensors
+        scores, shared, single, total, p_shared, p_single = saved_once(
+            ctx, "neighbour_discrimination"
+        )
         rest = total - p_shared
         # d loss / d x and / d y of x = P_s / T and y = P_1 / (T - P_s), over the temperature
         gx = -grad / (p_shared / total + 1e-9) / ctx.temperature

@@ -101,10 +101,9 @@ class LGMRec(MultimodalRecommender):
     Beside MMRec: one step from the same parameters on the same batch, with the same Gumbel
     noise and dropout masks (``bench/mmrec/step_check.py LGMRec``), gives the same loss
     (4.39184856 and 4.39184904) and gradients to 1e-7 relative. Before the HCL anchor and the
-    padding rows were fixed (above) it gave 4.40733, and some gradients differed by more than their own size; the
-    side-by-side run of ``results/reference`` (test Recall@20 1.133x MMRec's, where the two
-    runs stopped at different epochs of a validation curve still rising) was made before that
-    fix.
+    padding rows were fixed (above) it gave 4.40733, some gradients off by more than their own
+    size; the side-by-side run of ``results/reference`` (test Recall@20 1.133x MMRec's, the
+    two runs stopped at different epochs of a validation curve still rising) predates the fix.
     """
 
     feature_projections = None  # its projections are bare matrices (MMRec's item_*_trs)

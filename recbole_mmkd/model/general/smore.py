@@ -87,14 +87,11 @@ class SMORE(TrainableFeatures, MultimodalRecommender):
     - ``temperature`` is read from the config (the release's YAML sets 0.2, its code hard-codes
       0.2); items masked as missing a modality have zero features and no edges in its graph.
 
-    Beside MMRec: one step from the same parameters on the same batch
-    (``bench/mmrec/step_check.py SMORE``) gives losses 0.83312666 and 0.83313161; the item-item
-    graphs differ only in the rows of items tied at the ``knn_k``-th similarity (equal
-    features: 26 audio, 3 image rows on TikTok), ordered differently by the two top-k
-    routines, and with MMRec's graphs (``--their-graphs``) the two steps agree to float
-    rounding. Until the kNN edges were weighted by their similarities (as released; before,
-    0/1) every graph row differed; the side-by-side run of ``results/reference`` was made
-    before that fix.
+    Beside MMRec (``bench/mmrec/step_check.py SMORE``): from the same state on the same batch
+    the losses are 0.83312666 and 0.83313161, and equal with MMRec's graphs. Its graphs are
+    MGCN's (similarity-weighted since that check; the side-by-side run of
+    ``results/reference`` predates it) and differ from MMRec's only in rows tied at the
+    ``knn_k``-th similarity (29 of the fusion graph's on TikTok).
     """
 
     feature_projections = "projections"
