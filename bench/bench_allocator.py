@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Training-step seconds with glibc's default allocator and with freed memory kept
-(:func:`recbole_mmkd.allocator.keep_freed_memory`, what the CLI and Ray trials run with).
+(:func:`recbole_mmkd.allocator.keep_freed_memory`, what the CLI runs with; Ray's workers start
+with the same settings, ``allocator.KEEP_ENV``).
 
 The allocator's settings hold for the whole process, so each setting runs in a fresh process
 of its own, the two alternated ``--rounds`` times per model; a process trains ``--steps``
@@ -40,6 +41,7 @@ def steps(model: str, dataset: str, n: int, *, keep: bool) -> dict[str, float]:
     run = prepare(model, dataset, overrides={"epochs": 1})
     net = run.model.train()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    net.on_epoch_start(0)  # per-epoch draws (graphs some models rebuild each epoch)
     times = []
     for i, batch in enumerate(run.train):
         if i > n:

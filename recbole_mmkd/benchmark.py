@@ -28,6 +28,7 @@ from recbole_mmkd.specs import (
     tuning_budget,
     tuning_sweep,
 )
+from recbole_mmkd.tune.backend import init_ray
 from recbole_mmkd.tune.ledger import BEST, plain
 
 logger = logging.getLogger(__name__)
@@ -116,7 +117,8 @@ def tuned_entries(
             return settled[entry.name]
         for name in entry.depends_on:
             settle(bench.entry(name))
-        entry = resolve_entry(entry, settled, width_of=lambda e: entry_width(e, dataset, **common))
+        entry = resolve_entry(entry, settled, width_of=lambda e: entry_width(e, dataset, **common),
+                              shared=bench.dataset_settings(entry, dataset))  # fmt: skip
         if entry.space:
             sweep = tuning_sweep(bench, entry, dataset)
             digest = identity_digest(sweep_identity(sweep, **common))
@@ -281,8 +283,7 @@ def cluster_runs(
             "delete the runs to redo (a benchmark trains what is missing), or force them "
             "without --address",
         )  # fmt: skip
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    init_ray(address)
     resources = {"num_cpus": bench.tuning.cpus_per_trial, "num_gpus": bench.tuning.gpus_per_trial}
     common = {"data_path": data_path, "properties": properties}
     folder = str(Path(out).resolve())

@@ -394,8 +394,9 @@ def carry_sweeps(
                     yield f"kept    {name}: the sweep of {missing[0]} is not current"
                 continue
             entry = resolve_entry(
-                entry, settled, width_of=lambda e, d=dataset: entry_width(e, d, **common)
-            )
+                entry, settled, width_of=lambda e, d=dataset: entry_width(e, d, **common),
+                shared=bench.dataset_settings(entry, dataset),
+            )  # fmt: skip
             if not entry.space:
                 settled[entry.name] = entry
                 continue

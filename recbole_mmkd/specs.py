@@ -140,19 +140,19 @@ class Benchmark:
     dataset_set: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def entries_on(self, dataset: str) -> list[Entry]:
-        """The entries that run on ``dataset``, with its ``dataset_set`` under their own."""
-        return [self.settings_on(e, dataset) for e in self.entries if e.runs_on(dataset)]
+        """The entries that run on ``dataset``."""
+        return [e for e in self.entries if e.runs_on(dataset)]
 
-    def settings_on(self, entry: Entry, dataset: str) -> Entry:
-        """``entry`` with ``dataset``'s ``dataset_set`` under its own settings."""
+    def dataset_settings(self, entry: Entry, dataset: str) -> dict[str, Any]:
+        """What ``dataset``'s ``dataset_set`` gives ``entry``: every key but those its space
+        searches (a searched key is no fixed setting of its sweep)."""
         shared = self.dataset_set.get(dataset, {})
-        return replace(entry, overrides={**shared, **entry.overrides}) if shared else entry
+        return {k: v for k, v in shared.items() if k not in entry.space}
 
     def on(self, dataset: str) -> Benchmark:
         """The benchmark as it runs on ``dataset``: the entries (and the whole benchmark's,
-        for a part) that run there, where each label names one entry, with the dataset's
-        ``dataset_set``."""
-        context = [self.settings_on(e, dataset) for e in self.context if e.runs_on(dataset)]
+        for a part) that run there, where each label names one entry."""
+        context = [e for e in self.context if e.runs_on(dataset)]
         return replace(self, entries=self.entries_on(dataset), context=context)
 
     def entry(self, name: str) -> Entry:
@@ -548,12 +548,17 @@ def dependency_order(entries: list[Entry]) -> list[Entry]:
 
 
 def resolve_entry(
-    entry: Entry, settled: dict[str, Entry], *, width_of: Callable[[Entry], int]
+    entry: Entry,
+    settled: dict[str, Entry],
+    *,
+    width_of: Callable[[Entry], int],
+    shared: dict[str, Any] | None = None,
 ) -> Entry:
     """``entry`` with what it takes from the entries it is built from, each already settled
     on the dataset (its chosen point in its overrides): ``tuned_on``'s chosen point,
     ``teacher_from``'s model and settings as teacher, ``width``'s ratio of the
-    ``width_of`` of its entry. Its own ``set`` wins over all of them."""
+    ``width_of`` of its entry; under all of them the dataset's ``shared`` settings
+    (:meth:`Benchmark.dataset_settings`). Its own ``set`` wins over all of them."""
     taken: dict[str, Any] = {}
     if entry.tuned_on:
         parent = settled[entry.tuned_on]
@@ -564,7 +569,8 @@ def resolve_entry(
     if entry.width:
         name, ratio = entry.width
         taken["embedding_size"] = max(1, round(ratio * width_of(settled[name])))
-    return replace(entry, overrides={**taken, **entry.overrides}) if taken else entry
+    overrides = {**(shared or {}), **taken, **entry.overrides}
+    return replace(entry, overrides=overrides) if overrides != entry.overrides else entry
 
 
 def entry_width(
@@ -638,12 +644,12 @@ def check_benchmark(
         for i, entry in enumerate(bench.entries):
             if not entry.runs_on(dataset):
                 continue
-            entry = bench.settings_on(entry, dataset)
             # built from the entries it names at their own settings (points not chosen yet)
             parents = {name: here.entry(name) for name in entry.depends_on}
             entry = resolve_entry(
                 replace(entry, tuned_on=""), parents,
                 width_of=lambda e, d=dataset: entry_width(e, d, **common),
+                shared=bench.dataset_settings(entry, dataset),
             )  # fmt: skip
             source = f"{bench.source}: models[{i}] ({entry.name}) set" + (
                 f" over dataset_set.{dataset}" if dataset in bench.dataset_set else ""

@@ -3,6 +3,7 @@ process (they hold for the whole process)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -44,3 +45,45 @@ def test_the_cli_runs_with_freed_memory_kept(monkeypatch, tmp_path):
     with pytest.raises(SystemExit):  # an empty folder holds nothing to rank
         cli.main(["leaderboard", str(tmp_path)])
     assert calls == [True]
+
+
+IN_A_THREAD = """
+import threading, psutil, torch
+rss = lambda: psutil.Process().memory_info().rss / 2**20
+returned = []
+def work():
+    x = torch.ones(2**25)  # 128 MB: past a thread arena's 64 MB heaps
+    held = rss()
+    del x
+    returned.append(held - rss())
+thread = threading.Thread(target=work)
+thread.start()
+thread.join()
+print(returned[0])
+"""
+
+
+def test_a_worker_started_with_the_environment_keeps_a_threads_freed_memory():
+    from recbole_mmkd.allocator import KEEP_ENV
+
+    def returned(env: dict[str, str]) -> float:
+        done = subprocess.run([sys.executable, "-c", IN_A_THREAD], capture_output=True,
+                              text=True, check=True, env={**os.environ, **env})  # fmt: skip
+        return float(done.stdout.strip().splitlines()[-1])
+
+    assert returned({}) > 120  # glibc's default: the thread's buffer is unmapped on free
+    assert returned(KEEP_ENV) < 16
+
+
+def test_ray_is_started_with_the_environment_for_its_workers(monkeypatch):
+    import ray
+
+    from recbole_mmkd.allocator import KEEP_ENV
+    from recbole_mmkd.tune.backend import init_ray
+
+    calls = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
+    init_ray("auto")
+    assert calls[0]["address"] == "auto"
+    assert calls[0]["runtime_env"] == {"env_vars": KEEP_ENV}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -387,26 +388,36 @@ def test_a_comparison_of_entries_that_never_share_a_dataset_is_refused(tmp_path)
     assert load_benchmark(_spec(tmp_path, body + "comparisons: all\n")).comparisons == []
 
 
-def test_a_dataset_set_reaches_every_entry_there_under_its_own_settings(tmp_path):
-    from recbole_mmkd.specs import tuning_sweep
+def test_a_dataset_set_lies_under_every_entry_setting_there_and_leaves_searched_keys_alone(
+    tmp_path,
+):
+    from recbole_mmkd.specs import resolve_entry, tuning_sweep
 
     body = (
         "datasets: [toy, other]\nseeds: [1]\ndataset_set: {other: {learning_rate: 0.01}}\n"
         "models:\n  - {model: BPR, space: {reg_weight: [0.1, 0.01]}}\n"
         "  - {model: LightGCN, set: {learning_rate: 0.002}}\n"
         "  - {model: VBPR, space: {learning_rate: [0.05, 0.02]}}\n"
+        "  - {model: KD-BPR, tuned_on: VBPR, space: {kd_weight: [0.1, 1.0]}}\n"
     )
     bench = load_benchmark(_spec(tmp_path, body))
-    rates = {d: {e.name: e.overrides.get("learning_rate") for e in bench.on(d).entries}
-             for d in ("toy", "other")}  # fmt: skip
+
+    def resolved(name: str, dataset: str, settled=None):
+        entry = bench.on(dataset).entry(name)
+        return resolve_entry(entry, settled or {}, width_of=lambda e: 64,
+                             shared=bench.dataset_settings(entry, dataset))  # fmt: skip
+
+    rates = {d: {n: resolved(n, d).overrides.get("learning_rate")
+                 for n in ("BPR", "LightGCN", "VBPR")} for d in ("toy", "other")}  # fmt: skip
     assert rates == {"toy": {"BPR": None, "LightGCN": 0.002, "VBPR": None},
-                     "other": {"BPR": 0.01, "LightGCN": 0.002, "VBPR": 0.01}}  # fmt: skip
-    bpr = bench.entries[0]
-    assert tuning_sweep(bench, bench.settings_on(bpr, "other"), "other").overrides == {
-        "learning_rate": 0.01
-    }
-    vbpr = bench.on("other").entry("VBPR")
-    assert tuning_sweep(bench, vbpr, "other").space == {"learning_rate": [0.05, 0.02]}
+                     "other": {"BPR": 0.01, "LightGCN": 0.002, "VBPR": None}}  # fmt: skip
+    bpr = resolved("BPR", "other")
+    assert tuning_sweep(bench, bpr, "other").overrides == {"learning_rate": 0.01}
+    vbpr = resolved("VBPR", "other")  # its searched key is no fixed setting of its sweep
+    assert tuning_sweep(bench, vbpr, "other").overrides == {}
+    # what an entry takes from the one it is tuned on wins over the dataset's setting
+    chosen = replace(vbpr, overrides={"learning_rate": 0.05})
+    assert resolved("KD-BPR", "other", {"VBPR": chosen}).overrides["learning_rate"] == 0.05
 
 
 @pytest.mark.parametrize(

@@ -31,8 +31,6 @@ from side_by_side import MMREC_NAMES, OUT, ROOT, SETTINGS
 
 COLUMNS = ["model", "MMRec s/epoch", "ours s/epoch", "ours / MMRec", "epochs", "seed", "allocator",
            "measured"]  # fmt: skip
-# glibc's settings of recbole_mmkd.allocator.keep_freed_memory, as environment variables
-KEPT_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
 
 
 def mmrec_epochs(model: str, prepared: Path, epochs: int, seed: int, *, keep: bool) -> list[float]:
@@ -40,7 +38,10 @@ def mmrec_epochs(model: str, prepared: Path, epochs: int, seed: int, *, keep: bo
     args = [f"{k}={json.dumps(v)}" for k, v in {**settings, "seed": [seed]}.items()]
     command = [sys.executable, "run_pinned.py", "-m", MMREC_NAMES.get(model, model),
                "-d", "tiktok", "--set", f"epochs={epochs}", *args]  # fmt: skip
-    env = {**os.environ, **(KEPT_ENV if keep else {})}
+    sys.path.insert(0, str(ROOT))
+    from recbole_mmkd.allocator import KEEP_ENV
+
+    env = {**os.environ, **(KEEP_ENV if keep else {})}
     done = subprocess.run(command, cwd=prepared / "MMRec" / "src", capture_output=True,
                           text=True, check=True, env=env)  # fmt: skip
     return [float(s) for s in re.findall(r"epoch \d+ training \[time: ([0-9.]+)s", done.stdout

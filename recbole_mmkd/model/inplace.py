@@ -1,5 +1,6 @@
-"""Autograd functions whose backward turns a forward buffer into the gradient in place (the
-large ``(rows, items)`` ones of LGMRec's and DA-MRS's losses), so it may run only once."""
+"""For autograd functions whose backward turns a forward buffer into the gradient in place
+(the large ``(rows, items)`` ones of LGMRec's and DA-MRS's losses): such a backward runs once,
+so ``gradcheck`` and double backward through them are refused."""
 
 from __future__ import annotations
 

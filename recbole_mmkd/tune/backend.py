@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from recbole_mmkd.allocator import KEEP_ENV
 from recbole_mmkd.errors import DataError
 from recbole_mmkd.specs import Sweep, check_sweep
 from recbole_mmkd.tune.halving import next_round
@@ -43,6 +44,18 @@ from recbole_mmkd.tune.space import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def init_ray(address: str | None) -> None:
+    """Start Ray, or join the cluster at ``address``, unless this process already has: its
+    workers start under the allocator settings of training
+    (:data:`~recbole_mmkd.allocator.KEEP_ENV`; a trial trains in a thread of its own, whose
+    large buffers glibc would otherwise map and unmap every batch)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": KEEP_ENV})  # fmt: skip
 
 
 def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
@@ -165,7 +178,6 @@ def run_sweep(
     The sweep's identity (the config hash of its fixed settings with the code they run, the
     space, search and seed) is written to ``<out>/sweep.json``; a resume under another
     identity is refused, so that no table mixes trials of different code or settings."""
-    import ray
     from ray import tune
 
     from recbole_mmkd.model import get_model
@@ -219,8 +231,7 @@ def run_sweep(
 
     def launch(space: dict, search: Any, count: int, *, cap: int | None = None) -> None:
         """One Tune launch of ``count`` trials (``cap``: a halving round's epoch cap)."""
-        if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        init_ray(address)
         capped = static if cap is None else {**static, "overrides": {**overrides, "epochs": cap}}
         resources = {"cpu": sweep.cpus_per_trial, "gpu": sweep.gpus_per_trial}
         trainable = tune.with_resources(tune.with_parameters(trial, static=capped), resources)

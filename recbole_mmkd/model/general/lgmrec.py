@@ -48,7 +48,7 @@ def contrast_pairs(modalities: list[str]) -> list[tuple[str, str]]:
     return list(itertools.combinations(ordered, 2))
 
 
-def _without_padding(memberships: torch.Tensor) -> torch.Tensor:
+def _with_padding_row(memberships: torch.Tensor) -> torch.Tensor:
     """The memberships of the real users or items, with a zero row 0 put back for the
     dataset's padding row, which belongs to no hyperedge."""
     return F.pad(memberships, (0, 0, 1, 0))
@@ -171,8 +171,8 @@ class LGMRec(MultimodalRecommender):
     def _hyper(self, modality: str, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         item_logits = self.modal_feature(modality) @ self.hyperedges[modality]
         user_logits = torch.sparse.mm(self.interactions, item_logits)
-        item_hyper = _without_padding(F.gumbel_softmax(item_logits[1:], self.temperature, dim=1))
-        user_hyper = _without_padding(F.gumbel_softmax(user_logits[1:], self.temperature, dim=1))
+        item_hyper = _with_padding_row(F.gumbel_softmax(item_logits[1:], self.temperature, dim=1))
+        user_hyper = _with_padding_row(F.gumbel_softmax(user_logits[1:], self.temperature, dim=1))
         return hypergraph_embeddings(
             self.drop(item_hyper), self.drop(user_hyper), items, self.n_hyper_layer
         )
