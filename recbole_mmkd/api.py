@@ -134,15 +134,19 @@ def tune_benchmark(
     out: str | Path | None = None,
     data_path: str | Path | None = None,
     properties: Any = None,
+    address: str | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Search the space of every entry (or of ``models``) of a benchmark on validation, as
     :func:`run_benchmark` does first, and train no final seed: per dataset, each tuned entry's
     budget, chosen point and best validation value (``tuning-<dataset>.csv`` under ``out``).
-    A later ``run_benchmark`` reuses the sweeps."""
+    A later ``run_benchmark`` reuses the sweeps. ``address``: the trials on that Ray
+    cluster."""
     whole = _benchmark_spec(name_or_spec, properties)
     bench = _benchmark.restrict(whole, datasets=datasets, models=models)
     folder = _out(out, whole.name)
-    return _benchmark.tune_benchmark(bench, folder, data_path=data_path, properties=properties)
+    return _benchmark.tune_benchmark(
+        bench, folder, data_path=data_path, properties=properties, address=address
+    )
 
 
 def report(

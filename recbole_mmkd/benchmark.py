@@ -168,17 +168,23 @@ def _write_tuning(out: Path, dataset: str, table: pd.DataFrame) -> None:
 
 
 def tune_benchmark(
-    bench: Benchmark, out: Path, *, data_path: Path | None = None, properties: Any = None
+    bench: Benchmark,
+    out: Path,
+    *,
+    data_path: Path | None = None,
+    properties: Any = None,
+    address: str | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The first step of :func:`run_benchmark` alone: check every entry, then search every
     entry's space on validation (resuming stored sweeps), training no final seed; per dataset,
     the tuned entries' rows of ``tuning-<dataset>.csv`` (budget, chosen point, best
-    validation value). A cheap first pass: which entry validation prefers, before any test."""
+    validation value). A cheap first pass: which entry validation prefers, before any test.
+    ``address``: the trials on that Ray cluster."""
     check_benchmark(bench, data_path=data_path, properties=properties)
     common = {"data_path": data_path, "properties": properties}
     tables = {}
     for dataset in bench.datasets:
-        names = [e.name for e in tuned_entries(bench, dataset, out, **common)]
+        names = [e.name for e in tuned_entries(bench, dataset, out, address=address, **common)]
         path = Path(out) / f"tuning-{dataset}.csv"
         table = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["entry"])
         tables[dataset] = table[table["entry"].isin(names)].reset_index(drop=True)

@@ -68,6 +68,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             datasets=[args.dataset] if args.dataset else None,
             models=args.models,
             out=args.out,
+            address=args.address,
             **common,
         )
         for dataset, table in tables.items():

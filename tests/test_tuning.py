@@ -437,3 +437,19 @@ def test_an_unknown_key_of_a_dataset_set_is_refused_before_anything_trains(toy, 
     body = "datasets: [toy]\nseeds: [1]\ndataset_set: {toy: {learning_rat: 0.01}}\nmodels: [BPR]\n"
     with pytest.raises(Exception, match=r"dataset_set\.toy.*learning_rat"):
         check_benchmark(load_benchmark(_spec(tmp_path, body)), data_path=toy)
+
+
+def test_a_validation_only_run_sends_its_trials_to_the_cluster_it_names(monkeypatch):
+    from recbole_mmkd import benchmark, cli
+
+    seen = {}
+
+    def tune(bench, out, **kwargs):
+        seen.update(kwargs)
+        return {}
+
+    monkeypatch.setattr(benchmark, "tune_benchmark", tune)
+    monkeypatch.setattr(cli, "keep_freed_memory", lambda: True)  # this process's allocator
+    cli.main(["run", "zoo", "--tune-only", "--dataset", "tiktok", "--models", "BPR",
+              "--address", "auto"])  # fmt: skip
+    assert seen["address"] == "auto"
