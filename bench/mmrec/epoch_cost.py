@@ -33,17 +33,16 @@ COLUMNS = ["model", "MMRec s/epoch", "ours s/epoch", "ours / MMRec", "epochs", "
            "measured"]  # fmt: skip
 
 
-def mmrec_epochs(model: str, prepared: Path, epochs: int, seed: int, *, keep: bool) -> list[float]:
+def mmrec_epochs(
+    model: str, prepared: Path, epochs: int, seed: int, *, env: dict[str, str]
+) -> list[float]:
+    """MMRec's seconds per training epoch, its process under the environment ``env`` adds."""
     _, settings = SETTINGS[model]
     args = [f"{k}={json.dumps(v)}" for k, v in {**settings, "seed": [seed]}.items()]
     command = [sys.executable, "run_pinned.py", "-m", MMREC_NAMES.get(model, model),
                "-d", "tiktok", "--set", f"epochs={epochs}", *args]  # fmt: skip
-    sys.path.insert(0, str(ROOT))
-    from recbole_mmkd.allocator import KEEP_ENV
-
-    env = {**os.environ, **(KEEP_ENV if keep else {})}
     done = subprocess.run(command, cwd=prepared / "MMRec" / "src", capture_output=True,
-                          text=True, check=True, env=env)  # fmt: skip
+                          text=True, check=True, env={**os.environ, **env})  # fmt: skip
     return [float(s) for s in re.findall(r"epoch \d+ training \[time: ([0-9.]+)s", done.stdout
                                          + done.stderr)]  # fmt: skip
 
@@ -75,18 +74,18 @@ def main(argv: list[str] | None = None) -> None:
                         help="glibc's settings for both sides: freed memory kept (what this "
                         "project's CLI and trials run with) or glibc's defaults")  # fmt: skip
     args = parser.parse_args(argv)
-    keep = args.allocator == "kept"
-    if keep:
-        sys.path.insert(0, str(ROOT))
-        from recbole_mmkd.allocator import keep_freed_memory
+    sys.path.insert(0, str(ROOT))
+    from recbole_mmkd.allocator import KEEP_ENV, keep_freed_memory
 
+    env = KEEP_ENV if args.allocator == "kept" else {}
+    if env:
         keep_freed_memory()
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the first is left out)")
     path = OUT / "epoch_cost.md"
     rows = stored_rows(path)
     for model in args.models:
-        theirs = mmrec_epochs(model, args.prepared, args.epochs, args.seed, keep=keep)[1:]
+        theirs = mmrec_epochs(model, args.prepared, args.epochs, args.seed, env=env)[1:]
         ours = our_epochs(model, args.epochs, args.seed)[1:]
         a, b = sum(theirs) / len(theirs), sum(ours) / len(ours)
         cells = [

@@ -65,11 +65,9 @@ def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
     from ray import tune
 
     import recbole_mmkd  # noqa: F401  (compat shims first, in the worker process)
-    from recbole_mmkd.allocator import keep_freed_memory
     from recbole_mmkd.prepare import prepare
     from recbole_mmkd.trainer import MMKDTrainer
 
-    keep_freed_memory()
     torch.set_num_threads(max(1, int(static["cpus"])))
     overrides = {**static["overrides"], **params.get(POINT, params)}
     overrides["use_gpu"] = static["gpus"] > 0
