@@ -24,6 +24,7 @@ __all__ = [
     "__version__",
     "export_tables",
     "load_results",
+    "plan_benchmark",
     "report",
     "run",
     "run_benchmark",

@@ -149,6 +149,26 @@ def tune_benchmark(
     )
 
 
+def plan_benchmark(
+    name_or_spec: str | Path | Benchmark,
+    *,
+    datasets: list[str] | None = None,
+    models: list[str] | None = None,
+    seeds: list[int] | None = None,
+    out: str | Path | None = None,
+    data_path: str | Path | None = None,
+    properties: Any = None,
+) -> dict[str, pd.DataFrame]:
+    """What :func:`run_benchmark` has left to do under ``out``, read from disk (nothing
+    trains, no Ray): per dataset, each entry's search (done, or its trials so far and next
+    launch, or the entries it waits on), chosen point, best validation value and seeds stored
+    under the current code and settings."""
+    whole = _benchmark_spec(name_or_spec, properties)
+    bench = _benchmark.restrict(whole, datasets=datasets, seeds=seeds, models=models)
+    folder = _out(out, whole.name)
+    return _benchmark.plan_benchmark(bench, folder, data_path=data_path, properties=properties)
+
+
 def report(
     folder: str | Path,
     *,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from recbole_mmkd.result import RunResult, run_dir_for
 from recbole_mmkd.specs import (
     Benchmark,
     Entry,
+    Sweep,
+    Tuning,
     check_benchmark,
     dependency_order,
     entry_width,
@@ -84,6 +87,75 @@ def stored_result(
     return stored_run(run_dir_for(out, dataset, entry.model, config_hash(config), seed))
 
 
+# A search run or read for an entry: given the entry (built, not yet at its chosen point),
+# its sweep and folder, the sweep's trial table once complete, else None (left unsettled).
+Search = Callable[[Entry, Sweep, Path], "pd.DataFrame | None"]
+
+
+def settle_entries(
+    bench: Benchmark, dataset: str, out: Path, *, search: Search, data_path: Any,
+    properties: Any,
+) -> dict[str, Entry | None]:  # fmt: skip
+    """Every entry of ``bench`` on ``dataset`` (and those they name) by name, built from the
+    entries it names (:func:`~recbole_mmkd.specs.resolve_entry`, those settled first) and, if
+    it has a space, set to the best point of the table ``search`` gives; None for an entry
+    whose search gives no table yet, or that names such an entry."""
+    from recbole_mmkd.tune import select_best
+
+    common = {"data_path": data_path, "properties": properties}
+    settled: dict[str, Entry | None] = {}
+    bench = bench.on(dataset)
+    dependency_order(bench.context or bench.entries)  # a ConfigError for a cycle
+
+    def settle(entry: Entry) -> Entry | None:
+        if entry.name in settled:
+            return settled[entry.name]
+        parents = [settle(bench.entry(name)) for name in entry.depends_on]
+        if any(p is None for p in parents):
+            settled[entry.name] = None
+            return None
+        entry = resolve_entry(entry, settled, width_of=lambda e: entry_width(e, dataset, **common),
+                              shared=bench.dataset_settings(entry, dataset))  # fmt: skip
+        if entry.space:
+            sweep = tuning_sweep(bench, entry, dataset)
+            trials = search(entry, sweep, sweep_folder(sweep, out, **common))
+            if trials is None:
+                settled[entry.name] = None
+                return None
+            best = select_best(trials)
+            point = {k: plain(best[k]) for k in entry.space}
+            entry = replace(entry, overrides={**entry.overrides, **point})
+        settled[entry.name] = entry
+        return entry
+
+    for entry in bench.entries:
+        settle(entry)
+    return settled
+
+
+def sweep_folder(sweep: Sweep, out: Path, **common: Any) -> Path:
+    """Where ``sweep`` is stored under ``out``: named by its identity, so that other code or
+    settings search anew."""
+    from recbole_mmkd.tune.backend import identity_digest, sweep_identity
+
+    digest = identity_digest(sweep_identity(sweep, **common))
+    return Path(out) / "tuning" / sweep.dataset / f"{sweep.name}-{digest}"
+
+
+def _tuning_row(entry: Entry, trials: pd.DataFrame, tuning: Tuning) -> dict[str, Any]:
+    from recbole_mmkd.tune import select_best
+
+    best = select_best(trials)
+    return {
+        "entry": entry.name,
+        "trials": int((trials["status"] == "done").sum()),
+        "budget": tuning_budget(entry, tuning),
+        "chosen": json.dumps({k: plain(best[k]) for k in entry.space}, sort_keys=True),
+        "best valid": round(float(best[BEST]), 5),
+        "seed": tuning.seed,
+    }
+
+
 def tuned_entries(
     bench: Benchmark,
     dataset: str,
@@ -102,57 +174,87 @@ def tuned_entries(
     read, also when a part of the benchmark leaves it out); its own ``set`` wins over it. An
     entry ``teacher_from`` or ``width`` another is built from that one as settled here
     (:func:`~recbole_mmkd.specs.resolve_entry`), then searched if it has a space."""
-    from recbole_mmkd.tune import run_sweep, select_best
-    from recbole_mmkd.tune.backend import identity_digest, sweep_identity
+    from recbole_mmkd.tune import run_sweep
 
     common = {"data_path": data_path, "properties": properties}
     rows: dict[str, dict] = {}
-    settled: dict[str, Entry] = {}  # entries on this dataset, built and at their chosen point
-    bench = bench.on(dataset)
-    dependency_order(bench.context or bench.entries)  # a ConfigError for a cycle
+    tuning = bench.on(dataset).tuning
 
-    def settle(entry: Entry) -> Entry:
-        """``entry`` built from the entries it names (settled first), then searched."""
-        if entry.name in settled:
-            return settled[entry.name]
-        for name in entry.depends_on:
-            settle(bench.entry(name))
-        entry = resolve_entry(entry, settled, width_of=lambda e: entry_width(e, dataset, **common),
-                              shared=bench.dataset_settings(entry, dataset))  # fmt: skip
-        if entry.space:
-            sweep = tuning_sweep(bench, entry, dataset)
-            digest = identity_digest(sweep_identity(sweep, **common))
-            folder = Path(out) / "tuning" / dataset / f"{sweep.name}-{digest}"  # other code: anew
-            if not folder.is_dir() and any(folder.parent.glob(f"{sweep.name}-*")):
-                logger.warning(
-                    "%s: the stored sweep on %s is of other settings or code, so it is "
-                    "searched again; after a code change, `recbole-mmkd carry %s --benchmark "
-                    "%s` carries it where the run at its chosen point replays identically",
-                    entry.name, dataset, out, bench.name,
-                )  # fmt: skip
-            logger.info("tuning %s on %s validation: %d trials", entry.name, dataset,
-                        tuning_budget(entry, bench.tuning))  # fmt: skip
-            trials = run_sweep(
-                sweep, folder, resume=True, teacher_root=Path(out), address=address, **common
-            )
-            best = select_best(trials)
-            point = {k: plain(best[k]) for k in entry.space}
-            rows[entry.name] = {
-                "entry": entry.name,
-                "trials": int((trials["status"] == "done").sum()),
-                "budget": tuning_budget(entry, bench.tuning),
-                "chosen": json.dumps(point, sort_keys=True),
-                "best valid": round(float(best[BEST]), 5),
-                "seed": bench.tuning.seed,
-            }
-            entry = replace(entry, overrides={**entry.overrides, **point})
-        settled[entry.name] = entry
-        return entry
+    def search(entry: Entry, sweep: Sweep, folder: Path) -> pd.DataFrame:
+        if not folder.is_dir() and any(folder.parent.glob(f"{sweep.name}-*")):
+            logger.warning(
+                "%s: the stored sweep on %s is of other settings or code, so it is "
+                "searched again; after a code change, `recbole-mmkd carry %s --benchmark "
+                "%s` carries it where the run at its chosen point replays identically",
+                entry.name, dataset, out, bench.name,
+            )  # fmt: skip
+        logger.info("tuning %s on %s validation: %d trials", entry.name, dataset,
+                    tuning_budget(entry, tuning))  # fmt: skip
+        trials = run_sweep(
+            sweep, folder, resume=True, teacher_root=Path(out), address=address, **common
+        )
+        rows[entry.name] = _tuning_row(entry, trials, tuning)
+        return trials
 
-    entries = [settle(e) for e in bench.entries]
+    settled = settle_entries(bench, dataset, out, search=search, **common)
     if rows:
         _write_tuning(Path(out), dataset, pd.DataFrame(list(rows.values())))
-    return entries
+    return [settled[e.name] for e in bench.entries]
+
+
+def plan_benchmark(
+    bench: Benchmark, out: Path, *, data_path: Any = None, properties: Any = None
+) -> dict[str, pd.DataFrame]:
+    """What a run of ``bench`` into ``out`` has left to do, read from disk without training
+    or starting Ray: per dataset and entry, its search (``done``, the trials recorded and the
+    next launch, or the entries it waits on), its chosen point and validation value, and its
+    seeds stored under the current code and settings (a run of other code is not counted:
+    ``carry`` moves it where it replays identically)."""
+    common = {"data_path": data_path, "properties": properties}
+    return {d: _plan_dataset(bench, d, out, **common) for d in bench.datasets}
+
+
+def _plan_dataset(
+    bench: Benchmark, dataset: str, out: Path, *, data_path: Any, properties: Any
+) -> pd.DataFrame:
+    from recbole_mmkd.prepare import config_for
+    from recbole_mmkd.tune import LEDGER, read_ledger, select_best, sweep_table
+    from recbole_mmkd.tune.backend import pending_trials
+
+    common = {"data_path": data_path, "properties": properties}
+    searches: dict[str, str] = {}
+    values: dict[str, float] = {}
+
+    def search(entry: Entry, sweep: Sweep, folder: Path) -> pd.DataFrame | None:
+        done = [r for r in read_ledger(folder / LEDGER) if r["status"] == "done"]
+        config = config_for(sweep.model, dataset, overrides=dict(sweep.overrides), **common)
+        todo, cap = pending_trials(sweep, done, epochs=config["epochs"])
+        if todo == 0:
+            table = sweep_table(done, sweep)
+            searches[entry.name] = f"done ({len(done)} trials)"
+            values[entry.name] = round(float(select_best(table)[BEST]), 5)
+            return table
+        length = f"capped at {cap} epochs" if cap else "to the early stop"
+        searches[entry.name] = f"{len(done)} trials run; next {todo} {length}"
+        if not folder.is_dir() and any(folder.parent.glob(f"{sweep.name}-*")):
+            searches[entry.name] += " (the stored search is of other code or settings)"
+        return None
+
+    settled = settle_entries(bench, dataset, out, search=search, **common)
+    rows = []
+    for entry in bench.on(dataset).entries:
+        at = settled[entry.name]
+        waits = ", ".join(n for n in entry.depends_on if settled.get(n) is None)
+        state = searches.get(entry.name, f"waits on {waits}" if waits else "-")
+        chosen, stored = None, None
+        if at is not None:
+            if entry.space:
+                chosen = json.dumps({k: at.overrides[k] for k in entry.space}, sort_keys=True)
+            found = [s for s in bench.seeds if stored_result(dataset, at, s, out, **common)]
+            stored = f"{len(found)} of {len(bench.seeds)}"
+        rows.append({"entry": entry.name, "search": state, "chosen": chosen,
+                     "best valid": values.get(entry.name), "seeds stored": stored})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def _write_tuning(out: Path, dataset: str, table: pd.DataFrame) -> None:

@@ -62,6 +62,19 @@ def cmd_run(args: argparse.Namespace) -> None:
     overrides = parse_overrides(args.set)
     common = {"data_path": args.data_path, "properties": args.properties}
     start = time.perf_counter()
+    if args.benchmark and args.plan:
+        tables = api.plan_benchmark(
+            args.benchmark,
+            datasets=[args.dataset] if args.dataset else None,
+            models=args.models,
+            seeds=args.seeds,
+            out=args.out,
+            **common,
+        )
+        for dataset, table in tables.items():
+            print(f"## {dataset} (what a run has left to do; nothing trained)\n\n"
+                  f"{table.to_markdown(index=False)}\n")  # fmt: skip
+        return
     if args.benchmark and args.tune_only:
         tables = api.tune_benchmark(
             args.benchmark,
@@ -277,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--tune-only",
         action="store_true",
         help="a benchmark's validation searches alone: its tuning table, no final seed",
+    )
+    run.add_argument(
+        "--plan",
+        action="store_true",
+        help="print what a benchmark's run has left to do (searches, seeds stored), train "
+        "nothing",
     )
     _where(run)
     run.set_defaults(func=cmd_run)

@@ -103,6 +103,14 @@ def test_an_entry_tuned_on_another_searches_from_its_chosen_point(toy, tmp_path)
         "model: BPR, label: S, tuned_on: BPR, space: {learning_rate: [0.01, 0.001]}",
     )
     out = tmp_path / "out"
+
+    def plan() -> dict[str, dict]:
+        table = mm.plan_benchmark(spec, out=out, data_path=toy)["toy"]
+        return {r["entry"]: r for r in table.to_dict("records")}
+
+    before = plan()  # read from disk: nothing searched, nothing trained
+    assert before["BPR"]["search"] == "0 trials run; next 2 to the early stop"
+    assert before["S"]["search"] == "waits on BPR" and before["S"]["seeds stored"] is None
     try:
         # a part that leaves BPR out still starts S from BPR's choice: BPR is searched first
         [row] = mm.tune_benchmark(spec, out=out, data_path=toy, models=["S"])["toy"].to_dict(
@@ -114,7 +122,12 @@ def test_an_entry_tuned_on_another_searches_from_its_chosen_point(toy, tmp_path)
         reg = rows["BPR"]["reg_weight"]
         folders = {p.name.split("-")[-2]: p for p in (out / "tuning" / "toy").iterdir()}
         trials = (folders["S"] / "trials.jsonl").read_text()
+        searched = plan()
+        assert searched["S"]["search"] == searched["BPR"]["search"] == "done (2 trials)"
+        assert json.loads(searched["S"]["chosen"]) == rows["S"]
+        assert searched["S"]["seeds stored"] == searched["BPR"]["seeds stored"] == "0 of 1"
         [run] = mm.run_benchmark(spec, out=out, data_path=toy, models=["S"]).datasets["toy"].results
+        assert [plan()[e]["seeds stored"] for e in ("BPR", "S")] == ["0 of 1", "1 of 1"]
         assert run.config["reg_weight"] == reg
         assert run.config["learning_rate"] == rows["S"]["learning_rate"]
         assert (folders["S"] / "trials.jsonl").read_text() == trials  # read, not searched again

@@ -64,6 +64,18 @@ SETTINGS: dict[str, tuple[dict, dict]] = {
     ),
     "DAMRS": ({}, {}),
     "ItemKNNCBF": ({}, {}),  # trains nothing: a check of the split, features and metrics
+    # The rest of the zoo, for the epoch cost (epoch_cost.py): MMRec's first grid point where
+    # the two projects' defaults differ, otherwise both pinned to this project's defaults.
+    "DualGNN": ({}, {"learning_rate": [1.0e-3], "reg_weight": [1.0e-3]}),
+    "SLMRec": (
+        {},  # MMRec's `reg` is read by no line of its model (slmrec.py's docstring)
+        {"learning_rate": [1.0e-3], "ssl_temp": [0.2], "ssl_alpha": [0.1], "reg": [1.0e-4]},
+    ),
+    "LayerGCN": ({"reg_weight": 1.0e-2, "dropout": 0.0}, {}),
+    "MVGAE": ({}, {"learning_rate": [1.0e-3], "beta": [0.1]}),
+    "PGL": ({"modality_weights": {"image": 0.1, "audio": 0.9}}, {}),
+    "SELFCFED_LGN": ({"n_layers": 1, "dropout": 0.1, "reg_weight": 0.1}, {}),
+    "MMGCF": ({"n_ui_layers": 1, "reg_weight": 0.1}, {}),
 }
 MMREC_NAMES = {"DAMRS": "DAMRS"}
 

@@ -159,6 +159,21 @@ def _short(config: dict) -> str:
     )
 
 
+def pending_trials(
+    sweep: Sweep, finished: list[dict[str, Any]], *, epochs: int
+) -> tuple[int, int | None]:
+    """How many trials the sweep's next launch runs, given its ``finished`` records (0: the
+    search is complete), and that launch's epoch cap (a halving round's; None: uncapped).
+    ``epochs``: the config's, where halving's last round ends."""
+    if sweep.scheduler == "halving":
+        step = next_round(planned_points(sweep), finished, grace=sweep.grace_period,
+                          factor=sweep.reduction_factor, epochs=epochs)  # fmt: skip
+        return (0, None) if step is None else (len(step[1]), step[0])
+    if sweep.search == "tpe":
+        return max(sweep.num_samples - len(finished), 0), None
+    return len(remaining_points(planned_points(sweep), [r["point"] for r in finished])), None
+
+
 def run_sweep(
     sweep: Sweep,
     out: Path,
@@ -199,14 +214,7 @@ def run_sweep(
     config = config_for(sweep.model, sweep.dataset, overrides=overrides, **common)
     halving = {"grace": sweep.grace_period, "factor": sweep.reduction_factor,
                "epochs": config["epochs"]}  # fmt: skip
-    if sweep.scheduler == "halving":
-        step = next_round(planned_points(sweep), finished, **halving)
-        todo = 0 if step is None else len(step[1])
-    elif sweep.search == "tpe":
-        todo = sweep.num_samples - len(finished)
-    else:
-        points = remaining_points(planned_points(sweep), [r["point"] for r in finished])
-        todo = len(points)
+    todo, _ = pending_trials(sweep, finished, epochs=config["epochs"])
     # A student's teacher is trained once, before its first trial; a finished sweep needs none.
     if todo > 0 and getattr(get_model(sweep.model), "needs_teacher", False):
         probe = {**overrides, "seed": sweep.seed}
@@ -259,6 +267,7 @@ def run_sweep(
         ).fit()
 
     if sweep.scheduler == "halving":
+        step = next_round(planned_points(sweep), finished, **halving)
         while step is not None:
             cap, round_points = step
             launch({POINT: tune.grid_search(round_points)}, None, len(round_points), cap=cap)
@@ -267,6 +276,7 @@ def run_sweep(
     elif todo > 0 and sweep.search == "tpe":
         launch(param_space(sweep), _optuna(sweep, finished), todo)
     elif todo > 0:
+        points = remaining_points(planned_points(sweep), [r["point"] for r in finished])
         launch({POINT: tune.grid_search(points)}, None, todo)
     table = sweep_table(read_ledger(out / LEDGER), sweep)
     table.to_csv(out / f"sweep-{sweep.name}.csv", index=False)
