@@ -42,9 +42,11 @@ def mmrec_epochs(
     command = [sys.executable, "run_pinned.py", "-m", MMREC_NAMES.get(model, model),
                "-d", "tiktok", "--set", f"epochs={epochs}", *args]  # fmt: skip
     done = subprocess.run(command, cwd=prepared / "MMRec" / "src", capture_output=True,
-                          text=True, check=True, env={**os.environ, **env})  # fmt: skip
-    return [float(s) for s in re.findall(r"epoch \d+ training \[time: ([0-9.]+)s", done.stdout
-                                         + done.stderr)]  # fmt: skip
+                          text=True, check=False, env={**os.environ, **env})  # fmt: skip
+    log = done.stdout + done.stderr
+    if done.returncode:
+        raise SystemExit(f"MMRec's {model} failed:\n{log[-3000:]}")
+    return [float(s) for s in re.findall(r"epoch \d+ training \[time: ([0-9.]+)s", log)]
 
 
 def our_epochs(model: str, epochs: int, seed: int) -> list[float]:

@@ -24,7 +24,8 @@ the issue-21 comparison names) or a work tree. The script
 
 The patches change no arithmetic: device placement (``.cuda()`` -> the model's device), APIs
 that the pinned NumPy/SciPy/PyTorch removed (``dok_matrix._update``, ``np.float``,
-``torch.load``'s default ``weights_only``), imports nothing here reads (``torch_scatter`` in
+``torch.load``'s default ``weights_only``), LayerGCN's imports of ``models.common`` (a path
+MMRec does not have; its package is ``common``), imports nothing here reads (``torch_scatter`` in
 SLMRec, ``sparsesvd`` in PGL, read only by its ``global`` mode, and the raw-image pipeline's
 ``torchvision``/``lmdb`` in ``utils/dataset.py``, which runs from feature files never reach),
 ``torch_scatter.scatter_add`` in ``utils/utils.py`` (a compiled package with no wheel for the
@@ -62,6 +63,8 @@ PATCHES: list[tuple[str, str, str, int]] = [
     ("models/slmrec.py", r"\nfrom torch_scatter import scatter\n", "\n", 1),
     ("models/pgl.py", r"\nfrom sparsesvd import sparsesvd\n", "\n", 1),
     ("configs/overall.yaml", r"use_gpu: True", "use_gpu: False", 1),
+    # LayerGCN imports MMRec's package as `models.common`, a path that exists nowhere in it
+    ("models/layergcn.py", r"from models\.common\.", "from common.", 2),
     (
         "models/dragon.py",
         r"self\.result_embed = nn\.Parameter\(",
