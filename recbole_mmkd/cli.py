@@ -294,8 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--plan",
         action="store_true",
-        help="print what a benchmark's run has left to do (searches, seeds stored), train "
-        "nothing",
+        help="print what a benchmark's run has left to do (searches, seeds stored), train nothing",
     )
     _where(run)
     run.set_defaults(func=cmd_run)
