@@ -304,6 +304,18 @@ def test_halving_keeps_a_point_that_stopped_early_without_running_it_again():
     assert select_best(table)["x"] == 0  # stopped within its cap: a result
 
 
+def test_halving_over_runs_no_longer_than_its_first_cap_selects_from_uncapped_records():
+    from recbole_mmkd.tune.halving import next_round
+
+    # a model that trains fewer epochs than the grace period (ItemKNNCBF: one) runs every
+    # point uncapped in the first round: every record's budget is None, and that is a result
+    grid = [{"x": i} for i in range(3)]
+    records = _halving_records(grid, [0.2, 0.9, 0.1], None)
+    assert next_round(grid, records, grace=30, factor=3, epochs=1) is None
+    table = pd.DataFrame([{**r.pop("point"), **r} for r in records])
+    assert table["budget"].isna().all() and select_best(table)["x"] == 1
+
+
 def test_a_halving_sweep_runs_its_rounds_capped_and_selects_an_uncapped_trial(toy, tmp_path):
     import ray
 

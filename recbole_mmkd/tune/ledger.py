@@ -67,8 +67,9 @@ def select_best(table: pd.DataFrame) -> pd.Series:
     done = table[table[BEST].notna()]
     if "status" in done:
         done = done[done["status"] == "done"]
-    if BUDGET in done:
-        done = done[done[BUDGET].isna() | (done["epochs"] < done[BUDGET])]
+    if BUDGET in done:  # numeric: a column of None alone (no round capped) is NaN
+        budget = pd.to_numeric(done[BUDGET])
+        done = done[budget.isna() | (done["epochs"] < budget)]
     if done.empty:
         raise RuntimeError("no trial reported a validation value")
     return done.loc[done[BEST].idxmax()]
