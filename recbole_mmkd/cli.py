@@ -62,31 +62,17 @@ def cmd_run(args: argparse.Namespace) -> None:
     overrides = parse_overrides(args.set)
     common = {"data_path": args.data_path, "properties": args.properties}
     start = time.perf_counter()
-    if args.benchmark and args.plan:
-        tables = api.plan_benchmark(
-            args.benchmark,
-            datasets=[args.dataset] if args.dataset else None,
-            models=args.models,
-            seeds=args.seeds,
-            out=args.out,
-            **common,
-        )
+    if args.benchmark and (args.plan or args.tune_only):
+        part = {"datasets": [args.dataset] if args.dataset else None, "models": args.models,
+                "out": args.out, **common}  # fmt: skip
+        if args.plan:
+            tables = api.plan_benchmark(args.benchmark, seeds=args.seeds, **part)
+            what = "what a run has left to do; nothing trained"
+        else:
+            tables = api.tune_benchmark(args.benchmark, address=args.address, **part)
+            what = "validation; no final seed trained"
         for dataset, table in tables.items():
-            print(f"## {dataset} (what a run has left to do; nothing trained)\n\n"
-                  f"{table.to_markdown(index=False)}\n")  # fmt: skip
-        return
-    if args.benchmark and args.tune_only:
-        tables = api.tune_benchmark(
-            args.benchmark,
-            datasets=[args.dataset] if args.dataset else None,
-            models=args.models,
-            out=args.out,
-            address=args.address,
-            **common,
-        )
-        for dataset, table in tables.items():
-            print(f"## {dataset} (validation; no final seed trained)\n\n"
-                  f"{table.to_markdown(index=False)}\n")  # fmt: skip
+            print(f"## {dataset} ({what})\n\n{table.to_markdown(index=False)}\n")
         return
     if args.benchmark:
         report = api.run_benchmark(
