@@ -466,3 +466,18 @@ def test_a_validation_only_run_sends_its_trials_to_the_cluster_it_names(monkeypa
     cli.main(["run", "zoo", "--tune-only", "--dataset", "tiktok", "--models", "BPR",
               "--address", "auto"])  # fmt: skip
     assert seen["address"] == "auto"
+
+
+def test_plan_prints_what_is_left_and_starts_nothing(toy, tmp_path, monkeypatch, capsys):
+    from recbole_mmkd import cli
+
+    spec = _quick_spec(tmp_path, "model: BPR, space: {reg_weight: [0.1, 0.001]}", "model: LightGCN")
+    monkeypatch.setattr(cli, "keep_freed_memory", lambda: True)  # this process's allocator
+    monkeypatch.setattr("recbole_mmkd.tune.backend.init_ray", lambda *a, **k: 1 / 0)
+    out = tmp_path / "out"
+    cli.main(["run", str(spec), "--plan", "--data-path", str(toy), "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "## toy (what a run has left to do; nothing trained)" in printed
+    assert "0 trials run; next 2 to the early stop" in printed
+    assert "| LightGCN " in printed and "0 of 1" in printed  # nothing to search: its seeds
+    assert not out.exists()  # read only
