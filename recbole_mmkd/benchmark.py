@@ -199,7 +199,7 @@ def tuned_entries(
     settled = settle_entries(bench, dataset, out, search=search, **common)
     if rows:
         _write_tuning(Path(out), dataset, pd.DataFrame(list(rows.values())))
-    return [settled[e.name] for e in bench.entries]
+    return [settled[e.name] for e in bench.on(dataset).entries]
 
 
 def plan_benchmark(

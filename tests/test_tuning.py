@@ -377,6 +377,8 @@ def test_entries_sharing_a_label_on_different_datasets_each_teach_there(toy, tmp
     teachers = {d: [r.config["teacher"] for r in report.datasets[d].results if r.model == "S"]
                 for d in ("toy", "toy2")}  # fmt: skip
     assert teachers == {"toy": ["LightGCN"], "toy2": ["BPR"]}
+    for dataset in ("toy", "toy2"):  # each label runs once where it runs, not once per entry
+        assert [r.model for r in report.datasets[dataset].results] == ["T", "S"]
 
 
 @pytest.mark.parametrize(
