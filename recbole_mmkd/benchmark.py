@@ -142,6 +142,12 @@ def sweep_folder(sweep: Sweep, out: Path, **common: Any) -> Path:
     return Path(out) / "tuning" / sweep.dataset / f"{sweep.name}-{digest}"
 
 
+def other_search_stored(sweep: Sweep, folder: Path) -> bool:
+    """Whether ``folder`` (the sweep's, by identity) is absent while a search of the same name
+    and other code or settings is stored beside it."""
+    return not folder.is_dir() and any(folder.parent.glob(f"{sweep.name}-*"))
+
+
 def _tuning_row(entry: Entry, trials: pd.DataFrame, tuning: Tuning) -> dict[str, Any]:
     from recbole_mmkd.tune import select_best
 
@@ -178,10 +184,10 @@ def tuned_entries(
 
     common = {"data_path": data_path, "properties": properties}
     rows: dict[str, dict] = {}
-    tuning = bench.on(dataset).tuning
+    tuning = bench.tuning
 
     def search(entry: Entry, sweep: Sweep, folder: Path) -> pd.DataFrame:
-        if not folder.is_dir() and any(folder.parent.glob(f"{sweep.name}-*")):
+        if other_search_stored(sweep, folder):
             logger.warning(
                 "%s: the stored sweep on %s is of other settings or code, so it is "
                 "searched again; after a code change, `recbole-mmkd carry %s --benchmark "
@@ -236,7 +242,7 @@ def _plan_dataset(
             return table
         length = f"capped at {cap} epochs" if cap else "to the early stop"
         searches[entry.name] = f"{len(done)} trials run; next {todo} {length}"
-        if not folder.is_dir() and any(folder.parent.glob(f"{sweep.name}-*")):
+        if other_search_stored(sweep, folder):
             searches[entry.name] += " (the stored search is of other code or settings)"
         return None
 
