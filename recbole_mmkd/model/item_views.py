@@ -11,6 +11,10 @@ from torch import nn
 
 from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model.graph import bipartite_edges, cached_knn_graph
+from recbole_mmkd.model.transposed import spmm
+
+SparsePair = tuple[torch.Tensor, torch.Tensor]
+"""A sparse operator and its transpose (:mod:`recbole_mmkd.model.transposed`)."""
 
 
 def user_item_block(interactions: sp.coo_matrix) -> torch.Tensor:
@@ -22,13 +26,14 @@ def user_item_block(interactions: sp.coo_matrix) -> torch.Tensor:
 
 
 def item_item_view(
-    graph: torch.Tensor, user_item: torch.Tensor, items: torch.Tensor, n_layers: int
+    graph: SparsePair, user_item: SparsePair, items: torch.Tensor, n_layers: int
 ) -> torch.Tensor:
     """``items`` propagated ``n_layers`` times over the item-item ``graph``, users the
-    ``user_item`` block's sums of the result; users first."""
+    ``user_item`` block's sums of the result; users first. Each operator is given with its
+    :func:`~recbole_mmkd.model.transposed.csr_transpose` (neither is symmetric)."""
     for _ in range(n_layers):
-        items = torch.sparse.mm(graph, items)
-    return torch.cat([torch.sparse.mm(user_item, items), items])
+        items = spmm(*graph, items)
+    return torch.cat([spmm(*user_item, items), items])
 
 
 def max_pool_graphs(graphs: list[torch.Tensor]) -> torch.Tensor:

@@ -17,6 +17,7 @@ from recbole_mmkd.model.graph import lightgcn_layers, normalized_adjacency
 from recbole_mmkd.model.item_views import TrainableFeatures, item_item_view, user_item_block
 from recbole_mmkd.model.losses import bpr_loss, l2_reg
 from recbole_mmkd.model.similarity_graph import weighted_knn_graph
+from recbole_mmkd.model.transposed import csr_transpose
 
 
 @register_model()
@@ -104,13 +105,16 @@ class MGCN(TrainableFeatures, MultimodalRecommender):
 
         inter = dataset.inter_matrix(form="coo")
         self.register_buffer("adjacency", normalized_adjacency(inter), persistent=False)
-        self.register_buffer("user_item", user_item_block(inter), persistent=False)
+        block = user_item_block(inter)
+        self.register_buffer("user_item", block, persistent=False)
+        self.register_buffer("user_item_t", csr_transpose(block), persistent=False)
         self._build_item_graphs()
 
     def _build_item_graphs(self) -> None:
         for m in self.modalities:
             graph = weighted_knn_graph(self.raw_feature(m), self.knn_k).to_sparse_csr()
             self.register_buffer(f"_graph_{m}", graph, persistent=False)
+            self.register_buffer(f"_graph_{m}_t", csr_transpose(graph), persistent=False)
 
     def on_mask_change(self) -> None:
         self._build_item_graphs()
@@ -123,8 +127,9 @@ class MGCN(TrainableFeatures, MultimodalRecommender):
         for m in self.modalities:
             gate = self.purifiers[m](self.projections[m](self.modal_feature(m)))
             items = self.item_embedding.weight * gate
-            graph = getattr(self, f"_graph_{m}")
-            modal.append(item_item_view(graph, self.user_item, items, self.n_layers))
+            graph = getattr(self, f"_graph_{m}"), getattr(self, f"_graph_{m}_t")
+            user_item = self.user_item, self.user_item_t
+            modal.append(item_item_view(graph, user_item, items, self.n_layers))
         stacked = torch.stack(modal)  # (M, users + items, d)
         attention = torch.softmax(self.query(stacked), dim=0)
         common = (attention * stacked).sum(0)

@@ -25,6 +25,7 @@ from recbole_mmkd.model.item_views import (
 )
 from recbole_mmkd.model.losses import bpr_loss, l2_reg
 from recbole_mmkd.model.similarity_graph import weighted_knn_graph
+from recbole_mmkd.model.transposed import csr_transpose
 
 
 def spectral_filter(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -127,18 +128,20 @@ class SMORE(TrainableFeatures, MultimodalRecommender):
 
         inter = dataset.inter_matrix(form="coo")
         self.register_buffer("adjacency", normalized_adjacency(inter), persistent=False)
-        self.register_buffer("user_item", user_item_block(inter), persistent=False)
+        block = user_item_block(inter)
+        self.register_buffer("user_item", block, persistent=False)
+        self.register_buffer("user_item_t", csr_transpose(block), persistent=False)
         self._build_item_graphs()
 
     def _build_item_graphs(self) -> None:
         graphs = {
             m: weighted_knn_graph(self.raw_feature(m), self.knn_k[m]) for m in self.modalities
         }
-        for m, graph in graphs.items():
-            self.register_buffer(f"_graph_{m}", graph.to_sparse_csr(), persistent=False)
-        self.register_buffer(
-            "_graph_fusion", max_pool_graphs(list(graphs.values())), persistent=False
-        )
+        csr = {m: graph.to_sparse_csr() for m, graph in graphs.items()}
+        csr["fusion"] = max_pool_graphs(list(graphs.values()))
+        for v, graph in csr.items():
+            self.register_buffer(f"_graph_{v}", graph, persistent=False)
+            self.register_buffer(f"_graph_{v}_t", csr_transpose(graph), persistent=False)
 
     def on_mask_change(self) -> None:
         self._build_item_graphs()
@@ -154,8 +157,9 @@ class SMORE(TrainableFeatures, MultimodalRecommender):
         views = {}
         for v, x in denoised.items():
             items = self.item_embedding.weight * self.purifiers[v](x)
-            graph = getattr(self, f"_graph_{v}")
-            views[v] = item_item_view(graph, self.user_item, items, self.n_layers)
+            graph = getattr(self, f"_graph_{v}"), getattr(self, f"_graph_{v}_t")
+            user_item = self.user_item, self.user_item_t
+            views[v] = item_item_view(graph, user_item, items, self.n_layers)
         fusion = views["fusion"]
         gated = [self.dropout(self.preferences[m](content))
                  * torch.softmax(self.queries[m](fusion), dim=-1) * views[m]

@@ -20,24 +20,11 @@ from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.graph import lightgcn_layers, normalized_adjacency, propagate
 from recbole_mmkd.model.losses import bpr_loss, l2_reg
+from recbole_mmkd.model.transposed import csr_transpose, spmm
 
 PROPAGATIONS = ("released", "lightgcn")
 Prompts = tuple[torch.Tensor, torch.Tensor]  # (user prompts, item prompts), each (n, d)
 ModalTables = dict[str, tuple[torch.Tensor, torch.Tensor]]  # modality: (user, item) features
-
-
-class _StoredTransposeSpMM(torch.autograd.Function):
-    """``A @ x`` whose backward multiplies by a stored ``A^T`` (torch's CSR backward builds
-    the transpose on every call)."""
-
-    @staticmethod
-    def forward(ctx, matrix: torch.Tensor, transpose: torch.Tensor, dense: torch.Tensor):
-        ctx.transpose = transpose
-        return torch.sparse.mm(matrix, dense)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return None, None, torch.sparse.mm(ctx.transpose, grad)
 
 
 def one_sided_graphs(interactions: sp.coo_matrix) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,11 +159,7 @@ class PromptMMTeacher(MultimodalRecommender):
         interactions = dataset.inter_matrix(form="coo")
         if self.propagation == "released":
             to_users, to_items = one_sided_graphs(interactions)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-                transposes = [
-                    g.to_sparse_coo().t().coalesce().to_sparse_csr() for g in (to_users, to_items)
-                ]
+            transposes = [csr_transpose(g) for g in (to_users, to_items)]
             self.register_buffer("to_users_graph", to_users, persistent=False)
             self.register_buffer("to_users_transpose", transposes[0], persistent=False)
             self.register_buffer("to_items_graph", to_items, persistent=False)
@@ -213,14 +196,14 @@ class PromptMMTeacher(MultimodalRecommender):
     def hop_to_users(self, items: torch.Tensor) -> torch.Tensor:
         """Item rows summed into users over this teacher's user graph."""
         if self.propagation == "released":
-            return _StoredTransposeSpMM.apply(self.to_users_graph, self.to_users_transpose, items)
+            return spmm(self.to_users_graph, self.to_users_transpose, items)
         zeros = items.new_zeros(self.n_users, items.shape[1])
         return propagate(self.adjacency, torch.cat([zeros, items]))[: self.n_users]
 
     def hop_to_items(self, users: torch.Tensor) -> torch.Tensor:
         """User rows summed into items over this teacher's item graph."""
         if self.propagation == "released":
-            return _StoredTransposeSpMM.apply(self.to_items_graph, self.to_items_transpose, users)
+            return spmm(self.to_items_graph, self.to_items_transpose, users)
         zeros = users.new_zeros(self.n_items, users.shape[1])
         return propagate(self.adjacency, torch.cat([users, zeros]))[self.n_users :]
 

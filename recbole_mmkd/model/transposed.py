@@ -1,0 +1,36 @@
+"""Sparse products ``A @ x`` for a non-symmetric ``A`` whose transpose is stored beside it, so
+that the backward pass multiplies by it instead of building it: torch's own backward of a CSR
+product transposes (and sorts) ``A`` on every call. (A symmetric ``A`` needs no second copy:
+:func:`~recbole_mmkd.model.graph.propagate`.)"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+
+def csr_transpose(matrix: torch.Tensor) -> torch.Tensor:
+    """:math:`A^\\top` of a sparse COO or CSR ``matrix``, as CSR."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return matrix.to_sparse_coo().t().coalesce().to_sparse_csr()
+
+
+class _StoredTransposeSpMM(torch.autograd.Function):
+    """``A @ x`` whose backward is ``A^T @ grad`` with the stored ``A^T``."""
+
+    @staticmethod
+    def forward(ctx, matrix: torch.Tensor, transpose: torch.Tensor, dense: torch.Tensor):
+        ctx.transpose = transpose
+        return torch.sparse.mm(matrix, dense)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, None, torch.Tensor]:
+        return None, None, torch.sparse.mm(ctx.transpose, grad)
+
+
+def spmm(matrix: torch.Tensor, transpose: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+    """``matrix @ dense`` (sparse ``matrix``, ``transpose`` its :func:`csr_transpose`); the same
+    values and gradients as ``torch.sparse.mm``."""
+    return _StoredTransposeSpMM.apply(matrix, transpose, dense)
