@@ -142,6 +142,25 @@ def sweep_folder(sweep: Sweep, out: Path, **common: Any) -> Path:
     return Path(out) / "tuning" / sweep.dataset / f"{sweep.name}-{digest}"
 
 
+def search_progress(
+    sweep: Sweep, folder: Path, *, data_path: Any = None, properties: Any = None
+) -> tuple[list[dict[str, Any]], int, int | None]:
+    """The finished trials of ``sweep`` stored in ``folder`` and what its next launch runs:
+    ``(done, todo, cap)``, ``todo`` 0 once the search is complete
+    (:func:`~recbole_mmkd.tune.backend.pending_trials`)."""
+    from recbole_mmkd.prepare import config_for
+    from recbole_mmkd.tune import LEDGER, read_ledger
+    from recbole_mmkd.tune.backend import pending_trials
+
+    done = [r for r in read_ledger(folder / LEDGER) if r["status"] == "done"]
+    config = config_for(
+        sweep.model, sweep.dataset, overrides=dict(sweep.overrides),
+        data_path=data_path, properties=properties,
+    )  # fmt: skip
+    todo, cap = pending_trials(sweep, done, epochs=config["epochs"])
+    return done, todo, cap
+
+
 def other_search_stored(sweep: Sweep, folder: Path) -> bool:
     """Whether ``folder`` (the sweep's, by identity) is absent while a search of the same name
     and other code or settings is stored beside it."""
@@ -223,18 +242,14 @@ def plan_benchmark(
 def _plan_dataset(
     bench: Benchmark, dataset: str, out: Path, *, data_path: Any, properties: Any
 ) -> pd.DataFrame:
-    from recbole_mmkd.prepare import config_for
-    from recbole_mmkd.tune import LEDGER, read_ledger, select_best, sweep_table
-    from recbole_mmkd.tune.backend import pending_trials
+    from recbole_mmkd.tune import select_best, sweep_table
 
     common = {"data_path": data_path, "properties": properties}
     searches: dict[str, str] = {}
     values: dict[str, float] = {}
 
     def search(entry: Entry, sweep: Sweep, folder: Path) -> pd.DataFrame | None:
-        done = [r for r in read_ledger(folder / LEDGER) if r["status"] == "done"]
-        config = config_for(sweep.model, dataset, overrides=dict(sweep.overrides), **common)
-        todo, cap = pending_trials(sweep, done, epochs=config["epochs"])
+        done, todo, cap = search_progress(sweep, folder, **common)
         if todo == 0:
             table = sweep_table(done, sweep)
             searches[entry.name] = f"done ({len(done)} trials)"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -37,7 +38,7 @@ from recbole_mmkd.config import RUN_KEYS, hashable_config
 from recbole_mmkd.errors import MMKDError
 from recbole_mmkd.identity import code_info, config_hash
 from recbole_mmkd.model import get_model
-from recbole_mmkd.past_code import clean_commit, replay_at
+from recbole_mmkd.past_code import CHECKOUT, PastCodeError, clean_commit, config_at, replay_at
 from recbole_mmkd.pipeline import cpu_model
 from recbole_mmkd.prepare import config_for, hashed_config, prepare
 from recbole_mmkd.result import ResultError, RunResult, find_results, run_dir_for
@@ -364,6 +365,7 @@ def carry_sweeps(
     bench: Benchmark,
     out: Path,
     *,
+    epochs: int = 3,
     dry_run: bool = False,
     data_path: Any = None,
     properties: Any = None,
@@ -377,9 +379,13 @@ def carry_sweeps(
     its chosen point and the sweep's seed, the same training as its best trial, is a carried
     run (its fingerprint replayed identically under the current code; carry the runs first) or
     a run of the current code whose whole training equals a stored older run's at the same
-    settings and seed.
+    settings and seed. Where no such run is stored (a benchmark searched but not yet run), an
+    A/B replay vouches instead: the chosen point trained ``epochs`` epochs under the commit
+    whose code made the sweep and under the current code, bit for bit the same
+    (:func:`_replayed_beside_its_code`). A search not finished is neither carried nor settled.
     The folder moves to the current identity's name; ``carried.json`` in it records the move
-    and the run that vouched for it."""
+    and what vouched for it."""
+    from recbole_mmkd.benchmark import search_progress
     from recbole_mmkd.specs import dependency_order, entry_width, resolve_entry, tuning_sweep
     from recbole_mmkd.tune.backend import identity_digest, sweep_identity
 
@@ -405,6 +411,9 @@ def carry_sweeps(
             folder = Path(out) / "tuning" / dataset
             target = folder / f"{sweep.name}-{identity_digest(identity)}"
             if target.is_dir():
+                if search_progress(sweep, target, **common)[1]:
+                    yield f"current {name} ({target.name}; its search is not finished)"
+                    continue
                 point = _chosen_point(target, sweep, entry)
                 settled[entry.name] = replace(entry, overrides={**entry.overrides, **point})
                 yield f"current {name} ({target.name})"
@@ -417,6 +426,9 @@ def carry_sweeps(
                 yield f"none    {name}: no stored sweep of these settings"
                 continue
             source = older[-1]
+            if search_progress(sweep, source, **common)[1]:
+                yield f"kept    {name}: its stored search ({source.name}) is not finished"
+                continue
             point = _chosen_point(source, sweep, entry)
             config = hashed_config(
                 entry.model,
@@ -432,20 +444,26 @@ def carry_sweeps(
                 vouch = None
             if vouch is not None and not vouch.carried:
                 vouch = vouch if _reproduced_older_run(vouch, run_dir) else None
-            if vouch is None:
-                yield (
-                    f"kept    {name}: no carried run at its chosen point {point} and seed "
-                    f"{sweep.seed} ({run_dir}) vouches for it; `run` searches again"
+            stored = json.loads((source / "sweep.json").read_text())
+            if vouch is not None:
+                vouched_by = str(run_dir.relative_to(out))
+            else:
+                vouched_by, why = _replayed_beside_its_code(
+                    source, sweep, stored["config_hash"], point, epochs=epochs, **common
                 )
-                continue
+                if vouched_by is None:
+                    yield (
+                        f"kept    {name}: no carried run at its chosen point {point} and seed "
+                        f"{sweep.seed} vouches for it, and {why}; `run` searches again"
+                    )
+                    continue
             if dry_run:
                 yield f"same    {name}: {source.name} -> {target.name} (dry run, not moved)"
                 continue
-            stored = json.loads((source / "sweep.json").read_text())
             record = {
                 "from": source.name,
                 "from_config_hash": stored["config_hash"],
-                "vouched_by": str(run_dir.relative_to(out)),
+                "vouched_by": vouched_by,
                 "date": time.strftime("%Y-%m-%d %H:%M:%S"),
             }
             records = [*_read_carried(source), record]
@@ -453,7 +471,65 @@ def carry_sweeps(
             (target / "sweep.json").write_text(json.dumps(identity, indent=1, sort_keys=True))
             (target / SWEEP_CARRIED).write_text(json.dumps(records, indent=1))
             settled[entry.name] = replace(entry, overrides={**entry.overrides, **point})
-            yield f"carried {name}: {source.name} -> {target.name} (vouched by {run_dir.name})"
+            yield f"carried {name}: {source.name} -> {target.name} (vouched by {vouched_by})"
+
+
+def _replayed_beside_its_code(
+    source: Path,
+    sweep: Any,
+    stored_hash: str,
+    point: dict[str, Any],
+    *,
+    epochs: int,
+    data_path: Any = None,
+    properties: Any = None,
+) -> tuple[str | None, str]:
+    """An A/B replay for a sweep no stored run vouches for: the commit of this checkout whose
+    code made it (among those that committed its folder, the first under which its fixed
+    settings hash to the stored ``stored_hash``) and the current code each train its chosen
+    ``point`` at the sweep's seed for ``epochs`` epochs on this processor, one thread.
+    ``(what vouched, "")`` when the two fingerprints are identical, else ``(None, why not)``."""
+    from recbole_mmkd.tune.backend import anchor_point
+
+    fixed = {**anchor_point(sweep), **sweep.overrides}
+    where = {"seed": sweep.seed, "fixed": fixed, "data_path": data_path}
+    commit = next(
+        (c for c in _commits_of(source) if _hash_at(c, sweep, where) == stored_hash), None
+    )
+    if commit is None:
+        return None, f"no commit of this checkout that stored {source.name} has its code"
+    try:
+        _, before = config_at(commit, sweep.model, sweep.dataset, point=point, epochs=epochs,
+                              **where)  # fmt: skip
+    except PastCodeError as err:
+        return None, str(err)
+    config = hashed_config(sweep.model, sweep.dataset, seed=sweep.seed,
+                           overrides={**fixed, **point}, data_path=data_path,
+                           properties=properties)  # fmt: skip
+    now = json.loads(json.dumps(replay(config, seed=sweep.seed, epochs=epochs, threads=1)))
+    difference = first_difference(before, now)
+    if difference:
+        return None, f"its replay under {commit[:12]} and the current code differ ({difference})"
+    return (
+        f"a/b replay of {point}, seed {sweep.seed}, {epochs} epochs, under {commit[:12]} and "
+        f"the current code on {cpu_model()}"
+    ), ""
+
+
+def _commits_of(folder: Path) -> list[str]:
+    """Commits of this checkout that changed ``folder``, oldest first (none outside it)."""
+    command = ["git", "-C", str(CHECKOUT), "log", "--format=%H", "--reverse", "--"]
+    done = subprocess.run([*command, str(folder.resolve())], capture_output=True, text=True)
+    return done.stdout.split() if done.returncode == 0 else []
+
+
+def _hash_at(commit: str, sweep: Any, where: dict[str, Any]) -> str | None:
+    """The hash of the sweep's fixed settings under ``commit``'s code (None where that code
+    cannot compute it)."""
+    try:
+        return config_at(commit, sweep.model, sweep.dataset, **where)[0]
+    except PastCodeError:
+        return None
 
 
 def _chosen_point(folder: Path, sweep: Any, entry: Any) -> dict[str, Any]:

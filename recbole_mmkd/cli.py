@@ -174,7 +174,10 @@ def cmd_carry(args: argparse.Namespace) -> None:
     for line in lines:
         print(line, flush=True)
     if bench is not None:
-        for line in carry_sweeps(bench, Path(args.results), dry_run=args.dry_run, **common):
+        sweeps = carry_sweeps(
+            bench, Path(args.results), epochs=args.epochs, dry_run=args.dry_run, **common
+        )
+        for line in sweeps:
             print(line, flush=True)
 
 

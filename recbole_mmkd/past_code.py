@@ -41,6 +41,24 @@ curve = replay(config, seed=result.seed, epochs=epochs, threads=threads)
 print("FINGERPRINT " + json.dumps(curve))
 """
 
+# Run under the past code: a config's hash, and the fingerprint of a run of it (a sweep's
+# point, which no stored RunResult holds), from a JSON spec.
+_REPLAY_CONFIG = """
+import json, sys
+from recbole_mmkd.carry import replay
+from recbole_mmkd.identity import config_hash
+from recbole_mmkd.prepare import hashed_config
+spec = json.loads(sys.argv[1])
+def config(overrides):
+    return hashed_config(spec["model"], spec["dataset"], seed=spec["seed"], overrides=overrides,
+                         data_path=spec["data_path"])
+print("HASH " + config_hash(config(spec["fixed"])))
+if spec["epochs"]:
+    run = config({**spec["fixed"], **spec["point"]})
+    curve = replay(run, seed=spec["seed"], epochs=spec["epochs"], threads=spec["threads"])
+    print("FINGERPRINT " + json.dumps(curve))
+"""
+
 
 class PastCodeError(MMKDError):
     """A past commit that cannot be checked out or replayed here."""
@@ -75,15 +93,49 @@ def replay_at(
 ) -> list[dict[str, float]]:
     """The fingerprint of the stored run in ``run_dir`` replayed by ``commit``'s code (its own
     properties and datasets), on this processor."""
+    args = [str(run_dir), str(epochs), str(threads), str(data_path or "")]
+    lines = _run_at(commit, _REPLAY, args, threads=threads)
+    return json.loads(lines["FINGERPRINT"])
+
+
+def config_at(
+    commit: str,
+    model: str,
+    dataset: str,
+    *,
+    seed: int,
+    fixed: dict[str, Any],
+    point: dict[str, Any] | None = None,
+    epochs: int = 0,
+    threads: int = 1,
+    data_path: Any = None,
+) -> tuple[str, list[dict[str, float]] | None]:
+    """Under ``commit``'s code (its own properties and datasets): the config hash of ``model``
+    on ``dataset`` with the settings ``fixed`` (code and data included: equal to a stored hash
+    only where that code made it), and with ``epochs`` the fingerprint of a run at ``fixed``
+    updated by ``point`` and ``seed``, on this processor (None without)."""
+    spec = {"model": model, "dataset": dataset, "seed": seed, "fixed": fixed,
+            "point": point or {}, "epochs": epochs, "threads": threads,
+            "data_path": str(data_path) if data_path else None}  # fmt: skip
+    lines = _run_at(commit, _REPLAY_CONFIG, [json.dumps(spec)], threads=threads)
+    curve = lines.get("FINGERPRINT")
+    return lines["HASH"], None if curve is None else json.loads(curve)
+
+
+def _run_at(commit: str, script: str, args: list[str], *, threads: int) -> dict[str, str]:
+    """Run ``script`` under ``commit``'s code in a subprocess; its output lines ``KEY value``,
+    by key."""
     tree = commit_tree(commit)
     path = os.pathsep.join([str(tree), os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": str(threads)}
-    args = [str(run_dir), str(epochs), str(threads), str(data_path or "")]
-    done = subprocess.run([sys.executable, "-c", _REPLAY, *args], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
                           env=env, cwd=tree)  # fmt: skip
-    lines = [line for line in done.stdout.splitlines() if line.startswith("FINGERPRINT ")]
+    lines = dict(
+        line.split(" ", 1) for line in done.stdout.splitlines()
+        if line.startswith(("FINGERPRINT ", "HASH "))
+    )  # fmt: skip
     if done.returncode or not lines:
         raise PastCodeError(
             f"the replay under commit {commit[:12]} failed: {done.stderr.strip()[-500:]}"
         )
-    return json.loads(lines[-1].removeprefix("FINGERPRINT "))
+    return lines

@@ -415,3 +415,29 @@ def test_an_ab_replay_gives_older_code_copies_without_the_fields_it_never_knew(t
         "carried": [{"from_hash": "a"}],
         "n_params": 3,
     }
+
+
+def test_carry_moves_a_sweep_no_run_vouches_for_by_replaying_its_commit_beside_the_current_code(
+    toy, tmp_path, monkeypatch
+):
+    """A benchmark searched but not yet run stores no run at its chosen point: the commit whose
+    code made the sweep and the current code, each training that point here, vouch instead.
+    HEAD stands in for the commit git history would name, and is made to hash the sweep's
+    settings as the older code did; the replays are real."""
+    from recbole_mmkd import carry
+    from recbole_mmkd.specs import tuning_sweep
+
+    bench, out = _tuned_bench(tmp_path), tmp_path / "out"
+    folder, digest = _old_sweep(bench, out, toy, trained=False)
+    sweep = tuning_sweep(bench, bench.entries[0], "toy")
+    assert carry._commits_of(folder) == []  # a folder no commit stored
+    assert carry._hash_at("0" * 40, sweep, {"seed": 1, "fixed": {}, "data_path": toy}) is None
+    head = _head()
+    monkeypatch.setattr(carry, "_commits_of", lambda f: ["0" * 40, head])
+    monkeypatch.setattr(carry, "_hash_at", lambda c, s, w: "0ld" if c == head else None)
+    [line] = carry.carry_sweeps(bench, out, data_path=toy)
+    assert line.startswith("carried") and f"under {head[:12]} and the current code" in line, line
+    moved = folder.with_name(folder.name.rsplit("-", 1)[0] + f"-{digest}")
+    assert not folder.exists()
+    [record] = json.loads((moved / "carried.json").read_text())
+    assert record["from_config_hash"] == "0ld" and "reg_weight" in record["vouched_by"]
