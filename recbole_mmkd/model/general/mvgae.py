@@ -127,7 +127,9 @@ class MVGAE(MultimodalRecommender):
     Loss, for the fused :math:`z` and each expert's own sample alike:
     :math:`-\sum_B \log_2 \sigma(\sigma(s_{ui^+}) - \sigma(\max_{j \in B} s_{uj^-})) + \beta
     \mathrm{KL}` (:func:`gaussian_kl`), :math:`s` dot products of (sigmoided) samples, the
-    negative the hardest of the batch's negatives for each user.
+    negative the hardest of the batch's negatives for each user (found without gradient, its
+    score then taken again as a row dot product: the gradient of the max, without a backward
+    through the batch x batch scores).
 
     ``item_indexing: released`` (the default) reads the batch's items, in training, as node
     ids, as MMRec's code does (it adds no user offset, so an item id reads a *user* row where
@@ -192,7 +194,9 @@ class MVGAE(MultimodalRecommender):
         pos = z[interaction[self.ITEM_ID] + offset]
         neg = z[interaction[self.NEG_ITEM_ID] + offset]
         positive = torch.sigmoid((user * pos).sum(-1))
-        hardest = torch.sigmoid((user @ neg.T).max(1).values)
+        with torch.no_grad():  # the max's gradient reaches its argmax row only
+            index = (user @ neg.T).argmax(1)
+        hardest = torch.sigmoid((user * neg[index]).sum(-1))
         return -F.logsigmoid(positive - hardest).sum() / math.log(2)
 
     def _sample(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
