@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from copy import deepcopy
+from dataclasses import dataclass, field, replace
 from functools import partial
 from numbers import Real
 from time import perf_counter
@@ -84,6 +86,48 @@ class FitResult:
 
 
 @dataclass
+class Snapshot:
+    """A run's training as it stands after ``epoch`` epochs, everything the next epochs read:
+    the model's and the optimiser's (and learning-rate schedule's) states, the early-stopping
+    state with the best state so far, the result so far, and every random stream a training
+    epoch draws from (torch's, CUDA's, numpy's, Python's, the training loader's shuffle
+    generator). Training resumed from it goes on exactly as the run would have
+    (:meth:`MMKDTrainer.fit` ``resume``), where the model keeps no other state across epochs
+    and reads no schedule of the run's length: the contract test checks every registered model,
+    and a model class that fails it says ``resumable = False`` (CFDTBD, CFDTBD-described,
+    PromptMM, SGFD-MAML), which :meth:`MMKDTrainer.fit` refuses to resume."""
+
+    epoch: int
+    best_score: float
+    bad_steps: int
+    result: FitResult
+    best_state: dict[str, torch.Tensor] | None
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    lr_scheduler: dict[str, Any] | None
+    random: dict[str, Any]
+
+
+def random_state(train_data: Any) -> dict[str, Any]:
+    """Every random stream a training epoch draws from, as it is now."""
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+             "python": random.getstate(), "loader": train_data.generator.get_state()}  # fmt: skip
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_random_state(state: dict[str, Any], train_data: Any) -> None:
+    """Put back what :func:`random_state` took."""
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    train_data.generator.set_state(state["loader"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
 class Evaluation:
     means: dict[str, float]
     per_user: dict[str, np.ndarray]
@@ -150,19 +194,32 @@ class MMKDTrainer(Trainer):
         callback: Callable[[int, float, dict], None] | None = None,
         progress: EpochProgress | None = None,
         stop_after: int | None = None,
+        resume: Snapshot | None = None,
+        snapshot: bool = False,
     ) -> FitResult:
         """Train until ``epochs`` or early stop; the model ends holding its best-validation state.
 
         ``callback(epoch, valid_score, valid_result)`` runs after every validation;
         ``progress`` is told each validation; ``stop_after`` ends training after that many
         epochs (a fingerprint replay), with the run's own settings otherwise unchanged.
+        ``resume`` goes on from a :class:`Snapshot` of a run of the same settings (its epochs
+        may have been fewer) instead of starting; with ``snapshot``, a run that trains its last
+        epoch without stopping early leaves its :class:`Snapshot` in :attr:`last_snapshot`.
         """
         self.eval_collector.data_collect(train_data)
         best_score = -np.inf if self.valid_metric_bigger else np.inf
-        bad_steps = 0
+        bad_steps, start = 0, 0
         result = FitResult(best_epoch=-1, best_valid={})
+        if resume is not None:
+            if not getattr(self.model, "resumable", True):
+                raise ValueError(f"{type(self.model).__name__} cannot resume from a Snapshot")
+            start, best_score, bad_steps = resume.epoch, resume.best_score, resume.bad_steps
+            result = replace(resume.result, curve=list(resume.result.curve))
+            self._restore(resume, train_data)
+        self.last_snapshot: Snapshot | None = None
         epochs = self.epochs if stop_after is None else min(self.epochs, stop_after)
-        for epoch in range(epochs):
+        stop = False
+        for epoch in range(start, epochs):
             start = perf_counter()
             if hasattr(self.model, "on_epoch_start"):  # RecBole's own models lack the hook
                 self.model.on_epoch_start(epoch)
@@ -200,9 +257,37 @@ class MMKDTrainer(Trainer):
                 progress.update(epoch, loss, score, best_score, bad_steps, last=last)
             if stop:
                 break
+        if snapshot and not stop:
+            self.last_snapshot = self._snapshot(epochs, best_score, bad_steps, result, train_data)
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         return result
+
+    def _snapshot(
+        self, epoch: int, best_score: float, bad_steps: int, result: FitResult, train_data
+    ) -> Snapshot:
+        def copy(state: dict) -> dict:
+            return {k: v.detach().clone() for k, v in state.items()}
+
+        return Snapshot(
+            epoch=epoch,
+            best_score=best_score,
+            bad_steps=bad_steps,
+            result=replace(result, curve=list(result.curve)),
+            best_state=None if self.best_state is None else copy(self.best_state),
+            model=copy(self.model.state_dict()),
+            optimizer=deepcopy(self.optimizer.state_dict()),
+            lr_scheduler=None if self.lr_scheduler is None else self.lr_scheduler.state_dict(),
+            random=random_state(train_data),
+        )
+
+    def _restore(self, snapshot: Snapshot, train_data) -> None:
+        self.model.load_state_dict(snapshot.model)
+        self.optimizer.load_state_dict(snapshot.optimizer)
+        if self.lr_scheduler is not None:
+            self.lr_scheduler.load_state_dict(snapshot.lr_scheduler)
+        self.best_state = snapshot.best_state
+        set_random_state(snapshot.random, train_data)
 
     def _batches(self, eval_data: FullSortEvalDataLoader) -> list:
         for loader, batches in self._eval_batches:

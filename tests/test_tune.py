@@ -16,7 +16,15 @@ import torch
 from conftest import ROOT
 
 from recbole_mmkd.errors import DataError
-from recbole_mmkd.tune import BEST, load_sweep, planned_trials, run_sweep, select_best
+from recbole_mmkd.tune import (
+    BEST,
+    LEDGER,
+    load_sweep,
+    planned_trials,
+    read_ledger,
+    run_sweep,
+    select_best,
+)
 
 SWEEP = """
 model: BPR
@@ -331,3 +339,7 @@ def test_a_halving_sweep_runs_its_rounds_capped_and_selects_an_uncapped_trial(to
     assert table["epochs"].iloc[6] == EPOCHS
     best = select_best(table)
     assert pd.isna(best["budget"]) and best[BEST] == table[BEST].iloc[6]
+    # each later round continued its points from the state their trials left at the last cap
+    records = read_ledger(tmp_path / "out" / LEDGER)
+    assert [r.get("resumed_from") for r in records] == [None] * 4 + [2, 2, 4]
+    assert not (tmp_path / "out" / "snapshots").exists()  # removed once the search is done

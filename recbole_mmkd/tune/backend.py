@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from recbole_mmkd.tune.ledger import (
     BUDGET,
     LEDGER,
     POINT,
+    RESUMED,
     append_ledger,
     plain,
     read_ledger,
@@ -44,6 +46,7 @@ from recbole_mmkd.tune.space import (
 )
 
 logger = logging.getLogger(__name__)
+SNAPSHOTS = "snapshots"  # in a halving sweep's folder: each capped trial's training state
 
 
 def init_ray(address: str | None) -> None:
@@ -69,7 +72,8 @@ def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
     from recbole_mmkd.trainer import MMKDTrainer
 
     torch.set_num_threads(max(1, int(static["cpus"])))
-    overrides = {**static["overrides"], **params.get(POINT, params)}
+    point = params.get(POINT, params)
+    overrides = {**static["overrides"], **point}
     overrides["use_gpu"] = static["gpus"] > 0
     run = prepare(
         static["model"],
@@ -81,15 +85,42 @@ def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
         source=static["source"],
     )
     config = run.config
-    best = [-math.inf]
+    folder = static.get(SNAPSHOTS)
+    keep = folder is not None and getattr(run.model, "resumable", True)
+    resume = latest_snapshot(Path(folder), point, config["epochs"]) if keep else None
+    best = [-math.inf if resume is None else resume.best_score]
+    resumed = {} if resume is None else {RESUMED: resume.epoch}
 
     def report(epoch: int, score: float, _result: dict) -> None:
         best[0] = max(best[0], score)
-        tune.report(
-            {"valid": score, BEST: best[0], "epoch": epoch, "device": str(config["device"])}
-        )
+        tune.report({"valid": score, BEST: best[0], "epoch": epoch,
+                     "device": str(config["device"]), **resumed})  # fmt: skip
 
-    MMKDTrainer(config, run.model).fit(run.train, run.valid, callback=report)
+    trainer = MMKDTrainer(config, run.model)
+    trainer.fit(run.train, run.valid, callback=report, resume=resume, snapshot=keep)
+    if trainer.last_snapshot is not None:
+        path = snapshot_path(Path(folder), point, trainer.last_snapshot.epoch)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(trainer.last_snapshot, path)
+
+
+def snapshot_path(folder: Path, point: dict[str, Any], epoch: int) -> Path:
+    """Where a halving trial of ``point`` leaves its training's state after ``epoch`` epochs."""
+    key = hashlib.sha1(json.dumps(point, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return folder / f"{key}-{epoch}.pt"
+
+
+def latest_snapshot(folder: Path, point: dict[str, Any], epochs: int) -> Any:
+    """The state a trial of ``point`` left after the most epochs below ``epochs`` (its last
+    round's cap), or None."""
+    import torch
+
+    stem = snapshot_path(folder, point, 0).stem.rsplit("-", 1)[0]
+    stored = sorted(
+        (int(p.stem.rsplit("-", 1)[1]), p) for p in folder.glob(f"{stem}-*.pt")
+    )  # fmt: skip
+    usable = [p for epoch, p in stored if epoch < epochs]
+    return torch.load(usable[-1], map_location="cpu", weights_only=False) if usable else None
 
 
 def _progress_callback(
@@ -126,6 +157,8 @@ def _progress_callback(
             }
             if sweep.scheduler == "halving":
                 row[BUDGET] = halving_cap
+            if result.get(RESUMED) is not None:
+                row[RESUMED] = result[RESUMED]
             append_ledger(ledger, row)
             return row
 
@@ -239,6 +272,8 @@ def run_sweep(
         """One Tune launch of ``count`` trials (``cap``: a halving round's epoch cap)."""
         init_ray(address)
         capped = static if cap is None else {**static, "overrides": {**overrides, "epochs": cap}}
+        if sweep.scheduler == "halving":
+            capped = {**capped, SNAPSHOTS: str(out / SNAPSHOTS)}
         resources = {"cpu": sweep.cpus_per_trial, "gpu": sweep.gpus_per_trial}
         trainable = tune.with_resources(tune.with_parameters(trial, static=capped), resources)
         name = f"{sweep.name}-{len(list(storage.glob(f'{sweep.name}-*')))}"
@@ -273,6 +308,7 @@ def run_sweep(
             launch({POINT: tune.grid_search(round_points)}, None, len(round_points), cap=cap)
             done = [r for r in read_ledger(out / LEDGER) if r["status"] == "done"]
             step = next_round(planned_points(sweep), done, **halving)
+        shutil.rmtree(out / SNAPSHOTS, ignore_errors=True)  # the search is complete
     elif todo > 0 and sweep.search == "tpe":
         launch(param_space(sweep), _optuna(sweep, finished), todo)
     elif todo > 0:

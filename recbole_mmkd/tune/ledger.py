@@ -19,6 +19,7 @@ BEST = "best_valid"  # the metric every trial reports: best validation value so 
 LEDGER = "trials.jsonl"  # one line per finished trial, written by the driver
 POINT = "point"  # grid and random trials get their whole configuration under this key
 BUDGET = "budget"  # a halving round's epoch cap (None: uncapped, trained to its early stop)
+RESUMED = "resumed_from"  # a halving trial continued from its previous round's state: its epochs
 
 
 def read_ledger(path: Path) -> list[dict[str, Any]]:

@@ -139,7 +139,8 @@ class MAML(MultimodalRecommender):
             ]
             for name, param in self.named_parameters():
                 param.requires_grad_(name not in self.frozen_parameters)
-        self._steps = 0
+        # training steps taken: state a resumed run needs (Snapshot), so in the state dict
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
         self._scoring: tuple[torch.Tensor, ...] | None = None
 
     def features(self) -> torch.Tensor:
@@ -168,13 +169,13 @@ class MAML(MultimodalRecommender):
 
     def _clip_tables(self) -> None:
         """The release's clip after each optimiser step, done before the next forward."""
-        if self._steps:
+        if self.steps:
             with torch.no_grad():
                 for table in (self.user_embedding.weight, self.item_embedding.weight):
                     table.copy_(clip_rows(table, self.clip_norm))
 
     def on_epoch_start(self, epoch: int) -> None:
-        if epoch == 0 and self._steps == 0:  # items start at their features, as released
+        if epoch == 0 and not self.steps:  # items start at their features, as released
             with torch.no_grad():
                 self.item_embedding.weight.copy_(self.features())
 
@@ -191,7 +192,7 @@ class MAML(MultimodalRecommender):
 
     def calculate_loss(self, interaction: Interaction) -> torch.Tensor:
         self._clip_tables()
-        self._steps += 1
+        self.steps += 1
         n = interaction[self.USER_ID].shape[0] // self.n_negatives
         users = self.user_embedding(interaction[self.USER_ID][:n])
         positives = interaction[self.ITEM_ID][:n]
