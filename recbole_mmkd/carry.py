@@ -208,6 +208,7 @@ def _probe_root(run_dir: Path, result: RunResult, root: Path, tmp: Path, **commo
     the same teacher, which is all the comparison needs."""
     copy = tmp / run_dir.relative_to(root)
     shutil.copytree(run_dir, copy)
+    _without_defaults(copy / "result.json")
     if not getattr(get_model(result.model), "needs_teacher", False):
         return tmp
     # Code before 04d4156 stored a hash of digits as the number RecBole read it as, and looks
@@ -215,7 +216,6 @@ def _probe_root(run_dir: Path, result: RunResult, root: Path, tmp: Path, **commo
     meta = json.loads((copy / "result.json").read_text())
     meta["config"]["teacher_hash"] = str(meta["config"]["teacher_hash"])
     (copy / "result.json").write_text(json.dumps(meta))
-    _without_defaults(copy / "result.json")
     source = teacher_run(result, root)
     target = tmp / source.relative_to(root)
     shutil.copytree(source, target)
@@ -235,9 +235,9 @@ def _without_defaults(path: Path) -> None:
     RunResult only with the fields it knows, and these say nothing it needs."""
     meta = json.loads(path.read_text())
     defaults = {
-        name: spec.default_factory()
+        name: spec.default if spec.default is not MISSING else spec.default_factory()
         for name, spec in RunResult.__dataclass_fields__.items()
-        if spec.default_factory is not MISSING and name in meta
+        if (spec.default is not MISSING or spec.default_factory is not MISSING) and name in meta
     }
     for name, default in defaults.items():
         if meta[name] == default:

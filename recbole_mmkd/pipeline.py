@@ -6,6 +6,7 @@ import logging
 import platform
 from collections.abc import Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from recbole_mmkd.progress import EpochProgress
 from recbole_mmkd.result import ResultError, RunResult, run_dir_for
 from recbole_mmkd.robustness import robustness_curve
 from recbole_mmkd.teacher import TeacherRef, check_teacher, teacher_arrays
-from recbole_mmkd.trainer import MMKDTrainer
+from recbole_mmkd.trainer import FitResult, MMKDTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,46 @@ def stored_run(run_dir: Path, *, need_arrays: bool = False) -> RunResult | None:
     return result
 
 
+TRAINED_FILE = "trained.pt"  # in a run's folder: a search trial's model of its settings
+
+
+@dataclass
+class Trained:
+    """A model a search trial trained with a run's settings and seed, left for that run."""
+
+    config_hash: str
+    fit: FitResult
+    state: dict[str, torch.Tensor]
+    by: str
+
+
+def leave_trained(
+    out_root: Path, name: str, config: Any, model: nn.Module, fit: FitResult, *, by: str
+) -> Path:
+    """Leave a search trial's trained ``model`` (at its best validation state) and ``fit`` in
+    the folder of the run of model ``name`` with the same settings and seed under ``out_root``:
+    a benchmark's
+    seed run at a search's chosen point and seed then adopts it (:func:`run_one`) instead of
+    training the same model again; it evaluates the test split once, as a run that trained
+    would. A trial is deterministic on CPU, so the adopted model is the one the run would
+    train (on another device, the one that device trained)."""
+    digest = config_hash(config)
+    run_dir = run_dir_for(out_root, config["dataset"], name, digest, config["seed"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    torch.save(Trained(digest, fit, state, by), run_dir / TRAINED_FILE)
+    return run_dir / TRAINED_FILE
+
+
+def adopted(run_dir: Path, digest: str) -> Trained | None:
+    """The :class:`Trained` a search trial left in ``run_dir`` for settings of ``digest``."""
+    path = run_dir / TRAINED_FILE
+    if not path.is_file():
+        return None
+    trained = torch.load(path, map_location="cpu", weights_only=False)
+    return trained if trained.config_hash == digest else None
+
+
 def run_one(
     model: str,
     dataset: str,
@@ -153,7 +194,13 @@ def run_one(
             metric=config["valid_metric"],
             every=config["progress_every"],
         )
-        fit = trainer.fit(run.train, run.valid, progress=progress)
+        trained = adopted(run_dir, digest)
+        if trained is None:
+            fit = trainer.fit(run.train, run.valid, progress=progress)
+        else:
+            logger.info("adopting the model %s trained", trained.by)
+            net.load_state_dict(trained.state)
+            fit = trained.fit
         test = trainer.evaluate_full(run.test)
         serving = serving_sizes(net)
         arrays = teacher_arrays(net) if keep_tables else None
@@ -188,8 +235,10 @@ def run_one(
         code=code_info(config, model_class),
         test_user_ids=data.id2token(data.uid_field, test.user_ids).astype("int64"),
         test_per_user=test.per_user,
+        trained_by="" if trained is None else trained.by,
     )
     result.save(run_dir, arrays=arrays)
+    (run_dir / TRAINED_FILE).unlink(missing_ok=True)
     logger.info(
         "%s %s seed %d: best epoch %d, test %s",
         dataset,

@@ -55,6 +55,9 @@ class RunResult:
     serving: dict[str, int] = field(default_factory=dict)
     # each move to new code by an identical fingerprint (recbole_mmkd.carry), oldest first
     carried: list[dict[str, Any]] = field(default_factory=list)
+    # "" when the run trained its model; else the search trial that trained it, the same
+    # settings and seed, whose trained state the run adopted (pipeline.leave_trained)
+    trained_by: str = ""
     test_user_ids: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))
     test_per_user: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
 

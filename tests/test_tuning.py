@@ -483,3 +483,32 @@ def test_plan_prints_what_is_left_and_starts_nothing(toy, tmp_path, monkeypatch,
     assert "0 trials run; next 2 to the early stop" in printed
     assert "| LightGCN " in printed and "0 of 1" in printed  # nothing to search: its seeds
     assert not out.exists()  # read only
+
+
+def test_the_seed_run_at_the_chosen_point_adopts_the_model_its_search_trained(toy, tmp_path):
+    """A search trial trained to its early stop is the run of its settings and seed: the
+    benchmark's run at the chosen point and the search's seed takes its model and tests it
+    once, with what a run trained anew would give; the other point's model is never tested."""
+    import ray
+
+    from recbole_mmkd.benchmark import run_benchmark
+    from recbole_mmkd.pipeline import TRAINED_FILE, run_one
+
+    spec = _spec(
+        tmp_path,
+        f"datasets: [toy]\nseeds: [1]\nmodels:\n"
+        f"  - {{model: BPR, set: {QUICK}, space: {{reg_weight: [0.5, 1.0e-5]}}}}\n"
+        "tuning: {scheduler: none, seed: 1, cpus_per_trial: 1, max_concurrent: 1}\n",
+    )
+    out = tmp_path / "out"
+    try:
+        [run] = run_benchmark(load_benchmark(spec), out, data_path=toy)["toy"]
+    finally:
+        ray.shutdown()
+    assert run.trained_by.startswith("in tuning trial")
+    left = list(out.glob(f"toy/BPR/*/seed-1/{TRAINED_FILE}"))
+    assert len(left) == 1 and not (left[0].parent / "result.json").exists()  # the other point
+    chosen = {**fast(epochs=2), "robustness_shares": [], "reg_weight": run.config["reg_weight"]}
+    fresh = run_one("BPR", "toy", 1, tmp_path / "fresh", overrides=chosen, data_path=toy)
+    assert fresh.config_hash == run.config_hash and fresh.trained_by == ""
+    assert fresh.valid_curve == run.valid_curve and fresh.test == run.test

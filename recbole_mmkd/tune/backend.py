@@ -47,6 +47,7 @@ from recbole_mmkd.tune.space import (
 
 logger = logging.getLogger(__name__)
 SNAPSHOTS = "snapshots"  # in a halving sweep's folder: each capped trial's training state
+CAPPED = "capped"  # in a trial's static settings: a halving round's cap is set
 
 
 def init_ray(address: str | None) -> None:
@@ -68,6 +69,7 @@ def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
     from ray import tune
 
     import recbole_mmkd  # noqa: F401  (compat shims first, in the worker process)
+    from recbole_mmkd.pipeline import leave_trained
     from recbole_mmkd.prepare import prepare
     from recbole_mmkd.trainer import MMKDTrainer
 
@@ -87,7 +89,7 @@ def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
     config = run.config
     folder = static.get(SNAPSHOTS)
     keep = folder is not None and getattr(run.model, "resumable", True)
-    resume = latest_snapshot(Path(folder), point, config["epochs"]) if keep else None
+    resume = previous_snapshot(Path(folder), point, config["epochs"]) if keep else None
     best = [-math.inf if resume is None else resume.best_score]
     resumed = {} if resume is None else {RESUMED: resume.epoch}
 
@@ -97,7 +99,10 @@ def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
                      "device": str(config["device"]), **resumed})  # fmt: skip
 
     trainer = MMKDTrainer(config, run.model)
-    trainer.fit(run.train, run.valid, callback=report, resume=resume, snapshot=keep)
+    fit = trainer.fit(run.train, run.valid, callback=report, resume=resume, snapshot=keep)
+    if not static.get(CAPPED):  # trained to its early stop: the run of these settings
+        by = f"in tuning trial {tune.get_context().get_trial_id()} ({static['source']})"
+        leave_trained(Path(static["runs_root"]), static["model"], config, run.model, fit, by=by)
     if trainer.last_snapshot is not None:
         path = snapshot_path(Path(folder), point, trainer.last_snapshot.epoch)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +115,7 @@ def snapshot_path(folder: Path, point: dict[str, Any], epoch: int) -> Path:
     return folder / f"{key}-{epoch}.pt"
 
 
-def latest_snapshot(folder: Path, point: dict[str, Any], epochs: int) -> Any:
+def previous_snapshot(folder: Path, point: dict[str, Any], epochs: int) -> Any:
     """The state a trial of ``point`` left after the most epochs below ``epochs`` (its last
     round's cap), or None."""
     import torch
@@ -219,7 +224,9 @@ def run_sweep(
 ) -> pd.DataFrame:
     """Check every setting the sweep names, then run (or, with ``resume``, continue) it; write
     and return its trial table. A student's teacher is trained (or reused) under
-    ``teacher_root`` (default ``<out>/runs``, where the final runs go).
+    ``teacher_root`` (default ``<out>/runs``, where the final runs go), and there every trial
+    trained to its early stop leaves its model for the run of its settings and seed to adopt
+    (:func:`~recbole_mmkd.pipeline.leave_trained`).
 
     The sweep's identity (the config hash of its fixed settings with the code they run, the
     space, search and seed) is written to ``<out>/sweep.json``; a resume under another
@@ -248,10 +255,11 @@ def run_sweep(
     halving = {"grace": sweep.grace_period, "factor": sweep.reduction_factor,
                "epochs": config["epochs"]}  # fmt: skip
     todo, _ = pending_trials(sweep, finished, epochs=config["epochs"])
-    # A student's teacher is trained once, before its first trial; a finished sweep needs none.
+    # Teachers and runs of the chosen settings go under root; a student's teacher is trained
+    # once, before its first trial; a finished sweep needs none.
+    root = teacher_root if teacher_root is not None else out / "runs"
     if todo > 0 and getattr(get_model(sweep.model), "needs_teacher", False):
         probe = {**overrides, "seed": sweep.seed}
-        root = teacher_root if teacher_root is not None else out / "runs"
         ref = teacher_for(sweep.model, sweep.dataset, sweep.seed, root, probe, **common)
         overrides.update(ref.keys())
     _claim(out, sweep_identity(sweep, **common))
@@ -263,6 +271,7 @@ def run_sweep(
         "source": f"{sweep.source}: space",
         "overrides": overrides,
         "seed": sweep.seed,
+        "runs_root": str(root),
         "cpus": sweep.cpus_per_trial,
         "gpus": sweep.gpus_per_trial,
     }
@@ -271,7 +280,9 @@ def run_sweep(
     def launch(space: dict, search: Any, count: int, *, cap: int | None = None) -> None:
         """One Tune launch of ``count`` trials (``cap``: a halving round's epoch cap)."""
         init_ray(address)
-        capped = static if cap is None else {**static, "overrides": {**overrides, "epochs": cap}}
+        capped = static
+        if cap is not None:
+            capped = {**static, "overrides": {**overrides, "epochs": cap}, CAPPED: True}
         if sweep.scheduler == "halving":
             capped = {**capped, SNAPSHOTS: str(out / SNAPSHOTS)}
         resources = {"cpu": sweep.cpus_per_trial, "gpu": sweep.gpus_per_trial}
