@@ -21,6 +21,7 @@ compared.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import tempfile
@@ -45,7 +46,7 @@ from recbole_mmkd.result import ResultError, RunResult, find_results, run_dir_fo
 from recbole_mmkd.specs import Benchmark
 from recbole_mmkd.teacher import STATE_FILE, TABLES_FILE, TeacherRef, teacher_arrays
 from recbole_mmkd.trainer import MMKDTrainer
-from recbole_mmkd.tune.ledger import LEDGER, plain
+from recbole_mmkd.tune.ledger import BEST, LEDGER, plain
 
 
 class CarryError(MMKDError):
@@ -382,7 +383,8 @@ def carry_sweeps(
     settings and seed. Where no such run is stored (a benchmark searched but not yet run), an
     A/B replay vouches instead: the chosen point trained ``epochs`` epochs under the commit
     whose code made the sweep and under the current code, bit for bit the same
-    (:func:`_replayed_beside_its_code`). A search not finished is neither carried nor settled.
+    (:func:`_replayed_beside_its_code`). A search not finished is carried the same way, by
+    an A/B replay of its best trial so far, and left unsettled: ``run`` goes on with it.
     The folder moves to the current identity's name; ``carried.json`` in it records the move
     and what vouched for it."""
     from recbole_mmkd.benchmark import search_progress
@@ -426,10 +428,12 @@ def carry_sweeps(
                 yield f"none    {name}: no stored sweep of these settings"
                 continue
             source = older[-1]
-            if search_progress(sweep, source, **common)[1]:
-                yield f"kept    {name}: its stored search ({source.name}) is not finished"
+            done, todo, _ = search_progress(sweep, source, **common)
+            if todo and not done:
+                yield f"kept    {name}: its stored search ({source.name}) has no finished trial"
                 continue
-            point = _chosen_point(source, sweep, entry)
+            # an unfinished search is vouched for at its best trial so far, by A/B replay
+            point = _chosen_point(source, sweep, entry) if not todo else _best_so_far(done, entry)
             config = hashed_config(
                 entry.model,
                 dataset,
@@ -439,7 +443,7 @@ def carry_sweeps(
             )
             run_dir = run_dir_for(out, dataset, entry.model, config_hash(config), sweep.seed)
             try:
-                vouch = RunResult.load(run_dir)
+                vouch = None if todo else RunResult.load(run_dir)
             except ResultError:
                 vouch = None
             if vouch is not None and not vouch.carried:
@@ -470,7 +474,8 @@ def carry_sweeps(
             source.rename(target)
             (target / "sweep.json").write_text(json.dumps(identity, indent=1, sort_keys=True))
             (target / SWEEP_CARRIED).write_text(json.dumps(records, indent=1))
-            settled[entry.name] = replace(entry, overrides={**entry.overrides, **point})
+            if not todo:
+                settled[entry.name] = replace(entry, overrides={**entry.overrides, **point})
             yield f"carried {name}: {source.name} -> {target.name} (vouched by {vouched_by})"
 
 
@@ -530,6 +535,12 @@ def _hash_at(commit: str, sweep: Any, where: dict[str, Any]) -> str | None:
         return config_at(commit, sweep.model, sweep.dataset, **where)[0]
     except PastCodeError:
         return None
+
+
+def _best_so_far(done: list[dict[str, Any]], entry: Any) -> dict[str, Any]:
+    """The point of the finished trial of best validation value, capped or not."""
+    best = max(done, key=lambda r: -math.inf if r.get(BEST) is None else r[BEST])
+    return {k: best["point"][k] for k in entry.space}
 
 
 def _chosen_point(folder: Path, sweep: Any, entry: Any) -> dict[str, Any]:

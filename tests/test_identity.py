@@ -417,8 +417,9 @@ def test_an_ab_replay_gives_older_code_copies_without_the_fields_it_never_knew(t
     }
 
 
+@pytest.mark.parametrize("finished", [True, False])
 def test_carry_moves_a_sweep_no_run_vouches_for_by_replaying_its_commit_beside_the_current_code(
-    toy, tmp_path, monkeypatch
+    toy, tmp_path, monkeypatch, finished
 ):
     """A benchmark searched but not yet run stores no run at its chosen point: the commit whose
     code made the sweep and the current code, each training that point here, vouch instead.
@@ -429,6 +430,9 @@ def test_carry_moves_a_sweep_no_run_vouches_for_by_replaying_its_commit_beside_t
 
     bench, out = _tuned_bench(tmp_path), tmp_path / "out"
     folder, digest = _old_sweep(bench, out, toy, trained=False)
+    if not finished:  # one of its two points left: vouched for at the other
+        ledger = folder / "trials.jsonl"
+        ledger.write_text(ledger.read_text().splitlines(keepends=True)[1])
     sweep = tuning_sweep(bench, bench.entries[0], "toy")
     assert carry._commits_of(folder) == []  # a folder no commit stored
     assert carry._hash_at("0" * 40, sweep, {"seed": 1, "fixed": {}, "data_path": toy}) is None
@@ -440,4 +444,4 @@ def test_carry_moves_a_sweep_no_run_vouches_for_by_replaying_its_commit_beside_t
     moved = folder.with_name(folder.name.rsplit("-", 1)[0] + f"-{digest}")
     assert not folder.exists()
     [record] = json.loads((moved / "carried.json").read_text())
-    assert record["from_config_hash"] == "0ld" and "reg_weight" in record["vouched_by"]
+    assert record["from_config_hash"] == "0ld" and "0.001" in record["vouched_by"]
