@@ -489,18 +489,25 @@ def _replayed_beside_its_code(
     data_path: Any = None,
     properties: Any = None,
 ) -> tuple[str | None, str]:
-    """An A/B replay for a sweep no stored run vouches for: the commit of this checkout whose
-    code made it (among those that committed its folder, the first under which its fixed
-    settings hash to the stored ``stored_hash``) and the current code each train its chosen
-    ``point`` at the sweep's seed for ``epochs`` epochs on this processor, one thread.
-    ``(what vouched, "")`` when the two fingerprints are identical, else ``(None, why not)``."""
+    """An A/B replay for a sweep no stored run vouches for: a commit of this checkout whose
+    code made it and the current code each train its chosen ``point`` at the sweep's seed for
+    ``epochs`` epochs on this processor, one thread. The commit is the first, among those that
+    committed the folder or one it was carried from (``carried.json``: code shown to compute
+    the same), under which the settings hash as that folder records (``stored_hash`` for the
+    folder itself). ``(what vouched, "")`` when the two fingerprints are identical, else
+    ``(None, why not)``."""
     from recbole_mmkd.tune.backend import anchor_point
 
     fixed = {**anchor_point(sweep), **sweep.overrides}
     where = {"seed": sweep.seed, "fixed": fixed, "data_path": data_path}
+    made = [(source, stored_hash)] + [
+        (source.parent / r["from"], r["from_config_hash"]) for r in reversed(_read_carried(source))
+    ]
     commit = next(
-        (c for c in _commits_of(source) if _hash_at(c, sweep, where) == stored_hash), None
-    )
+        (c for folder, digest in made for c in _commits_of(folder)
+         if _hash_at(c, sweep, where) == digest),
+        None,
+    )  # fmt: skip
     if commit is None:
         return None, f"no commit of this checkout that stored {source.name} has its code"
     try:
