@@ -389,7 +389,7 @@ def carry_sweeps(
     and what vouched for it."""
     from recbole_mmkd.benchmark import search_progress
     from recbole_mmkd.specs import dependency_order, entry_width, resolve_entry, tuning_sweep
-    from recbole_mmkd.tune.backend import identity_digest, sweep_identity
+    from recbole_mmkd.tune.backend import identity_digest, search_running, sweep_identity
 
     common = {"data_path": data_path, "properties": properties}
     for dataset in bench.datasets:
@@ -428,6 +428,10 @@ def carry_sweeps(
                 yield f"none    {name}: no stored sweep of these settings"
                 continue
             source = older[-1]
+            running = search_running(source)
+            if running is not None:
+                yield f"kept    {name}: {source.name} is being searched ({running}); carry it after"
+                continue
             done, todo, _ = search_progress(sweep, source, **common)
             if todo and not done:
                 yield f"kept    {name}: its stored search ({source.name}) has no finished trial"

@@ -445,3 +445,25 @@ def test_carry_moves_a_sweep_no_run_vouches_for_by_replaying_its_commit_beside_t
     assert not folder.exists()
     [record] = json.loads((moved / "carried.json").read_text())
     assert record["from_config_hash"] == "0ld" and "0.001" in record["vouched_by"]
+
+
+def test_carry_leaves_a_sweep_a_live_process_is_searching(toy, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from recbole_mmkd.carry import carry_sweeps
+    from recbole_mmkd.tune.backend import RUNNING
+
+    bench, out = _tuned_bench(tmp_path), tmp_path / "out"
+    folder, _ = _old_sweep(bench, out, toy, trained=False)
+    host = socket.gethostname()
+    (folder / RUNNING).write_text(json.dumps({"host": host, "pid": os.getpid()}))
+    [line] = carry_sweeps(bench, out, data_path=toy)
+    assert line.startswith("kept") and f"being searched (pid {os.getpid()} on {host})" in line
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    (folder / RUNNING).write_text(json.dumps({"host": host, "pid": int(ended.stdout)}))
+    [line] = carry_sweeps(bench, out, data_path=toy)  # a marker its process left behind
+    assert "being searched" not in line and folder.is_dir()

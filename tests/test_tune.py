@@ -343,3 +343,4 @@ def test_a_halving_sweep_runs_its_rounds_capped_and_selects_an_uncapped_trial(to
     records = read_ledger(tmp_path / "out" / LEDGER)
     assert [r.get("resumed_from") for r in records] == [None] * 4 + [2, 2, 4]
     assert not (tmp_path / "out" / "snapshots").exists()  # removed once the search is done
+    assert not (tmp_path / "out" / "running.json").exists()  # nor marked as being searched

@@ -15,8 +15,12 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
+import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -312,19 +316,20 @@ def run_sweep(
             ),
         ).fit()
 
-    if sweep.scheduler == "halving":
-        step = next_round(planned_points(sweep), finished, **halving)
-        while step is not None:
-            cap, round_points = step
-            launch({POINT: tune.grid_search(round_points)}, None, len(round_points), cap=cap)
-            done = [r for r in read_ledger(out / LEDGER) if r["status"] == "done"]
-            step = next_round(planned_points(sweep), done, **halving)
-        shutil.rmtree(out / SNAPSHOTS, ignore_errors=True)  # the search is complete
-    elif todo > 0 and sweep.search == "tpe":
-        launch(param_space(sweep), _optuna(sweep, finished), todo)
-    elif todo > 0:
-        points = remaining_points(planned_points(sweep), [r["point"] for r in finished])
-        launch({POINT: tune.grid_search(points)}, None, todo)
+    with _running(out):
+        if sweep.scheduler == "halving":
+            step = next_round(planned_points(sweep), finished, **halving)
+            while step is not None:
+                cap, round_points = step
+                launch({POINT: tune.grid_search(round_points)}, None, len(round_points), cap=cap)
+                done = [r for r in read_ledger(out / LEDGER) if r["status"] == "done"]
+                step = next_round(planned_points(sweep), done, **halving)
+            shutil.rmtree(out / SNAPSHOTS, ignore_errors=True)  # the search is complete
+        elif todo > 0 and sweep.search == "tpe":
+            launch(param_space(sweep), _optuna(sweep, finished), todo)
+        elif todo > 0:
+            points = remaining_points(planned_points(sweep), [r["point"] for r in finished])
+            launch({POINT: tune.grid_search(points)}, None, todo)
     table = sweep_table(read_ledger(out / LEDGER), sweep)
     table.to_csv(out / f"sweep-{sweep.name}.csv", index=False)
     figure = sweep_figure(table, sweep, config["valid_metric"])
@@ -358,6 +363,35 @@ def sweep_identity(sweep: Sweep, **common: Any) -> dict[str, Any]:
         "scheduler": [sweep.scheduler, sweep.grace_period, sweep.reduction_factor],
         "seed": sweep.seed,
     }
+
+
+RUNNING = "running.json"  # in a sweep's folder while a process searches it: its host and pid
+
+
+@contextmanager
+def _running(out: Path) -> Iterator[None]:
+    """Mark ``out`` as searched by this process until the block ends."""
+    marker = out / RUNNING
+    marker.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+    try:
+        yield
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def search_running(out: Path) -> str | None:
+    """Who is searching the sweep in ``out`` now ("pid N on HOST"), or None: no marker, or
+    one left by a process of this host that has ended."""
+    try:
+        marker = json.loads((out / RUNNING).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    if marker["host"] == socket.gethostname():
+        try:
+            os.kill(marker["pid"], 0)
+        except ProcessLookupError:
+            return None
+    return f"pid {marker['pid']} on {marker['host']}"
 
 
 def identity_digest(identity: dict[str, Any]) -> str:
