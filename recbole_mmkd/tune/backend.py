@@ -104,9 +104,10 @@ def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
 
     trainer = MMKDTrainer(config, run.model)
     fit = trainer.fit(run.train, run.valid, callback=report, resume=resume, snapshot=keep)
-    if not static.get(CAPPED):  # trained to its early stop: the run of these settings
+    root = static.get("runs_root")  # absent from a launch of code before it
+    if root is not None and not static.get(CAPPED):  # trained to its early stop: a run
         by = f"in tuning trial {tune.get_context().get_trial_id()} ({static['source']})"
-        leave_trained(Path(static["runs_root"]), static["model"], config, run.model, fit, by=by)
+        leave_trained(Path(root), static["model"], config, run.model, fit, by=by)
     if trainer.last_snapshot is not None:
         path = snapshot_path(Path(folder), point, trainer.last_snapshot.epoch)
         path.parent.mkdir(parents=True, exist_ok=True)
