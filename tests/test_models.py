@@ -227,8 +227,9 @@ def test_every_project_model_leaves_tables_a_student_can_read(toy, name):
 
 @pytest.fixture
 def one_thread():
-    """One torch thread, as every trial of a search trains (``cpus_per_trial: 1``): with more,
-    some CPU kernels (scatter-style reductions) sum in an order that varies between runs."""
+    """One torch thread, as every trial of a search trains (``cpus_per_trial: 1``): with two,
+    CFDTBD's, PromptMM's and SGFD-MAML's training differed in the last bits between two runs
+    of the same settings in one process (not located; at one thread they are identical)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
