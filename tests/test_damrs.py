@@ -67,6 +67,15 @@ def test_pseudo_positives_count_the_own_view_twice_then_take_its_own_best_of_the
     assert shared.tolist() == [[2]] and single.tolist() == [[1]]
 
 
+def test_pseudo_positives_single_are_the_best_of_own_once_the_shared_are_zeroed():
+    generator = torch.Generator().manual_seed(0)
+    own = torch.rand(50, 40, generator=generator).softmax(1)
+    total = own + torch.rand(50, 40, generator=generator).softmax(1)
+    shared, single = pseudo_positives(own, total, 5)
+    zeroed = torch.topk(own.scatter(1, shared, 0.0), 5, dim=1).indices  # the release's way
+    assert torch.equal(single, zeroed)
+
+
 def test_neighbour_discrimination_on_three_directions():
     items = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
     similarities = cosine_similarities(items[:1], items)

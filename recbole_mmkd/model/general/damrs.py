@@ -89,10 +89,14 @@ def pseudo_positives(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A view's pseudo-positive items: the ``n`` best of ``total + own`` (every view's label
     distribution summed, its own counted twice), and the ``n`` best of its own distribution
-    among the rest."""
+    among the rest. The rest's best lie among its own ``2n`` best (at most ``n`` of those are
+    shared), so they are read from there: no copy of ``own`` with the shared items zeroed,
+    the release's way (a row x items pass saved a view)."""
     shared = torch.topk(total + own, n, dim=1).indices
-    single = torch.topk(own.scatter(1, shared, 0.0), n, dim=1).indices
-    return shared, single
+    candidates = torch.topk(own, min(2 * n, own.shape[1]), dim=1).indices
+    taken = (candidates.unsqueeze(2) == shared.unsqueeze(1)).any(2)
+    first = torch.argsort(taken.to(torch.int8), dim=1, stable=True)[:, :n]
+    return shared, candidates.gather(1, first)
 
 
 class _NeighbourDiscrimination(torch.autograd.Function):
