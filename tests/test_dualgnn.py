@@ -21,9 +21,17 @@ def _users(root, fusion):
     return model.forward()[0], encoded, model.user_weights.squeeze(2)
 
 
-def test_released_fusion_sums_every_modality_into_the_first(toy):
+def test_released_fusion_sums_every_modality_into_the_image_table(toy):
     users, (image, text), w = _users(toy, "released")
     expected = w[:, :1] * (image + text) + w[:, 1:] * text
+    torch.testing.assert_close(users, expected)
+
+
+def test_released_fusion_sums_into_image_where_image_is_not_first_by_name(tmp_path):
+    # TikTok's layout: audio sorts before image, and sits in MMRec's second (text) slot
+    write_dataset(tmp_path, modalities={"audio": 5, "image": 8})
+    users, (audio, image), w = _users(tmp_path, "released")
+    expected = w[:, :1] * audio + w[:, 1:] * (audio + image)
     torch.testing.assert_close(users, expected)
 
 

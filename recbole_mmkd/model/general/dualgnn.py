@@ -27,10 +27,11 @@ class DualGNN(PreferenceGraphRecommender):
     - Items :math:`h_i = \sum_m H_{m,i}`. Users :math:`h_u = \sum_m w_{um} U_{m,u}`, the
       weights :math:`w_u` learnt (initialised to a softmax), where ``user_fusion: paper`` reads
       :math:`U_m = H_m`, and ``released`` (the default) what MMRec's code computes: its item sum
-      is accumulated in place into the first modality's table, so :math:`U_1 = \sum_m H_m` and
-      :math:`U_m = H_m` for the others (for image and text, :math:`w_{u1} H_v + (w_{u1} +
-      w_{u2}) H_t`; the first modality is the first in the dataset's order, which sorts names:
-      on TikTok, audio). With one modality users are :math:`H_{1,u}`, unweighted, as
+      is accumulated in place into its image table (``dualgnn.py`` l. 150-154), so
+      :math:`U_v = \sum_m H_m` and :math:`U_m = H_m` for the others (for image and text,
+      :math:`w_{uv} (H_v + H_t) + w_{ut} H_t`). Here the sum goes into the image modality where
+      the dataset has one (MMRec's first slot; TikTok's audio sits in its second), else into
+      the first modality by name. With one modality users are :math:`H_{1,u}`, unweighted, as
       released.
     - User-user graph (:class:`~recbole_mmkd.model.cooccurrence.UserCooccurrenceGraph`, drawn
       again each epoch): :math:`e_u = h_u + \sum_v a_{uv} h_v`; score :math:`e_u^\top h_i`.
@@ -59,12 +60,14 @@ class DualGNN(PreferenceGraphRecommender):
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
         self.user_fusion = check_choice("user_fusion", config["user_fusion"], USER_FUSIONS)
+        # the modality whose user rows take the item sum under `released`: MMRec's image slot
+        self.summed_into = self.modalities.index("image") if "image" in self.modalities else 0
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         encoded = self.encode()
         summed = torch.stack(encoded).sum(0)
         if self.user_fusion == "released":
-            encoded[0] = summed
+            encoded[self.summed_into] = summed
         if len(encoded) == 1:  # the release weights users' modalities only where it has two
             users = encoded[0][: self.n_users]
         else:
