@@ -53,3 +53,18 @@ def test_released_indexing_reads_item_ids_as_node_ids_in_training(toy):
         torch.sigmoid(torch.sigmoid(e[0] @ e[n + 1]) - torch.sigmoid(e[0] @ e[n + 2]))
     )
     torch.testing.assert_close(model._reconstruction(z, batch), expected)
+
+
+def test_the_kl_leaves_out_the_padding_user_and_item(toy):
+    model = prepare("MVGAE", "toy", overrides=fast(beta=1.0), data_path=toy).model.eval()
+    batch = {model.USER_ID: torch.tensor([1, 2]), model.ITEM_ID: torch.tensor([1, 3]),
+             model.NEG_ITEM_ID: torch.tensor([2, 4])}  # fmt: skip
+    torch.manual_seed(0)
+    with_kl = model.calculate_loss(batch)
+    model.beta = 0.0
+    torch.manual_seed(0)
+    without = model.calculate_loss(batch)
+    experts, mu, logvar = model.encode()
+    rows = [r for r in range(model.n_users + model.n_items) if r not in (0, model.n_users)]
+    expected = sum(gaussian_kl(m[rows], lv[rows]) for m, lv in [(mu, logvar), *experts])
+    torch.testing.assert_close(with_kl - without, expected)

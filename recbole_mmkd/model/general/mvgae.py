@@ -126,7 +126,8 @@ class MVGAE(MultimodalRecommender):
 
     Loss, for the fused :math:`z` and each expert's own sample alike:
     :math:`-\sum_B \log_2 \sigma(\sigma(s_{ui^+}) - \sigma(\max_{j \in B} s_{uj^-})) + \beta
-    \mathrm{KL}` (:func:`gaussian_kl`), :math:`s` dot products of (sigmoided) samples, the
+    \mathrm{KL}` (:func:`gaussian_kl`, over every user's and item's row, the padding user and
+    item left out: the release has neither), :math:`s` dot products of (sigmoided) samples, the
     negative the hardest of the batch's negatives for each user (found without gradient, its
     score then taken again as a row dot product: the gradient of the max, without a backward
     through the batch x batch scores).
@@ -169,6 +170,10 @@ class MVGAE(MultimodalRecommender):
         self.collaborative_expert = _VariationalGCN(self.n_users, d, d, **options)
         adjacency = mean_adjacency(dataset.inter_matrix(form="coo"))
         self.register_buffer("adjacency", adjacency, persistent=False)
+        # the KL's rows: every node but the padding user and item (the release has neither)
+        padding = torch.tensor([0, self.n_users])
+        real = torch.ones(self.n_users + self.n_items, dtype=torch.bool).index_fill_(0, padding, 0)
+        self.register_buffer("real_rows", real.nonzero().squeeze(1), persistent=False)
 
     def encode(self) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor, torch.Tensor]:
         """Every expert's (mu, logvar), collaborative last, and the fused (mu, logvar)."""
@@ -208,5 +213,5 @@ class MVGAE(MultimodalRecommender):
         loss = 0.0
         for m, lv in [(mu, logvar), *experts]:
             loss = loss + self._reconstruction(self._sample(m, lv), interaction)
-            loss = loss + self.beta * gaussian_kl(m, lv)
+            loss = loss + self.beta * gaussian_kl(m[self.real_rows], lv[self.real_rows])
         return loss
