@@ -160,3 +160,16 @@ def test_mmrec_emb_loss_by_hand():
     assert l2_reg(first, second).item() == pytest.approx((25 + 100) / (2 * 2))
     users, items = torch.randn(7, 4), torch.randn(5, 4)  # BM3's form: over the item count
     assert torch.equal(emb_norm_reg(users, items), (users.norm() + items.norm()) / 5)
+
+
+def test_bm3_regularises_its_tables_over_the_items_without_the_padding_rows(toy):
+    model = prepare("BM3", "toy", overrides=fast(reg_weight=1.0), data_path=toy).model
+    batch = {model.USER_ID: torch.tensor([1, 2]), model.ITEM_ID: torch.tensor([1, 3])}
+    torch.manual_seed(0)
+    regularised = model.calculate_loss(batch)
+    model.reg_weight = 0.0
+    torch.manual_seed(0)
+    plain = model.calculate_loss(batch)
+    users, items = model._encode()
+    expected = (users[1:].norm() + items[1:].norm()) / (model.n_items - 1)  # MMRec's item count
+    torch.testing.assert_close(regularised - plain, expected)

@@ -76,6 +76,15 @@ SETTINGS: dict[str, tuple[dict, dict]] = {
     "PGL": ({"modality_weights": {"image": 0.1, "audio": 0.9}}, {}),
     "SELFCFED_LGN": ({"n_layers": 1, "dropout": 0.1, "reg_weight": 0.1}, {}),
     "MMGCF": ({"n_ui_layers": 1, "reg_weight": 0.1}, {}),
+    # MMRec trains the feature tables of these three (nn.Embedding.from_pretrained(feat,
+    # freeze=False)); FREEDOM's are fixed here (its docstring). MMRec's grid keys pinned to
+    # this project's TikTok values (properties/model/tiktok/ where it has one).
+    "LATTICE": ({"train_features": True}, {"reg_weight": [1.0e-5], "learning_rate": [1.0e-3]}),
+    "BM3": ({}, {"n_layers": [2], "dropout": [0.3], "reg_weight": [0.1]}),
+    "FREEDOM": (
+        {"modality_weights": {"image": 0.1, "audio": 0.9}},
+        {"dropout": [0.8], "reg_weight": [1.0e-4]},
+    ),
 }
 MMREC_NAMES = {"DAMRS": "DAMRS"}
 

@@ -4,12 +4,14 @@ same batch: the loss, every parameter's gradient and the full-sort scores, side 
     python bench/mmrec/prepare_mmrec.py --mmrec /work/.mirror/enoche+MMRec/repo --out /tmp/mmrec
     OMP_NUM_THREADS=1 python bench/mmrec/step_check.py MGCN --prepared /tmp/mmrec [--their-graphs]
 
-Models: DAMRS, DRAGON, LGMRec, MGCN, SMORE (:data:`SPECS`). Each side builds its model with its
-own code (MMRec's ``Config``/``RecDataset`` from the prepared checkout, this project's
-``prepare``) at the side-by-side setting (:data:`side_by_side.SETTINGS`) on the same TikTok
-split. Training curves differ between two codebases by their random streams (initialisation,
-batch order, negatives) even where the model is the same; a step from the same state on the
-same batch has none of that, so what differs here is the model. In order:
+Models: BM3, DAMRS, DRAGON, DualGNN, FREEDOM, LATTICE, LayerGCN, LGMRec, MGCN, MMGCF, MVGAE, PGL,
+SELFCFED_LGN, SLMRec, SMORE (:data:`SPECS`; MMRec's DRAGON, DualGNN and MVGAE import PyTorch
+Geometric, the ``reference`` extra). Each side builds its model with its own code (MMRec's
+``Config``/``RecDataset`` from the prepared checkout, this project's ``prepare``) at the
+side-by-side setting (:data:`side_by_side.SETTINGS`) on the same TikTok split. Training curves
+differ between two codebases by their random streams (initialisation, batch order, negatives)
+even where the model is the same; a step from the same state on the same batch has none of
+that, so what differs here is the model. In order:
 
 1. Features: each modality's item features of the two sides, rows mapped (TikTok's audio sits
    in MMRec's *text* slot).
@@ -18,24 +20,34 @@ same batch has none of that, so what differs here is the model. In order:
    how many rows differ in some entry, and how many of those in their edge sets (the rest in
    weights only). On TikTok the kNN item-item graphs' edge sets differ only in rows tied at the
    k-th similarity (equal features), which each side breaks in its own ids' order; the
-   co-occurrence graphs order ties by id, each side in its own ids. With ``--their-graphs``
-   this side then uses MMRec's graphs (in its own sparse layout), so that only the model
-   differs.
+   co-occurrence graphs order ties by id, each side in its own ids. Where MMRec keeps no graph
+   (DualGNN's and MVGAE's PyG layers read an edge list) the graph its layer propagates over is
+   built from the edge list. With ``--their-graphs`` this side then uses MMRec's graphs (in
+   its own sparse layout; LATTICE's learned graph: the kNN edges MMRec's code picks), so that
+   only the model differs.
 3. Parameters: every trainable parameter of MMRec's model is mapped to this project's (ID tables
    through the id mappings: RecBole's internal ids here, the file's ids in MMRec, this side's
    padding row 0 set to zero; per-modality modules by modality; tables indexed by modality
-   permuted, this side ordering modalities by name) and MMRec's initial values copied in.
-   Parameters on one side only are listed, with whether they get a gradient.
+   permuted, this side ordering modalities by name; fusion layers over concatenations with
+   their column blocks permuted) and MMRec's initial values copied in, and so are the tensors
+   that are no parameters (MVGAE's preference tables and random item vectors). Parameters on
+   one side only are listed, with whether they get a gradient.
 4. Randomness inside the loss is made identical or is off (printed per model): LGMRec's Gumbel
    noise and hyperedge dropout are drawn once in MMRec's ids and read by both sides; DRAGON's
-   user-graph draw is MMRec's with ``--their-graphs``, each side's own without; SMORE runs at
-   dropout 0.
+   and DualGNN's user-graph draw is MMRec's with ``--their-graphs``, each side's own without;
+   SMORE runs at dropout 0, LayerGCN at edge dropout 0; the edge dropout of FREEDOM, MMGCF and
+   PGL keeps MMRec's draw of edges on both sides (each renormalising them); MVGAE's sampling
+   noise and convolution dropout, SELFCF_ed's graph dropout (rate and per-entry uniforms) and
+   target dropout, BM3's target dropout and PGL's contrastive dropout are drawn in MMRec's pass
+   and read back in this side's (:class:`Replay`: rows mapped, modality blocks permuted, a
+   batch's rows of MMRec's whole-table masks).
 5. One loss and backward on the same ``--batch`` training triples (drawn with ``--seed``);
    printed: the two losses, per mapped parameter the largest gradient difference against the
    largest gradient entry (rows mapped), then the largest full-sort score difference of 8
-   users (both models in eval mode). Where a model names loss weights in
-   :attr:`Spec.zero_terms`, the step is repeated with them at zero on both sides (an extra
-   line: isolates those terms).
+   users (both models in eval mode; MMRec's SLMRec's before its sigmoid). Where a model names
+   loss weights in :attr:`Spec.zero_terms`, the step is repeated with them at zero on both
+   sides (an extra line: isolates those terms); in :attr:`Spec.on_terms`, at a value where the
+   setting has them at zero (PGL's contrastive term).
 """
 
 from __future__ import annotations
@@ -44,13 +56,15 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import reduce
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from side_by_side import ROOT, SETTINGS
 from torch import nn
 
@@ -69,17 +83,24 @@ class Pair:
     theirs: str
     rows: Kind | None = None
     modal_axis: int | None = None
+    # (axis, leading blocks): the axis cut in equal blocks, the leading ones (ID sources) kept,
+    # the rest one per modality in MMRec's order, permuted (a fusion layer over concatenations;
+    # a module's parameters without that axis, its bias, as they are)
+    modal_blocks: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
 class Graph:
-    """A sparse graph buffer on both sides, its rows and columns indexed by ``rows``/``cols``."""
+    """A sparse graph buffer on both sides, its rows and columns indexed by ``rows``/``cols``
+    (attribute paths, dotted; ``build``: MMRec's graph made from its model where it keeps none,
+    ``theirs`` then names what it is made from)."""
 
     label: str
     ours: str
     theirs: str
     rows: Kind
     cols: Kind
+    build: Callable[[nn.Module], torch.Tensor] | None = None
 
 
 @dataclass
@@ -93,7 +114,19 @@ class Check:
     user_of: np.ndarray  # MMRec's user id -> ours
     item_of: np.ndarray
     adopt: bool
-    noise: SharedNoise | None = None  # LGMRec's shared random draws
+    noise: SharedNoise | Replay | None = None  # random draws shared by the two sides
+    batch: np.ndarray | None = None  # the step's (user, item) rows, MMRec's ids
+
+    def padding(self, kind: Kind) -> tuple[int, ...]:
+        """This side's padding rows of a ``kind`` of rows (no counterpart in MMRec)."""
+        return (0, self.ours.n_users) if kind == "node" else (0,)
+
+    def their_nodes(self) -> torch.Tensor:
+        """MMRec's node (users, then items) of each of our nodes; -1 for the padding rows."""
+        users = torch.as_tensor(self.user_token)
+        items = torch.as_tensor(self.item_token)
+        items = torch.where(items >= 0, items + self.theirs.n_users, items)
+        return torch.cat([users, items])
 
     def node_map(self, kind: Kind) -> np.ndarray:
         """MMRec's index of ``kind`` -> ours."""
@@ -126,8 +159,21 @@ class Spec:
     graphs: Callable[[Check], list[Graph]] = lambda check: []
     # model-specific setup before the step (randomness, extra graphs); returns lines to print
     setup: Callable[[Check], list[str]] = lambda check: []
-    # loss weights (our attribute, MMRec's) repeated at zero for an extra line
+    # loss weights (our attribute, MMRec's; ``config.`` + key: MMRec's config item) repeated
+    # at zero for an extra line
     zero_terms: tuple[tuple[str, str], ...] = ()
+    # loss weights (ours, MMRec's, a value) that the setting has at zero, repeated at the value
+    # on both sides for an extra line (a term the setting leaves out)
+    on_terms: tuple[tuple[str, str, float], ...] = ()
+    # tensors that are no parameters (buffers, plain attributes) copied from MMRec as the pairs
+    states: Callable[[Check], list[Pair]] = lambda check: []
+    # lines after the step (what the step built)
+    after: Callable[[Check], list[str]] = lambda check: []
+    # MMRec's full-sort scores of some users (its ids), where its ``full_sort_predict`` does not
+    # give plain scores from the current parameters
+    their_scores: Callable[[Check, torch.Tensor], torch.Tensor] | None = None
+    # MMRec's model replaces its features by their L2-normalised rows: compared so
+    normalised_features: bool = False
 
 
 def ids(items: str) -> list[Pair]:
@@ -334,7 +380,9 @@ def neighbour_matrix(index: torch.Tensor, weight: torch.Tensor, n: int) -> torch
     return torch.sparse_coo_tensor(pairs, weight.flatten().float(), (n, n)).coalesce()
 
 
-def dragon_setup(check: Check) -> list[str]:
+def user_graph_setup(check: Check) -> list[str]:
+    """DRAGON's and DualGNN's user-user graph: the co-occurrence lists and this epoch's draw
+    compared; with ``adopt``, this side then reads MMRec's draw."""
     ours, theirs = check.ours, check.theirs
     theirs.pre_epoch_processing()  # MMRec's trainer does it before each epoch: the user graph
     k, graph = theirs.k, ours.user_graph
@@ -377,8 +425,456 @@ def dragon_setup(check: Check) -> list[str]:
             "randomness: the user-graph draw is each side's own (random padding of "
             "users with fewer than k neighbours); --their-graphs shares MMRec's"
         )
-    lines.append("randomness: none inside the loss (MMRec's dropped-edge graphs are never read)")
     return lines
+
+
+def dragon_setup(check: Check) -> list[str]:
+    none = "randomness: none inside the loss (MMRec's dropped-edge graphs are never read)"
+    return [*user_graph_setup(check), none]
+
+
+# --- shared random draws, graphs MMRec builds on the fly ---------------------------------------
+
+Reader = Callable[[list[torch.Tensor], int], torch.Tensor]
+
+
+class Replay:
+    """Random draws made in MMRec's pass and read back in this side's, by kind in call order;
+    ``read`` picks MMRec's draw for this side's call and lays it out as this side's (rows
+    mapped), default: the draw of the same call number as drawn."""
+
+    def __init__(self) -> None:
+        self.side: Literal["theirs", "ours"] = "theirs"
+        self.draws: dict[str, list[torch.Tensor]] = {}
+        self.calls: dict[str, int] = {}
+
+    def start(self, side: Literal["theirs", "ours"], *, fresh: bool = False) -> None:
+        self.side, self.calls = side, {}
+        if fresh:
+            self.draws = {}
+
+    def take(
+        self, kind: str, draw: Callable[[], torch.Tensor], read: Reader | None = None
+    ) -> torch.Tensor:
+        call = self.calls.get(kind, 0)
+        self.calls[kind] = call + 1
+        if self.side == "theirs":
+            self.draws.setdefault(kind, []).append(draw())
+            return self.draws[kind][-1]
+        drawn = self.draws[kind]
+        return read(drawn, call) if read else drawn[call]
+
+
+def replay_dropout(replay: Replay, read: Reader | None = None) -> None:
+    """``F.dropout`` with its masks from ``replay`` (both sides call the module's function, and
+    so does ``nn.Dropout``)."""
+
+    def dropout(
+        input: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
+    ) -> torch.Tensor:
+        if not training or p == 0:
+            return input
+
+        def draw() -> torch.Tensor:
+            return torch.empty(input.shape).bernoulli_(1 - p) / (1 - p)
+
+        mask = replay.take("dropout", draw, read)
+        assert mask.shape == input.shape, f"dropout mask {tuple(mask.shape)} for {input.shape}"
+        kept = mask[mask != 0]  # a mask drawn at another rate would not scale by 1 / (1 - p)
+        assert torch.allclose(kept, torch.full_like(kept, 1 / (1 - p))), "dropout rates differ"
+        return input * mask
+
+    F.dropout = dropout
+
+
+def node_rows(check: Check, value: torch.Tensor) -> torch.Tensor:
+    """MMRec's node rows (users, then items) of ``value`` laid out as ours, padding rows 0."""
+    nodes = check.their_nodes()
+    out = value[nodes.clamp(min=0)]
+    out[nodes < 0] = 0
+    return out
+
+
+def pyg_graph(edge_index: torch.Tensor, n: int, *, mean: bool) -> torch.Tensor:
+    """The graph one PyG layer of MMRec propagates over ``edge_index`` (messages from row 0 to
+    row 1), self-loops removed: with ``mean`` self-loops added and each node the mean of its
+    messages (MVGAE's ``aggr='mean'``), else weighted ``d^-1/2 d^-1/2`` by the sources' degrees
+    (DualGNN's ``aggr='add'``). Sparse COO, rows the receiving nodes."""
+    source, target = edge_index
+    keep = source != target
+    source, target = source[keep], target[keep]
+    if mean:
+        loops = torch.arange(n)
+        source, target = torch.cat([source, loops]), torch.cat([target, loops])
+        values = 1.0 / torch.bincount(target, minlength=n).float()[target]
+    else:
+        degree = torch.bincount(source, minlength=n).float()
+        values = degree[source].rsqrt() * degree[target].rsqrt()
+    return torch.sparse_coo_tensor(torch.stack([target, source]), values, (n, n)).coalesce()
+
+
+def kept_edges_setup(check: Check, graph: str, share: float) -> list[str]:
+    """FREEDOM's degree-sensitive edge dropout (MMGCF, PGL, FREEDOM): the draw's weights
+    compared; MMRec draws this epoch's kept edges (``pre_epoch_processing``, into ``graph``) and
+    this side keeps the same edges, renormalised by its own code (with ``adopt``: MMRec's
+    values)."""
+    from recbole_mmkd.model.graph import adjacency_from_edges
+
+    ours, theirs = check.ours, check.theirs
+    shape = (theirs.n_users, theirs.n_items)
+    weights = torch.sparse_coo_tensor(theirs.edge_indices, theirs.edge_values, shape)
+    mine = torch.sparse_coo_tensor(ours.edges, ours.edge_weights, (ours.n_users, ours.n_items))
+    weights = map_sparse(check, weights, "user", "item")
+    differ, in_edges, n = differing_rows(mine.coalesce(), weights)
+    lines = [f"edge-draw weights 1/sqrt(d_u d_i) (edge_weights / MMRec's edge_values): "
+             f"{rows_differ(differ, in_edges)} of {n - 1} user rows differ"]  # fmt: skip
+    theirs.pre_epoch_processing()
+    kept = getattr(theirs, graph).coalesce()
+    index = kept.indices()
+    index = index[:, index[0] < theirs.n_users]  # the user-item block: each kept edge once
+    users = torch.as_tensor(check.user_of)[index[0]]
+    items = torch.as_tensor(check.item_of)[index[1] - theirs.n_users]
+    ours.train_adjacency = adjacency_from_edges(torch.stack([users, items]), ours.n_users,
+                                                ours.n_items)  # fmt: skip
+    mapped = map_sparse(check, kept, "node", "node")
+    padding = check.padding("node")
+    differ, in_edges, n = differing_rows(ours.train_adjacency, mapped, padding=padding)
+    lines.append(f"this epoch's kept graph (MMRec's {graph}, {index.shape[1]} of "
+                 f"{theirs.edge_values.numel()} edges), renormalised here: "
+                 f"{rows_differ(differ, in_edges)} of {n - 2} node rows differ")  # fmt: skip
+    if check.adopt:
+        ours.train_adjacency = mapped.to_sparse_csr()
+        lines.append("this side now uses MMRec's kept graph (its values too)")
+    lines.append(f"randomness: this epoch's kept edges (share {share:g}, drawn by degree) are "
+                 "MMRec's draw on both sides (made identical)")  # fmt: skip
+    return lines
+
+
+# --- MMGCF, PGL, FREEDOM, LayerGCN: edge dropout ----------------------------------------------
+
+
+def projected_pairs(check: Check, items: str) -> list[Pair]:
+    """ID tables and each modality's feature projection (MMRec's ``{slot}_trs``)."""
+    return [*ids(items), *(Pair(f"projections.{m}", f"{SLOTS[m][0]}_trs")
+                           for m in check.ours.modalities)]  # fmt: skip
+
+
+def mmgcf_pairs(check: Check) -> list[Pair]:
+    """ID tables, projections, and the concat layers and alpha that the setting builds."""
+    pairs = projected_pairs(check, "item_id_embedding")
+    if "all" in check.ours.concat:  # over [ID, modalities...]
+        pairs.append(Pair("concat.all", "all_concat_layer", modal_blocks=(1, 1)))
+    if "modalities" in check.ours.concat:
+        pairs.append(Pair("concat.modalities", "mm_concat_layer", modal_blocks=(1, 0)))
+    if "id_and_modalities" in check.ours.concat:
+        pairs.append(Pair("concat.id_and_modalities", "id_mm_concat_layer"))
+    if check.ours.weighting == "alpha":
+        pairs.append(Pair("alpha_logit", "mm_alpha"))
+    return pairs
+
+
+def mmgcf_setup(check: Check) -> list[str]:
+    ours, theirs = check.ours, check.theirs
+    assert (ours.fusion, ours.weighting) == (theirs.fusion_mode, theirs.weighting)
+    lines = [f"fusion {ours.fusion}, weighting {ours.weighting} on both sides"]
+    return lines + kept_edges_setup(check, "masked_adj", 1 - theirs.dropout)
+
+
+def pgl_pairs(check: Check) -> list[Pair]:
+    pairs = []
+    for m in check.ours.modalities:
+        slot = SLOTS[m][0]
+        pairs += [Pair(f"user_tables.{m}", f"user_{slot}.weight", "user"),
+                  Pair(f"feature_tables.{m}", f"{slot}_embedding.weight", "item"),
+                  Pair(f"projections.{m}", f"{slot}_trs")]  # fmt: skip
+    return pairs
+
+
+def mixed_item_graph(label: str, theirs: str = "mm_adj") -> Callable[[Check], list[Graph]]:
+    """The user-item adjacency and FREEDOM's mixed item-item kNN graph (``item_graph``)."""
+    return lambda check: [*user_item_graphs("norm_adj"),
+                          Graph(label, "item_graph", theirs, "item", "item")]  # fmt: skip
+
+
+def pgl_setup(check: Check) -> list[str]:
+    """The kept edges; the contrastive term's dropout masks, of the batch's rows of ``[image |
+    text]`` in MMRec and of this side's modalities by name, read with the blocks permuted."""
+    ours, theirs = check.ours, check.theirs
+    assert ours.keep_ratio == 0.3 and ours.reg_weight == theirs.reg_weight == 0
+    order = check.modal_order()
+
+    def read(drawn: list[torch.Tensor], call: int) -> torch.Tensor:
+        blocks = drawn[call].chunk(len(order), dim=1)
+        return torch.cat([blocks[i] for i in order], dim=1)
+
+    replay = Replay()
+    replay_dropout(replay, read)
+    check.noise = replay
+    return [*kept_edges_setup(check, "sub_graph", ours.keep_ratio),
+            "randomness: the contrastive term's dropout (its weight reg_weight 0 in MMRec's grid: "
+            "this side skips the term, MMRec's adds it times 0; at a weight, the extra line): "
+            "the same masks on both sides, modality blocks permuted (made identical)"]  # fmt: skip
+
+
+def freedom_setup(check: Check) -> list[str]:
+    return kept_edges_setup(check, "masked_adj", 1 - check.theirs.dropout)
+
+
+def layergcn_pairs(check: Check) -> list[Pair]:
+    return [Pair("user_embedding.weight", "user_embeddings", "user"),
+            Pair("item_embedding.weight", "item_embeddings", "item")]  # fmt: skip
+
+
+def layergcn_setup(check: Check) -> list[str]:
+    rates = (check.ours.dropout, check.theirs.dropout)
+    assert rates == (0.0, 0.0), f"edge dropout rates {rates}: the check needs 0 (SETTINGS)"
+    check.theirs.pre_epoch_processing()  # at rate 0: its whole graph
+    return ["randomness: edge dropout at rate 0 on both sides (the side-by-side setting): both "
+            "read the whole graph"]  # fmt: skip
+
+
+# --- DualGNN, MVGAE: MMGCN's descendants over PyG ---------------------------------------------
+
+
+def dualgnn_graphs(check: Check) -> list[Graph]:
+    def build(theirs: nn.Module) -> torch.Tensor:
+        return pyg_graph(theirs.edge_index, theirs.n_users + theirs.n_items, mean=False)
+
+    return [Graph("user-item D^-1/2 A D^-1/2", "adjacency", "edge_index, as its Base_gcn reads "
+                  "it", "node", "node", build)]  # fmt: skip
+
+
+def dualgnn_setup(check: Check) -> list[str]:
+    theirs = check.theirs
+    extra = theirs.reg_weight * theirs.weight_i.detach().pow(2).mean().item()
+    return [*user_graph_setup(check),
+            "randomness: none inside the loss (MMRec's dropped-node edge lists reach its "
+            "encoders, which never read them)",
+            f"MMRec's loss also holds reg_weight * mean(weight_i^2) = {extra:.8f}, on its item "
+            "weights, which no score reads (left out here)"]  # fmt: skip
+
+
+def mvgae_pairs(check: Check) -> list[Pair]:
+    experts = [(f"experts.{m}", f"{SLOTS[m][1]}_gcn") for m in check.ours.modalities]
+    pairs = []
+    for mine, theirs in [*experts, ("collaborative_expert", "c_gcn")]:
+        pairs += [Pair(f"{mine}.{a}", f"{theirs}.{b}") for a, b in (
+            ("mlp", "MLP"), ("convs.0", "conv_embed_1"), ("gates.0", "g_layer1"),
+            ("mu_conv", "conv_embed_4"), ("mu_gate", "g_layer4"), ("mu_skip", "linear_layer4"),
+            ("logvar_conv", "conv_embed_5"), ("logvar_gate", "g_layer5"),
+            ("logvar_skip", "linear_layer5"))]  # fmt: skip
+    return pairs
+
+
+def mvgae_states(check: Check) -> list[Pair]:
+    """The preference tables (plain tensors in MMRec, buffers here) and the collaborative
+    expert's random item vectors."""
+    return [*(Pair(f"experts.{m}.preference", f"{SLOTS[m][1]}_gcn.preference", "user")
+              for m in check.ours.modalities),
+            Pair("collaborative_expert.preference", "c_gcn.preference", "user"),
+            Pair("collaborative", "collaborative", "item")]  # fmt: skip
+
+
+def mvgae_graphs(check: Check) -> list[Graph]:
+    def build(theirs: nn.Module) -> torch.Tensor:
+        return pyg_graph(theirs.edge_index, theirs.n_users + theirs.n_items, mean=True)
+
+    return [Graph("user-item D^-1 (A + I)", "adjacency", "edge_index, as its BaseModel reads "
+                  "it", "node", "node", build)]  # fmt: skip
+
+
+def mvgae_setup(check: Check) -> list[str]:
+    ours = check.ours
+    assert ours.item_indexing == "released" and ours.sigmoid_embeddings
+    order, n = check.modal_order(), len(ours.modalities)
+    per = len(ours.experts[ours.modalities[0]].convs) + 2  # dropouts per expert
+
+    def expert(position: int) -> int:  # ours (modalities by name, collaborative) -> MMRec's
+        return order[position] if position < n else position
+
+    replay = Replay()
+    replay_dropout(replay, lambda drawn, call: node_rows(
+        check, drawn[per * expert(call // per) + call % per]))  # fmt: skip
+    randn_like = torch.randn_like
+
+    def normal(input: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        def read(drawn: list[torch.Tensor], call: int) -> torch.Tensor:
+            return node_rows(check, drawn[0 if call == 0 else 1 + expert(call - 1)])
+
+        return replay.take("normal", lambda: randn_like(input, **kwargs), read)
+
+    torch.randn_like = normal
+    check.noise = replay
+    # released item indexing reads an item id as a node id: the same user rows on both sides
+    # only where this side's id k is MMRec's k - 1 for users and items alike
+    shift = all(np.array_equal(token[1:], np.arange(len(token) - 1))
+                for token in (check.user_token, check.item_token))  # fmt: skip
+    return [f"randomness: the sampling noise (fused, then each expert) and the dropout of "
+            f"every mean-convolution ({per} per expert, rate 0.1): the same draws on both sides, "
+            "made in MMRec's node rows (made identical)",
+            f"item_indexing released (item ids read as node ids): this side's id k is MMRec's "
+            f"id k - 1 for every user and item, so both read the same rows: {shift}"]  # fmt: skip
+
+
+def mvgae_scores(check: Check, users: torch.Tensor) -> torch.Tensor:
+    """MMRec's scores read the fused mean of its last forward: one in eval mode first."""
+    check.theirs.forward()
+    return check.theirs.full_sort_predict([users])
+
+
+# --- SLMRec, SELFCF_ed, BM3: contrastive and bootstrap losses ---------------------------------
+
+
+def slmrec_pairs(check: Check) -> list[Pair]:
+    pairs = [Pair("user_embedding.weight", "embedding_user.weight", "user"),
+             Pair("item_embedding.weight", "embedding_item.weight", "item"),
+             Pair("user_fusion.weight", "embedding_user_after_GCN.weight", modal_blocks=(1, 1)),
+             Pair("user_fusion.bias", "embedding_user_after_GCN.bias"),
+             Pair("item_fusion.weight", "embedding_item_after_GCN.weight", modal_blocks=(1, 1)),
+             Pair("item_fusion.bias", "embedding_item_after_GCN.bias"),
+             Pair("chain.0", "g_i_iv"), Pair("audio_level", "g_iv_iva"),
+             Pair("chain.1", "g_iva_ivat")]  # fmt: skip
+    heads = {"image": "g_v_iv", "text": "g_t_ivat"}
+    for m in check.ours.modalities:
+        slot, short = SLOTS[m]
+        pairs += [Pair(f"projections.{m}", f"{short}_dense"), Pair(f"heads.{m}", heads[slot])]
+    return pairs
+
+
+def slmrec_setup(check: Check) -> list[str]:
+    assert check.ours.chain_order == ["image", "audio"] and check.ours.audio_level is not None
+    return ["fine-and-coarse chain image, then audio in MMRec's text place, the acoustic level "
+            "between them (MMRec's order)",
+            "randomness: none (the fine-and-coarse task draws nothing)",
+            "scores: MMRec's before its sigmoid (its last forward's tables, the same "
+            "parameters), this side's plain"]  # fmt: skip
+
+
+def slmrec_scores(check: Check, users: torch.Tensor) -> torch.Tensor:
+    return check.theirs.all_users[users] @ check.theirs.all_items.T
+
+
+def selfcfed_pairs(check: Check) -> list[Pair]:
+    return [Pair("user_embedding.weight", "online_encoder.embedding_dict.user_emb", "user"),
+            Pair("item_embedding.weight", "online_encoder.embedding_dict.item_emb", "item"),
+            Pair("predictor", "predictor")]  # fmt: skip
+
+
+def selfcfed_setup(check: Check) -> list[str]:
+    """The graph's dropout rate, its per-entry uniforms (MMRec's entry order, read by each of
+    this side's entries) and the target dropouts: drawn in MMRec's pass, read in this side's."""
+    ours, theirs = check.ours, check.theirs
+    their_graph = theirs.online_encoder.sparse_norm_adj
+    nodes = torch.as_tensor(check.node_map("node"))
+    n = ours.n_users + ours.n_items
+    index = their_graph._indices()
+    their_keys = nodes[index[0]] * n + nodes[index[1]]
+    mine = ours.adjacency.indices()
+    our_keys = mine[0] * n + mine[1]
+    order = torch.argsort(their_keys)
+    place = order[torch.searchsorted(their_keys[order], our_keys).clamp(max=len(order) - 1)]
+    assert len(their_keys) == len(our_keys) and torch.equal(their_keys[place], our_keys)
+    replay, generator, nnz = Replay(), torch.Generator().manual_seed(1), len(our_keys)
+    rand, random = torch.rand, np.random.random
+
+    def rate() -> torch.Tensor:
+        return replay.take("rate", lambda: rand((), generator=generator))
+
+    def uniform(*size: object, **kwargs: object) -> torch.Tensor:
+        shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], tuple | list) else size
+        if shape == ():
+            return rate()
+        if shape == (nnz,):
+            return replay.take("uniform", lambda: rand(nnz, generator=generator),
+                               lambda drawn, call: drawn[call][place])  # fmt: skip
+        return rand(*size, **kwargs)
+
+    torch.rand = uniform
+    np.random.random = lambda *args: random(*args) if args else float(rate())
+    replay_dropout(replay)
+    check.noise = replay
+    return ["randomness: the graph's dropout rate, its entries' uniforms (MMRec's entry order, "
+            f"read by each of this side's {nnz} entries) and the two target dropouts (rate "
+            f"{ours.dropout:g}): the same draws on both sides (made identical)"]  # fmt: skip
+
+
+def bm3_pairs(check: Check) -> list[Pair]:
+    pairs = [*projected_pairs(check, "item_id_embedding"), Pair("predictor", "predictor")]
+    return pairs + [Pair(f"feature_tables.{m}", f"{SLOTS[m][0]}_embedding.weight", "item")
+                    for m in check.ours.modalities]  # fmt: skip
+
+
+def bm3_setup(check: Check) -> list[str]:
+    """MMRec drops out whole tables (users, items, then text and image features), this side
+    the batch's rows (users, items, then each modality by name): each of this side's masks
+    reads the batch's rows of MMRec's."""
+    modalities = check.ours.modalities
+
+    def read(drawn: list[torch.Tensor], call: int) -> torch.Tensor:
+        users, items = (torch.as_tensor(check.batch[:, k]) for k in (0, 1))
+        if call < 2:
+            return drawn[call][users if call == 0 else items]
+        return drawn[2 if SLOTS[modalities[call - 2]][0] == "text" else 3][items]
+
+    replay = Replay()
+    replay_dropout(replay, read)
+    check.noise = replay
+    return [
+        f"randomness: the target views' dropout (rate {check.ours.dropout:g}): MMRec's "
+        "masks of its whole tables, this side's the batch's rows of them (made identical)"
+    ]
+
+
+# --- LATTICE: a learned item graph ------------------------------------------------------------
+
+
+def lattice_pairs(check: Check) -> list[Pair]:
+    pairs = [*projected_pairs(check, "item_id_embedding"),
+             Pair("modal_weight", "modal_weight", modal_axis=0)]  # fmt: skip
+    return pairs + [Pair(f"feature_tables.{m}", f"{SLOTS[m][0]}_embedding.weight", "item")
+                    for m in check.ours.modalities]  # fmt: skip
+
+
+def lattice_graphs(check: Check) -> list[Graph]:
+    return [Graph("user-item D^-1 (A + I)", "adjacency", "norm_adj", "node", "node"),
+            *modality_graphs(check, "_original_{}", "{}_original_adj")]  # fmt: skip
+
+
+def lattice_setup(check: Check) -> list[str]:
+    ours = check.ours
+    assert ours.ui_adjacency == "released" and ours.train_features
+    lines = ["randomness: none (the learned graph is built on the step's batch, as on an "
+             "epoch's first)"]  # fmt: skip
+    if check.adopt:
+        from utils.utils import build_sim  # MMRec's
+
+        import recbole_mmkd.model.general.lattice as lattice
+        from recbole_mmkd.model.graph import normalized_pattern
+        from recbole_mmkd.model.transposed import csr_transpose
+
+        # this side propagates with the adjacency and its transpose
+        ours.adjacency_t = csr_transpose(ours.adjacency.to_sparse_coo().coalesce())
+        item_of = torch.as_tensor(check.item_of)
+
+        def their_knn(features: torch.Tensor, k: int, **_: object) -> torch.Tensor:
+            top = torch.topk(build_sim(features[item_of]), k, dim=-1).indices
+            rows, cols = item_of.repeat_interleave(k), item_of[top.flatten()]
+            return normalized_pattern(rows, cols, features.shape[0], dtype=features.dtype)
+
+        lattice.knn_graph = their_knn
+        lines.append("the learned graph's kNN edges are chosen as MMRec chooses them (its "
+                     "build_sim and topk over this side's projections in MMRec's item order); "
+                     "its weights are this side's")  # fmt: skip
+    return lines
+
+
+def lattice_after(check: Check) -> list[str]:
+    """The learned item graph the step built, on both sides."""
+    mine = check.ours._item_graph
+    theirs = map_sparse(check, check.theirs.item_adj, "item", "item")
+    differ, in_edges, n = differing_rows(mine, theirs, padding=(0,))
+    return [f"learned item-item graph of the step (_item_graph / MMRec's item_adj): "
+            f"{rows_differ(differ, in_edges)} of {n - 1} item rows differ"]  # fmt: skip
 
 
 SPECS: dict[str, Spec] = {
@@ -387,6 +883,70 @@ SPECS: dict[str, Spec] = {
     "SMORE": Spec(smore_pairs, smore_graphs, smore_setup, (("cl_weight", "cl_loss"),)),
     "LGMRec": Spec(lgmrec_pairs, lgmrec_graphs, lgmrec_setup, (("cl_weight", "cl_weight"),)),
     "DRAGON": Spec(dragon_pairs, dragon_graphs, dragon_setup, (("reg_weight", "reg_weight"),)),
+    "MMGCF": Spec(
+        mmgcf_pairs,
+        lambda check: user_item_graphs("norm_adj"),
+        mmgcf_setup,
+        (("reg_weight", "reg_weight"),),
+    ),
+    "DualGNN": Spec(dragon_pairs, dualgnn_graphs, dualgnn_setup, (("reg_weight", "reg_weight"),)),
+    "PGL": Spec(
+        pgl_pairs,
+        mixed_item_graph("mixed item-item (image 0.1, audio 0.9)"),
+        pgl_setup,
+        on_terms=(("reg_weight", "reg_weight", 0.01),),
+    ),  # the zoo's other value
+    "SLMRec": Spec(
+        slmrec_pairs,
+        lambda check: user_item_graphs("norm_adj"),
+        slmrec_setup,
+        (("ssl_alpha", "config.ssl_alpha"),),
+        their_scores=slmrec_scores,
+        normalised_features=True,
+    ),
+    "LATTICE": Spec(
+        lattice_pairs,
+        lattice_graphs,
+        lattice_setup,
+        (("reg_weight", "reg_weight"),),
+        after=lattice_after,
+    ),
+    "MVGAE": Spec(
+        mvgae_pairs,
+        mvgae_graphs,
+        mvgae_setup,
+        (("beta", "beta"),),
+        states=mvgae_states,
+        their_scores=mvgae_scores,
+    ),
+    "LayerGCN": Spec(
+        layergcn_pairs,
+        lambda check: user_item_graphs("norm_adj_matrix"),
+        layergcn_setup,
+        (("reg_weight", "reg_weight"),),
+    ),
+    "SELFCFED_LGN": Spec(
+        selfcfed_pairs,
+        lambda check: [
+            Graph(
+                "user-item adjacency", "adjacency", "online_encoder.sparse_norm_adj", "node", "node"
+            )
+        ],
+        selfcfed_setup,
+        (("reg_weight", "reg_weight"),),
+    ),
+    "BM3": Spec(
+        bm3_pairs,
+        lambda check: user_item_graphs("norm_adj"),
+        bm3_setup,
+        (("cl_weight", "cl_weight"),),
+    ),
+    "FREEDOM": Spec(
+        lambda check: projected_pairs(check, "item_id_embedding"),
+        mixed_item_graph("mixed item-item (image 0.1, audio 0.9)"),
+        freedom_setup,
+        (("reg_weight", "reg_weight"),),
+    ),
 }
 
 
@@ -394,8 +954,10 @@ SPECS: dict[str, Spec] = {
 
 
 def map_sparse(check: Check, graph: torch.Tensor, rows: Kind, cols: Kind) -> torch.Tensor:
-    """MMRec's sparse ``graph`` in this project's ids and shape, coalesced COO float32."""
-    graph = graph.coalesce()
+    """MMRec's ``graph`` (sparse, or dense as LATTICE's) in this project's ids and shape,
+    coalesced COO float32."""
+    graph = graph.detach()
+    graph = (graph if graph.is_sparse else graph.to_sparse()).coalesce()
     row_of, col_of = (torch.as_tensor(check.node_map(k)) for k in (rows, cols))
     r, c = graph.indices()
     assert (row_of[r] >= 0).all() and (col_of[c] >= 0).all(), "an id without a counterpart"
@@ -405,16 +967,17 @@ def map_sparse(check: Check, graph: torch.Tensor, rows: Kind, cols: Kind) -> tor
 
 
 def differing_rows(
-    mine: torch.Tensor, theirs: torch.Tensor, tol: float = 1e-6
+    mine: torch.Tensor, theirs: torch.Tensor, tol: float = 1e-6, padding: tuple[int, ...] = ()
 ) -> tuple[int, int, int]:
     """Of two sparse matrices (this side's in any layout, MMRec's mapped: coalesced COO): how
-    many rows differ by more than ``tol`` in some entry, how many of those in their edges
-    (nonzero entries), and the number of rows."""
+    many rows but the ``padding`` rows differ by more than ``tol`` in some entry, how many of
+    those in their edges (nonzero entries), and the number of rows."""
     mine = (mine.to_sparse_coo() if mine.layout != torch.sparse_coo else mine).coalesce().float()
 
     def rows_of(diff: torch.Tensor, above: float) -> torch.Tensor:
         diff = diff.coalesce()
-        return torch.unique(diff.indices()[0][diff.values().abs() > above])
+        rows = torch.unique(diff.indices()[0][diff.values().abs() > above])
+        return rows[~torch.isin(rows, torch.tensor(padding, dtype=rows.dtype))]
 
     def edges(graph: torch.Tensor) -> torch.Tensor:
         keep = graph.values() != 0
@@ -434,12 +997,13 @@ def compare_graphs(check: Check, graphs: list[Graph]) -> Iterator[str]:
     """Per graph, how many rows differ (MMRec's mapped to this project's ids); with ``adopt``,
     this side then uses MMRec's, in its own layout."""
     for g in graphs:
-        mine = getattr(check.ours, g.ours)
-        theirs = map_sparse(check, getattr(check.theirs, g.theirs), g.rows, g.cols)
-        differ, in_edges, n = differing_rows(mine, theirs)
-        padding = (g.rows in ("user", "item")) + 2 * (g.rows == "node")
+        mine = attribute(check.ours, g.ours)
+        theirs = g.build(check.theirs) if g.build else attribute(check.theirs, g.theirs)
+        theirs = map_sparse(check, theirs, g.rows, g.cols)
+        padding = check.padding(g.rows)
+        differ, in_edges, n = differing_rows(mine, theirs, padding=padding)
         yield (f"{g.label} graph ({g.ours} / MMRec's {g.theirs}): {rows_differ(differ, in_edges)}"
-               f" of {n - padding} {g.rows} rows differ")  # fmt: skip
+               f" of {n - len(padding)} {g.rows} rows differ")  # fmt: skip
         if check.adopt:
             adopted = theirs.to_sparse_csr() if mine.layout == torch.sparse_csr else theirs
             setattr(check.ours, g.ours, adopted)
@@ -448,6 +1012,11 @@ def compare_graphs(check: Check, graphs: list[Graph]) -> Iterator[str]:
 
 
 # --- parameters -----------------------------------------------------------------------------
+
+
+def attribute(model: nn.Module, path: str) -> torch.Tensor:
+    """The attribute at a dotted ``path``."""
+    return reduce(getattr, path.split("."), model)
 
 
 def expand(check: Check, pairs: list[Pair]) -> list[Pair]:
@@ -464,7 +1033,7 @@ def expand(check: Check, pairs: list[Pair]) -> list[Pair]:
         assert names, f"this side has no parameter or module {p.ours}"
         for n in names:
             assert f"{p.theirs}.{n}" in theirs, f"MMRec has no parameter {p.theirs}.{n}"
-            out.append(Pair(f"{p.ours}.{n}", f"{p.theirs}.{n}", p.rows, p.modal_axis))
+            out.append(replace(p, ours=f"{p.ours}.{n}", theirs=f"{p.theirs}.{n}"))
     return out
 
 
@@ -474,6 +1043,11 @@ def in_our_layout(check: Check, pair: Pair, value: torch.Tensor, shape: torch.Si
     value = value.detach()
     if pair.modal_axis is not None:
         value = value.index_select(pair.modal_axis, torch.as_tensor(check.modal_order()))
+    if pair.modal_blocks is not None and value.dim() > pair.modal_blocks[0]:  # not a bias
+        axis, lead = pair.modal_blocks
+        blocks = value.chunk(lead + len(check.ours.modalities), dim=axis)
+        order = [*range(lead), *(lead + i for i in check.modal_order())]
+        value = torch.cat([blocks[i] for i in order], dim=axis)
     if pair.rows is not None:
         mapped = value.new_zeros((shape[0], *value.shape[1:]))
         mapped[1:] = value[check.their_rows(pair.rows)]
@@ -493,7 +1067,8 @@ def one_side_only(check: Check, pairs: list[Pair]) -> Iterator[str]:
             if param.requires_grad and id(param) not in seen:
                 seen.add(id(param))
                 grad = param.grad
-                got = "no gradient" if grad is None or not grad.any() else "a gradient"
+                got = ("no gradient" if grad is None or not grad.any() else
+                       f"a gradient, largest entry {grad.abs().max().item():.2e},")  # fmt: skip
                 yield f"only in {side}: {name} {tuple(param.shape)} ({got} in the step)"
 
 
@@ -524,8 +1099,8 @@ def mmrec_model(name: str, prepared: Path) -> tuple[nn.Module, np.ndarray]:
 
 
 def our_model(name: str) -> tuple[nn.Module, np.ndarray, np.ndarray]:
-    """This project's model as a run builds it, and each id's token (MMRec's id; -1 for the
-    padding row 0), users then items."""
+    """This project's model as a run builds it (side-by-side setting), and
+    each id's token (MMRec's id; -1 for the padding row 0), users then items."""
     sys.path.insert(0, str(ROOT))
     from recbole_mmkd.prepare import prepare
 
@@ -543,13 +1118,18 @@ def inverse(token: np.ndarray, n: int) -> np.ndarray:
     return of[:n]
 
 
-def compare_features(check: Check) -> Iterator[str]:
-    """Per modality, the largest difference between the two sides' item features."""
-    for m in check.ours.modalities:
+def compare_features(check: Check, normalised: bool = False) -> Iterator[str]:
+    """Per modality, the largest difference between the two sides' item features (both
+    L2-normalised where MMRec's model normalises its own)."""
+    for m in getattr(check.ours, "modalities", []):
         slot, short = SLOTS[m]
         theirs = getattr(check.theirs, f"{short}_feat")[check.their_rows("item")]
-        diff = (check.ours.raw_feature(m)[1:] - theirs).abs().max().item()
-        yield f"{m} features (MMRec's {slot}): largest difference {diff:.2e}"
+        mine = check.ours.raw_feature(m)[1:]
+        if normalised:
+            mine, theirs = F.normalize(mine), F.normalize(theirs)
+        diff = (mine - theirs).abs().max().item()
+        how = ", both L2-normalised (MMRec's model normalises its own)" if normalised else ""
+        yield f"{m} features (MMRec's {slot}{how}): largest difference {diff:.2e}"
 
 
 def step(check: Check, rows: np.ndarray, negatives: np.ndarray) -> tuple[float, float]:
@@ -563,6 +1143,7 @@ def step(check: Check, rows: np.ndarray, negatives: np.ndarray) -> tuple[float, 
     noise = check.noise
     if noise is not None:
         noise.start("theirs", fresh=True)
+    check.batch = rows
     batch = torch.as_tensor(np.stack([rows[:, 0], rows[:, 1], negatives])).long()
     their_loss = theirs.calculate_loss(batch)  # DRAGON's shifts the batch's items in place
     their_loss.backward()
@@ -594,9 +1175,26 @@ def gradients(check: Check, pairs: list[Pair]) -> Iterator[tuple[Pair, float, fl
         yield p, (got - want).abs().max().item(), want.abs().max().item(), padding
 
 
-def scores(check: Check, users: np.ndarray) -> tuple[float, float]:
+def worst(compared: list[tuple[Pair, float, float, float]]) -> str:
+    """The parameter whose gradient differs most against its largest entry, leaving out those
+    whose gradient is zero up to rounding on both sides (largest entries below 1e-6 of the
+    largest of all, as a bias that cancels in a pairwise loss), named after it."""
+    floor = 1e-6 * max(g[2] for g in compared)
+    zero = [g[0].ours for g in compared if g[2] < floor and g[1] < floor]
+    rest = [g for g in compared if g[0].ours not in zero]
+    p, diff, largest, _ = max(rest, key=lambda g: g[1] / max(g[2], 1e-30))
+    out = (f"the largest relative difference {diff / max(largest, 1e-30):.2e} ({diff:.2e} "
+           f"against largest entry {largest:.2e}), in {p.ours}")  # fmt: skip
+    return out + (f"; zero up to rounding on both sides: {', '.join(zero)}" if zero else "")
+
+
+def scores(
+    check: Check,
+    users: np.ndarray,
+    their_scores: Callable[[Check, torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[float, float]:
     """Largest full-sort score difference of ``users`` (MMRec's ids) and largest score, both
-    models in eval mode."""
+    models in eval mode (MMRec's scores through ``their_scores`` where given)."""
     ours, theirs = check.ours, check.theirs
     noise = check.noise
     with torch.no_grad():
@@ -604,13 +1202,25 @@ def scores(check: Check, users: np.ndarray) -> tuple[float, float]:
         theirs.eval()
         if noise is not None:
             noise.start("theirs", fresh=True)
-        their_scores = theirs.full_sort_predict([torch.as_tensor(users)])
+        if their_scores is None:
+            reference = theirs.full_sort_predict([torch.as_tensor(users)])
+        else:
+            reference = their_scores(check, torch.as_tensor(users))
         if noise is not None:
             noise.start("ours")
         user_table, item_table = ours.forward()
         our_scores = user_table[torch.as_tensor(check.user_of[users])] @ item_table.T
         our_scores = our_scores[:, torch.as_tensor(check.item_of)]
-    return (our_scores - their_scores).abs().max().item(), their_scores.abs().max().item()
+    return (our_scores - reference).abs().max().item(), reference.abs().max().item()
+
+
+def set_term(model: nn.Module, name: str, value: float) -> None:
+    """Set a loss weight: an attribute, or with a ``config.`` prefix a config item (MMRec's
+    SLMRec reads its weights from its config at each step)."""
+    if name.startswith("config."):
+        model.config[name.removeprefix("config.")] = value
+    else:
+        setattr(model, name, value)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -625,7 +1235,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     spec = SPECS[args.model]
-    ours, user_token, item_token = our_model(args.model)  # before the chdir into MMRec
+    ours, user_token, item_token = our_model(args.model)  # before MMRec's chdir
     theirs, train_pairs = mmrec_model(args.model, args.prepared.resolve())
     check = Check(ours, theirs, user_token, item_token, inverse(user_token, theirs.n_users),
                   inverse(item_token, theirs.n_items), args.their_graphs)  # fmt: skip
@@ -634,10 +1244,11 @@ def main(argv: list[str] | None = None) -> None:
 
     print(
         f"{args.model}: {theirs.n_users} users, {theirs.n_items} items in MMRec; this side "
-        f"{ours.n_users} and {ours.n_items} (padding row 0); modalities {ours.modalities}"
+        f"{ours.n_users} and {ours.n_items} (padding row 0); modalities "
+        f"{getattr(ours, 'modalities', 'none (an ID-only model)')}"
     )
-    for line in [*compare_features(check), *compare_graphs(check, spec.graphs(check)),
-                 *spec.setup(check)]:  # fmt: skip
+    for line in [*compare_features(check, spec.normalised_features),
+                 *compare_graphs(check, spec.graphs(check)), *spec.setup(check)]:  # fmt: skip
         print("  " + line)
     ours_params = dict(ours.named_parameters(remove_duplicate=False))
     theirs_params = dict(theirs.named_parameters(remove_duplicate=False))
@@ -645,32 +1256,51 @@ def main(argv: list[str] | None = None) -> None:
         for p in pairs:
             mine = ours_params[p.ours]
             mine.copy_(in_our_layout(check, p, theirs_params[p.theirs], mine.shape))
+        for p in spec.states(check):
+            mine = attribute(ours, p.ours)
+            mine.copy_(in_our_layout(check, p, attribute(theirs, p.theirs), mine.shape))
+            print(f"  copied from MMRec (no parameter): {p.ours} (MMRec's {p.theirs})")
 
     generator = np.random.default_rng(args.seed)
     rows = train_pairs[generator.choice(len(train_pairs), args.batch, replace=False)]
     negatives = generator.integers(0, theirs.n_items, args.batch)
     their_loss, our_loss = step(check, rows, negatives)
-    print(f"{args.model}: loss MMRec {their_loss:.8f}, here {our_loss:.8f}")
-    for p, diff, largest, padding in gradients(check, pairs):
+    print(f"{args.model}: loss MMRec {their_loss:.8f}, here {our_loss:.8f} (relative "
+          f"difference {abs(our_loss - their_loss) / abs(their_loss):.2e})")  # fmt: skip
+    for line in spec.after(check):
+        print("  " + line)
+    compared = list(gradients(check, pairs))
+    for p, diff, largest, padding in compared:
         pad = f"; padding row {padding:.2e}" if padding else ""
         print(f"  gradient of {p.ours} (MMRec's {p.theirs}): largest difference {diff:.2e}"
               f" against largest entry {largest:.2e}{pad}")  # fmt: skip
+    print(f"  gradients: {worst(compared)}")
     for line in one_side_only(check, pairs):
         print("  " + line)
-    diff, largest = scores(check, rows[:8, 0])
+    diff, largest = scores(check, rows[:8, 0], spec.their_scores)
     print(f"  full-sort scores of 8 users: largest difference {diff:.2e} against largest "
           f"score {largest:.2e}")  # fmt: skip
 
+    if spec.on_terms:
+        for mine, other, value in spec.on_terms:
+            set_term(ours, mine, value)
+            set_term(theirs, other, value)
+        their_loss, our_loss = step(check, rows, negatives)
+        names = ", ".join(f"{m} (MMRec's {o}) = {v:g}" for m, o, v in spec.on_terms)
+        print(f"  with {names} on both sides: loss MMRec {their_loss:.8f}, here "
+              f"{our_loss:.8f}; gradients: {worst(list(gradients(check, pairs)))}")  # fmt: skip
+        for mine, other, _ in spec.on_terms:
+            set_term(ours, mine, 0.0)
+            set_term(theirs, other, 0.0)
+
     if spec.zero_terms:
         for mine, other in spec.zero_terms:
-            setattr(ours, mine, 0.0)
-            setattr(theirs, other, 0.0)
+            set_term(ours, mine, 0.0)
+            set_term(theirs, other, 0.0)
         their_loss, our_loss = step(check, rows, negatives)
-        worst = max(gradients(check, pairs), key=lambda g: g[1] / max(g[2], 1e-30))
         names = ", ".join(f"{m} (MMRec's {o})" for m, o in spec.zero_terms)
         print(f"  with {names} = 0 on both sides: loss MMRec {their_loss:.8f}, here "
-              f"{our_loss:.8f}; gradients: the largest relative difference, {worst[1]:.2e} "
-              f"against largest entry {worst[2]:.2e}, in {worst[0].ours}")  # fmt: skip
+              f"{our_loss:.8f}; gradients: {worst(list(gradients(check, pairs)))}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -51,9 +51,10 @@ class BM3(TrainableFeatures, MultimodalRecommender):
 
     (graph reconstruction; MMRec's ``EmbLoss`` on the full encoder tables,
     :func:`~recbole_mmkd.model.losses.emb_norm_reg`: unsquared norms over :math:`|I|`, as
-    released; inter-modality alignment and intra-modality masked-feature loss). Items whose
-    modality is masked are left out of that modality's two terms. Batches hold (user, positive
-    item) pairs only (``train_neg_sample_args: ~``, pointwise input).
+    released, the padding user and item left out; inter-modality alignment and intra-modality
+    masked-feature loss). Items whose modality is masked are left out of that modality's two
+    terms. Batches hold (user, positive item) pairs only (``train_neg_sample_args: ~``,
+    pointwise input).
 
     Score: :math:`s(u, i) = p(h_u)^\top p(h_i)`, the dot product of the online user and item
     representations, as in MMRec's ``full_sort_predict``. Features enter only the loss, so a
@@ -123,7 +124,7 @@ class BM3(TrainableFeatures, MultimodalRecommender):
             i_target = F.dropout(i, self.dropout)
         loss = _negative_cosine(self.predictor(u), i_target)
         loss = loss + _negative_cosine(self.predictor(i), u_target)
-        reg = emb_norm_reg(user_e, item_e)
+        reg = emb_norm_reg(user_e[1:], item_e[1:])  # MMRec's tables: no padding rows
         modal = u.new_zeros(())
         for m in self.modalities:
             latent = self.projections[m](self.modal_feature(m, items))

@@ -55,11 +55,6 @@ class DRAGON(PreferenceGraphRecommender):
       ``result_embed``, the dropped-edge graphs its encoders never read) are left out, and the
       features are fixed, as the encoders read them in the release.
     - Items masked as missing a modality have zero features and no item-item edges in it.
-    - The preference tables :math:`P_m` train on every device. The release assigns
-      ``nn.Parameter(...).to(self.device)``: on a CPU that is the parameter, on a GPU a copy the
-      optimiser never sees, so MMRec's GPU runs keep :math:`P_m` at its random initialisation
-      and its regulariser has no effect on them (its CPU runs, the side-by-side ones here,
-      train them as this project does).
     - ``modality_weights`` defaults to equal shares; MMRec fixes ``mm_image_weight`` 0.1, which
       the zoo benchmark sets.
 

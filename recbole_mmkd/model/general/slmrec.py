@@ -16,6 +16,7 @@ from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.contrastive import info_nce
 from recbole_mmkd.model.graph import lightgcn_layers, normalized_adjacency
+from recbole_mmkd.model.slots import mmrec_order
 
 
 def _xavier_linear(n_in: int, n_out: int) -> nn.Linear:
@@ -57,9 +58,9 @@ class SLMRec(MultimodalRecommender):
     - Only the FAC task: MMRec's FD and FM tasks read ``data.input.dataset`` and an acoustic
       projection it never builds, so they cannot run there. Only the concat fusion
       (``mm_fusion_mode``, MMRec's setting).
-    - Any number of modalities along the chain, in ``chain_order`` (null: the dataset's order,
-      which sorts modality names; the release: image, then text; TikTok's audio takes the
-      release's text place with ``chain_order: [image, audio]``).
+    - Any number of modalities along the chain, in ``chain_order`` (null, the default: MMRec's
+      slot order, :func:`~recbole_mmkd.model.slots.mmrec_order`, image first and the others by
+      name; the release: image, then text, and TikTok's audio sits in its text slot).
     - Evaluation scores with the current parameters; the release with the tables of the
       epoch's last training batch. MMRec's ``reg`` (in its grid) is read by no line of its
       SLMRec; the adjacency's degrees carry no 1e-8.
@@ -73,12 +74,12 @@ class SLMRec(MultimodalRecommender):
         self.ssl_temp: float = config["ssl_temp"]
         self.ssl_alpha: float = config["ssl_alpha"]
         self.released_audio_level: bool = config["released_audio_level"]
-        self.chain_order: list[str] = config["chain_order"] or list(self.modalities)
+        self.chain_order: list[str] = config["chain_order"] or mmrec_order(self.modalities)
         if sorted(self.chain_order) != sorted(self.modalities):
             raise ConfigError(
                 "config", "chain_order",
                 f"is {self.chain_order}, not an order of the dataset's {self.modalities}",
-                f"list each of {self.modalities} once, or null for the dataset's order",
+                f"list each of {self.modalities} once, or null for MMRec's order (image first)",
             )  # fmt: skip
 
         self.init_id_embeddings(d)
