@@ -12,6 +12,7 @@ import torch
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.options import check_choice
 from recbole_mmkd.model.preference_gcn import PreferenceGraphRecommender
+from recbole_mmkd.model.slots import mmrec_order
 
 USER_FUSIONS = ("released", "paper")
 
@@ -29,10 +30,10 @@ class DualGNN(PreferenceGraphRecommender):
       :math:`U_m = H_m`, and ``released`` (the default) what MMRec's code computes: its item sum
       is accumulated in place into its image table (``dualgnn.py`` l. 150-154), so
       :math:`U_v = \sum_m H_m` and :math:`U_m = H_m` for the others (for image and text,
-      :math:`w_{uv} (H_v + H_t) + w_{ut} H_t`). Here the sum goes into the image modality where
-      the dataset has one (MMRec's first slot; TikTok's audio sits in its second), else into
-      the first modality by name. With one modality users are :math:`H_{1,u}`, unweighted, as
-      released.
+      :math:`w_{uv} (H_v + H_t) + w_{ut} H_t`). Here the sum goes into the first modality of
+      :func:`~recbole_mmkd.model.slots.mmrec_order`: image where the dataset has it (MMRec's
+      first slot; TikTok's audio sits in its second), else the first by name. With one
+      modality users are :math:`H_{1,u}`, unweighted, as released.
     - User-user graph (:class:`~recbole_mmkd.model.cooccurrence.UserCooccurrenceGraph`, drawn
       again each epoch): :math:`e_u = h_u + \sum_v a_{uv} h_v`; score :math:`e_u^\top h_i`.
 
@@ -60,8 +61,8 @@ class DualGNN(PreferenceGraphRecommender):
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
         self.user_fusion = check_choice("user_fusion", config["user_fusion"], USER_FUSIONS)
-        # the modality whose user rows take the item sum under `released`: MMRec's image slot
-        self.summed_into = self.modalities.index("image") if "image" in self.modalities else 0
+        # the modality whose user rows take the item sum under `released`: MMRec's first slot
+        self.summed_into = self.modalities.index(mmrec_order(self.modalities)[0])
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         encoded = self.encode()
