@@ -85,6 +85,13 @@ SETTINGS: dict[str, tuple[dict, dict]] = {
         {"modality_weights": {"image": 0.1, "audio": 0.9}},
         {"dropout": [0.8], "reg_weight": [1.0e-4]},
     ),
+    # MMRec's grid keys pinned to this project's TikTok values; VBPR without the paper's bias
+    # terms (MMRec's variant), GRCN's routing released (this project's default, MMRec's code).
+    "MMGCN": ({}, {"reg_weight": [1.0e-5], "learning_rate": [1.0e-4]}),
+    "GRCN": ({}, {"reg_weight": [1.0e-3], "learning_rate": [1.0e-2]}),
+    "VBPR": ({"item_bias": False}, {"reg_weight": [1.0e-3]}),
+    "LightGCN": ({}, {"n_layers": [2], "reg_weight": [1.0e-4]}),
+    "BPR": ({}, {"reg_weight": [1.0e-4]}),
 }
 MMREC_NAMES = {"DAMRS": "DAMRS"}
 

@@ -4,14 +4,15 @@ same batch: the loss, every parameter's gradient and the full-sort scores, side 
     python bench/mmrec/prepare_mmrec.py --mmrec /work/.mirror/enoche+MMRec/repo --out /tmp/mmrec
     OMP_NUM_THREADS=1 python bench/mmrec/step_check.py MGCN --prepared /tmp/mmrec [--their-graphs]
 
-Models: BM3, DAMRS, DRAGON, DualGNN, FREEDOM, LATTICE, LayerGCN, LGMRec, MGCN, MMGCF, MVGAE, PGL,
-SELFCFED_LGN, SLMRec, SMORE (:data:`SPECS`; MMRec's DRAGON, DualGNN and MVGAE import PyTorch
-Geometric, the ``reference`` extra). Each side builds its model with its own code (MMRec's
-``Config``/``RecDataset`` from the prepared checkout, this project's ``prepare``) at the
-side-by-side setting (:data:`side_by_side.SETTINGS`) on the same TikTok split. Training curves
-differ between two codebases by their random streams (initialisation, batch order, negatives)
-even where the model is the same; a step from the same state on the same batch has none of
-that, so what differs here is the model. In order:
+Models: BM3, BPR, DAMRS, DRAGON, DualGNN, FREEDOM, GRCN, LATTICE, LayerGCN, LGMRec, LightGCN,
+MGCN, MMGCF, MMGCN, MVGAE, PGL, SELFCFED_LGN, SLMRec, SMORE, VBPR (:data:`SPECS`; MMRec's DRAGON,
+DualGNN, GRCN, MMGCN and MVGAE import PyTorch Geometric, the ``reference`` extra). Each side
+builds its model with its own code (MMRec's ``Config``/``RecDataset`` from the prepared
+checkout, this project's ``prepare``) at the side-by-side setting
+(:data:`side_by_side.SETTINGS`) on the same TikTok split. Training curves differ between two
+codebases by their random streams (initialisation, batch order, negatives) even where the model
+is the same; a step from the same state on the same batch has none of that, so what differs
+here is the model. In order:
 
 1. Features: each modality's item features of the two sides, rows mapped (TikTok's audio sits
    in MMRec's *text* slot).
@@ -21,30 +22,37 @@ that, so what differs here is the model. In order:
    weights only). On TikTok the kNN item-item graphs' edge sets differ only in rows tied at the
    k-th similarity (equal features), which each side breaks in its own ids' order; the
    co-occurrence graphs order ties by id, each side in its own ids. Where MMRec keeps no graph
-   (DualGNN's and MVGAE's PyG layers read an edge list) the graph its layer propagates over is
-   built from the edge list. With ``--their-graphs`` this side then uses MMRec's graphs (in
-   its own sparse layout; LATTICE's learned graph: the kNN edges MMRec's code picks), so that
-   only the model differs.
+   (DualGNN's, MMGCN's and MVGAE's PyG layers read an edge list) the graph its layer propagates
+   over is built from the edge list; GRCN's edge lists (both sides') are compared as user-item
+   matrices. With ``--their-graphs`` this side then uses MMRec's graphs (in its own sparse
+   layout; LATTICE's learned graph: the kNN edges MMRec's code picks; GRCN's edge list in
+   MMRec's order), so that only the model differs.
 3. Parameters: every trainable parameter of MMRec's model is mapped to this project's (ID tables
    through the id mappings: RecBole's internal ids here, the file's ids in MMRec, this side's
    padding row 0 set to zero; per-modality modules by modality; tables indexed by modality
    permuted, this side ordering modalities by name; fusion layers over concatenations with
-   their column blocks permuted) and MMRec's initial values copied in, and so are the tensors
-   that are no parameters (MVGAE's preference tables and random item vectors). Parameters on
-   one side only are listed, with whether they get a gradient.
+   their column blocks permuted; MMGCN's convolution matrices, stored (in, out) in MMRec,
+   transposed; MMRec's node tables, users then items, mapped row by row or cut into this
+   side's user and item tables) and MMRec's initial values copied in, and so are the tensors
+   that are no parameters (MVGAE's preference tables and random item vectors). MMGCN's ID and
+   preference tables, plain tensors in MMRec that its optimiser never updates, are made
+   parameters of MMRec's model first, so that their gradients are compared. Parameters on one
+   side only are listed, with whether they get a gradient.
 4. Randomness inside the loss is made identical or is off (printed per model): LGMRec's Gumbel
    noise and hyperedge dropout are drawn once in MMRec's ids and read by both sides; DRAGON's
    and DualGNN's user-graph draw is MMRec's with ``--their-graphs``, each side's own without;
-   SMORE runs at dropout 0, LayerGCN at edge dropout 0; the edge dropout of FREEDOM, MMGCF and
-   PGL keeps MMRec's draw of edges on both sides (each renormalising them); MVGAE's sampling
-   noise and convolution dropout, SELFCF_ed's graph dropout (rate and per-entry uniforms) and
-   target dropout, BM3's target dropout and PGL's contrastive dropout are drawn in MMRec's pass
-   and read back in this side's (:class:`Replay`: rows mapped, modality blocks permuted, a
-   batch's rows of MMRec's whole-table masks).
+   SMORE runs at dropout 0, LayerGCN and GRCN at edge dropout 0, BPR and VBPR at MMRec's
+   forward dropout 0 (its default), MMGCN and LightGCN draw nothing; the edge dropout of
+   FREEDOM, MMGCF and PGL keeps MMRec's draw of edges on both sides (each renormalising them);
+   MVGAE's sampling noise and convolution dropout, SELFCF_ed's graph dropout (rate and
+   per-entry uniforms) and target dropout, BM3's target dropout and PGL's contrastive dropout
+   are drawn in MMRec's pass and read back in this side's (:class:`Replay`: rows mapped,
+   modality blocks permuted, a batch's rows of MMRec's whole-table masks).
 5. One loss and backward on the same ``--batch`` training triples (drawn with ``--seed``);
    printed: the two losses, per mapped parameter the largest gradient difference against the
    largest gradient entry (rows mapped), then the largest full-sort score difference of 8
-   users (both models in eval mode; MMRec's SLMRec's before its sigmoid). Where a model names
+   users (both models in eval mode; MMRec's SLMRec's before its sigmoid; MMRec's MMGCN, GRCN
+   and MVGAE score from the tables of their last forward, one in eval mode). Where a model names
    loss weights in :attr:`Spec.zero_terms`, the step is repeated with them at zero on both
    sides (an extra line: isolates those terms); in :attr:`Spec.on_terms`, at a value where the
    setting has them at zero (PGL's contrastive term).
@@ -87,6 +95,10 @@ class Pair:
     # the rest one per modality in MMRec's order, permuted (a fusion layer over concatenations;
     # a module's parameters without that axis, its bias, as they are)
     modal_blocks: tuple[int, int] | None = None
+    # MMRec's matrix is stored (in, out), this side's as ``nn.Linear`` keeps it (out, in)
+    transposed: bool = False
+    # MMRec's table holds the nodes (users, then items), this side's only its ``rows`` block
+    node_table: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,6 +157,12 @@ class Check:
         """MMRec's row of each of our rows but the padding row 0."""
         token = self.user_token if kind == "user" else self.item_token
         return torch.as_tensor(token[1:])
+
+    def their_index(self, kind: Kind) -> torch.Tensor:
+        """MMRec's row of each of our rows of ``kind``; -1 for the padding rows."""
+        if kind == "node":
+            return self.their_nodes()
+        return torch.as_tensor(self.user_token if kind == "user" else self.item_token)
 
     def modal_order(self) -> list[int]:
         """MMRec's position (image 0, text 1) of each of our modalities, in our order."""
@@ -487,11 +505,12 @@ def replay_dropout(replay: Replay, read: Reader | None = None) -> None:
     F.dropout = dropout
 
 
-def node_rows(check: Check, value: torch.Tensor) -> torch.Tensor:
-    """MMRec's node rows (users, then items) of ``value`` laid out as ours, padding rows 0."""
-    nodes = check.their_nodes()
-    out = value[nodes.clamp(min=0)]
-    out[nodes < 0] = 0
+def our_rows(check: Check, value: torch.Tensor, kind: Kind = "node") -> torch.Tensor:
+    """MMRec's rows of ``kind`` (default: nodes, users then items) of ``value`` laid out as
+    ours, padding rows 0."""
+    index = check.their_index(kind)
+    out = value[index.clamp(min=0)]
+    out[index < 0] = 0
     return out
 
 
@@ -693,13 +712,13 @@ def mvgae_setup(check: Check) -> list[str]:
         return order[position] if position < n else position
 
     replay = Replay()
-    replay_dropout(replay, lambda drawn, call: node_rows(
+    replay_dropout(replay, lambda drawn, call: our_rows(
         check, drawn[per * expert(call // per) + call % per]))  # fmt: skip
     randn_like = torch.randn_like
 
     def normal(input: torch.Tensor, **kwargs: object) -> torch.Tensor:
         def read(drawn: list[torch.Tensor], call: int) -> torch.Tensor:
-            return node_rows(check, drawn[0 if call == 0 else 1 + expert(call - 1)])
+            return our_rows(check, drawn[0 if call == 0 else 1 + expert(call - 1)])
 
         return replay.take("normal", lambda: randn_like(input, **kwargs), read)
 
@@ -716,10 +735,129 @@ def mvgae_setup(check: Check) -> list[str]:
             f"id k - 1 for every user and item, so both read the same rows: {shift}"]  # fmt: skip
 
 
-def mvgae_scores(check: Check, users: torch.Tensor) -> torch.Tensor:
-    """MMRec's scores read the fused mean of its last forward: one in eval mode first."""
+def last_forward_scores(check: Check, users: torch.Tensor) -> torch.Tensor:
+    """MMRec's scores read the tables of its last forward (MVGAE's fused mean, MMGCN's and
+    GRCN's ``result``): one in eval mode first."""
     check.theirs.forward()
     return check.theirs.full_sort_predict([users])
+
+
+# --- MMGCN, GRCN: PyG message passing, per-modality branches -----------------------------------
+
+
+def mmgcn_layers(check: Check) -> Iterator[tuple[str, str, int]]:
+    """Per modality: our branch, MMRec's GCN, and the first layer the two share (1 where MMRec
+    feeds the raw features and this side projects them, or the reverse: 0 otherwise)."""
+    for k, m in enumerate(check.ours.modalities):
+        gcn = f"{SLOTS[m][1]}_gcn"
+        ours, theirs = check.ours.branches[k], attribute(check.theirs, gcn)
+        assert len(ours.layers) == 3, "MMRec's GCN runs three layers"
+        yield f"branches.{k}", gcn, int((ours.projection is None) != (theirs.dim_latent is None))
+
+
+def mmgcn_pairs(check: Check) -> list[Pair]:
+    pairs = [Pair("user_embedding.weight", "id_embedding", "user", node_table=True),
+             Pair("item_embedding.weight", "id_embedding", "item", node_table=True)]  # fmt: skip
+    for ours, gcn, first in mmgcn_layers(check):
+        if first == 0:
+            pairs.append(Pair(f"{ours}.preference", f"{gcn}.preference", "user"))
+            if attribute(check.ours, f"{ours}.projection") is not None:
+                pairs.append(Pair(f"{ours}.projection", f"{gcn}.MLP"))
+        for layer in range(first, 3):
+            mine, n = f"{ours}.layers.{layer}", layer + 1
+            pairs += [Pair(f"{mine}.message.weight", f"{gcn}.conv_embed_{n}.weight",
+                           transposed=True),
+                      Pair(f"{mine}.own", f"{gcn}.linear_layer{n}"),
+                      Pair(f"{mine}.combine", f"{gcn}.g_layer{n}")]  # fmt: skip
+    return pairs
+
+
+def mmgcn_graphs(check: Check) -> list[Graph]:
+    def build(theirs: nn.Module) -> torch.Tensor:
+        return pyg_graph(theirs.edge_index, theirs.n_users + theirs.n_items, mean=False)
+
+    return [Graph("user-item D^-1/2 A D^-1/2 (the neighbour mean D^-1 A: MMRec's aggr='mean', "
+                  "this side's D^-1/2 (.) D^1/2 of it)", "adjacency", "edge_index, as its "
+                  "BaseModel reads it", "node", "node", build)]  # fmt: skip
+
+
+def mmgcn_setup(check: Check) -> list[str]:
+    """MMRec's ID and preference tables made parameters (for their gradients); the branches'
+    first layers and the regulariser's preference terms that only one side has."""
+    ours, theirs = check.ours, check.theirs
+    tables = ["id_embedding", *(f"{gcn}.preference" for _, gcn, _ in mmgcn_layers(check))]
+    for path in tables:
+        owner, _, name = path.rpartition(".")
+        module = attribute(theirs, owner) if owner else theirs
+        setattr(module, name, nn.Parameter(attribute(theirs, path).detach()))
+    lines = [f"MMRec keeps {', '.join(tables)} as plain tensors (mmgcn.py:55, 126, 139), which "
+             "its trainer's Adam over model.parameters() (common/trainer.py:118) never updates; "
+             "this side trains its counterparts. Made parameters of MMRec's model here, so that "
+             "the step compares their gradients"]  # fmt: skip
+    for (mine, gcn, first), m in zip(mmgcn_layers(check), ours.modalities, strict=True):
+        if first:
+            lines.append(f"{m} (MMRec's {gcn}): MMRec feeds the raw {ours.feature_dims()[m]}-d "
+                         "features (dim_latent only for v_gcn, mmgcn.py:46-52), this side "
+                         f"projects them to latent_dim {ours.latent_dim} (documented): {mine}'s "
+                         f"projection, preference and layers.0 on this side only, {gcn}'s "
+                         "preference, conv_embed_1, linear_layer1 and g_layer1 on MMRec's "
+                         "only")  # fmt: skip
+    extra = [f"{mine}.preference" for mine, gcn, _ in mmgcn_layers(check) if gcn != "v_gcn"]
+    value = sum(attribute(ours, p).detach().pow(2).mean().item() for p in extra)
+    lines += [f"regulariser: MMRec's holds the image preference only (mmgcn.py:94-95), this "
+              f"side's also {', '.join(extra)}: here + reg_weight * {value:.6e} = "
+              f"{ours.reg_weight * value:.3e}",
+              "randomness: none (no dropout; the graph is fixed)"]  # fmt: skip
+    return lines
+
+
+def grcn_pairs(check: Check) -> list[Pair]:
+    pairs = [Pair("id_embedding", "id_gcn.id_embedding", "node"),
+             Pair("confidence", "model_specific_conf", "node", modal_axis=1)]  # fmt: skip
+    for m in check.ours.modalities:
+        gcn = f"{SLOTS[m][1]}_gcn"
+        pairs += [Pair(f"preference.{m}", f"{gcn}.preference", "user"),
+                  Pair(f"projection.{m}", f"{gcn}.MLP")]  # fmt: skip
+    return pairs
+
+
+def grcn_setup(check: Check) -> list[str]:
+    """The setting on both sides, the edge lists compared (with ``adopt``, this side then reads
+    MMRec's in its order), and the regulariser's term that only MMRec has."""
+    ours, theirs = check.ours, check.theirs
+    mine = (ours.weight_mode, ours.fusion_mode, ours.pruning, ours.has_act, ours.has_norm,
+            ours.n_routing, ours.n_layers, ours.edge_dropout)  # fmt: skip
+    other = (theirs.weight_mode, theirs.fusion_mode, theirs.pruning, theirs.id_gcn.has_act,
+             theirs.id_gcn.has_norm, theirs.v_gcn.num_routing, 2, theirs.dropout)  # fmt: skip
+    assert mine == other, f"setting {mine} here, {other} in MMRec"
+    assert ours.routing == "released" and theirs.aggr_mode == "add"
+    users = torch.as_tensor(check.user_of)[theirs.edge_index[0]]
+    items = torch.as_tensor(check.item_of)[theirs.edge_index[1] - theirs.n_users]
+
+    def matrix(u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        ones = torch.ones(len(u))
+        shape = (ours.n_users, ours.n_items)
+        return torch.sparse_coo_tensor(torch.stack([u, i]), ones, shape).coalesce()
+
+    differ, in_edges, n = differing_rows(matrix(ours.edge_user, ours.edge_item),
+                                         matrix(users, items))  # fmt: skip
+    extra = theirs.reg_weight * theirs.v_gcn.preference.detach().pow(2).mean().item()
+    lines = [f"setting on both sides: weight_mode {ours.weight_mode}, fusion_mode "
+             f"{ours.fusion_mode}, pruning {ours.pruning}, has_act {ours.has_act}, has_norm "
+             f"{ours.has_norm}, {ours.n_routing} routing passes, {ours.n_layers} ID layers; "
+             "routing released: MMRec's passes send messages into items only (grcn.py:149-156: "
+             "preference + 0, renormalised), this side's none",
+             f"user-item edge list (edge_user, edge_item / MMRec's edge_index): "
+             f"{rows_differ(differ, in_edges)} of {n - 1} user rows differ"]  # fmt: skip
+    if check.adopt:
+        ours.edge_user, ours.edge_item, ours._graph = users, items, None
+        lines.append("this side now reads MMRec's edge list, in its order")
+    return [*lines,
+            f"MMRec's loss also holds reg_weight * mean(v_gcn.preference^2) = {extra:.3e}, over "
+            "every user's image preference (grcn.py:315-316, kept at 328), which this side "
+            "leaves out",
+            "randomness: edge dropout at rate 0 on both sides (MMRec's dropout 0, grcn.py:189, "
+            "this side's edge_dropout): none"]  # fmt: skip
 
 
 # --- SLMRec, SELFCF_ed, BM3: contrastive and bootstrap losses ---------------------------------
@@ -877,6 +1015,43 @@ def lattice_after(check: Check) -> list[str]:
             f"{rows_differ(differ, in_edges)} of {n - 1} item rows differ"]  # fmt: skip
 
 
+# --- BPR, LightGCN, VBPR: ID models under MMRec's EmbLoss ---------------------------------------
+
+
+def lightgcn_pairs(check: Check) -> list[Pair]:
+    return [Pair("user_embedding.weight", "embedding_dict.user_emb", "user"),
+            Pair("item_embedding.weight", "embedding_dict.item_emb", "item")]  # fmt: skip
+
+
+def vbpr_pairs(check: Check) -> list[Pair]:
+    return [Pair("user_embedding.weight", "u_embedding", "user"),
+            Pair("item_embedding.weight", "i_embedding", "item"),
+            Pair("projection.weight", "item_linear.weight")]  # fmt: skip
+
+
+def emb_loss_setup(check: Check) -> list[str]:
+    """The regularisers of the two sides, and MMRec's forward dropout (off at its default)."""
+    return ["regulariser: MMRec's EmbLoss (common/loss.py:46-51) (||U|| + ||P|| + ||N||) / B, "
+            "Frobenius norms of the batch's user, positive and negative rows unsquared; this "
+            "side's l2_reg (||U||^2 + ||P||^2 + ||N||^2) / (2B)",
+            "randomness: none (MMRec's forward dropout at its default rate 0)"]  # fmt: skip
+
+
+def vbpr_setup(check: Check) -> list[str]:
+    """The content vector's column order; the bias terms that only one side has."""
+    ours, theirs = check.ours, check.theirs
+    assert not ours.item_bias, "item_bias true: the paper's bias terms, which MMRec has not"
+    slots = [SLOTS[m][0] for m in ours.modalities]
+    assert slots == ["text", "image"], f"MMRec's content vector is [text | image], here {slots}"
+    bias = theirs.item_linear.bias.detach().abs().max().item()
+    return [f"content vector: MMRec's [text (audio) | image] (vbpr.py:34), this side's "
+            f"modalities by name {ours.modalities}: the same columns",
+            "item_bias false on this side (MMRec's variant); MMRec's item_linear keeps its "
+            f"bias (vbpr.py:40, nn.Linear's default; zero at init: {bias:.1e}), which "
+            "cancels in BPR and reaches the loss through the regulariser only",
+            *emb_loss_setup(check)]  # fmt: skip
+
+
 SPECS: dict[str, Spec] = {
     "DAMRS": Spec(damrs_pairs, damrs_graphs),
     "MGCN": Spec(mgcn_pairs, purifier_graphs, zero_terms=(("cl_weight", "cl_loss"),)),
@@ -917,7 +1092,7 @@ SPECS: dict[str, Spec] = {
         mvgae_setup,
         (("beta", "beta"),),
         states=mvgae_states,
-        their_scores=mvgae_scores,
+        their_scores=last_forward_scores,
     ),
     "LayerGCN": Spec(
         layergcn_pairs,
@@ -946,6 +1121,31 @@ SPECS: dict[str, Spec] = {
         mixed_item_graph("mixed item-item (image 0.1, audio 0.9)"),
         freedom_setup,
         (("reg_weight", "reg_weight"),),
+    ),
+    "MMGCN": Spec(
+        mmgcn_pairs,
+        mmgcn_graphs,
+        mmgcn_setup,
+        (("reg_weight", "reg_weight"),),
+        their_scores=last_forward_scores,
+    ),
+    "GRCN": Spec(
+        grcn_pairs,
+        setup=grcn_setup,
+        zero_terms=(("reg_weight", "reg_weight"),),
+        their_scores=last_forward_scores,
+    ),
+    "VBPR": Spec(vbpr_pairs, setup=vbpr_setup, zero_terms=(("reg_weight", "reg_weight"),)),
+    "LightGCN": Spec(
+        lightgcn_pairs,
+        lambda check: user_item_graphs("norm_adj_matrix"),
+        emb_loss_setup,
+        (("reg_weight", "reg_weight"),),
+    ),
+    "BPR": Spec(
+        lambda check: ids("item_embedding"),
+        setup=emb_loss_setup,
+        zero_terms=(("reg_weight", "reg_weight"),),
     ),
 }
 
@@ -1038,8 +1238,8 @@ def expand(check: Check, pairs: list[Pair]) -> list[Pair]:
 
 
 def in_our_layout(check: Check, pair: Pair, value: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """MMRec's ``value`` of ``pair`` (a parameter or its gradient) laid out as ours: rows
-    mapped (padding row 0 zero), modality axis permuted, then reshaped."""
+    """MMRec's ``value`` of ``pair`` (a parameter or its gradient) laid out as ours: modality
+    axis permuted, transposed, rows mapped (padding rows zero), then reshaped."""
     value = value.detach()
     if pair.modal_axis is not None:
         value = value.index_select(pair.modal_axis, torch.as_tensor(check.modal_order()))
@@ -1048,10 +1248,13 @@ def in_our_layout(check: Check, pair: Pair, value: torch.Tensor, shape: torch.Si
         blocks = value.chunk(lead + len(check.ours.modalities), dim=axis)
         order = [*range(lead), *(lead + i for i in check.modal_order())]
         value = torch.cat([blocks[i] for i in order], dim=axis)
+    if pair.transposed:
+        value = value.T
+    if pair.node_table:
+        n = check.theirs.n_users
+        value = value[:n] if pair.rows == "user" else value[n:]
     if pair.rows is not None:
-        mapped = value.new_zeros((shape[0], *value.shape[1:]))
-        mapped[1:] = value[check.their_rows(pair.rows)]
-        value = mapped
+        value = our_rows(check, value, pair.rows)
     return value.reshape(shape)
 
 
@@ -1161,7 +1364,7 @@ def step(check: Check, rows: np.ndarray, negatives: np.ndarray) -> tuple[float, 
 
 def gradients(check: Check, pairs: list[Pair]) -> Iterator[tuple[Pair, float, float, float]]:
     """Per pair: the largest gradient difference, the largest MMRec gradient entry, and the
-    largest gradient entry of this side's padding row (rows mapped)."""
+    largest gradient entry of this side's padding rows (rows mapped)."""
     ours = dict(check.ours.named_parameters(remove_duplicate=False))
     theirs = dict(check.theirs.named_parameters(remove_duplicate=False))
     for p in pairs:
@@ -1169,9 +1372,11 @@ def gradients(check: Check, pairs: list[Pair]) -> Iterator[tuple[Pair, float, fl
         got = mine.grad if mine.grad is not None else torch.zeros_like(mine)
         want = other.grad if other.grad is not None else torch.zeros_like(other)
         want = in_our_layout(check, p, want, mine.shape)
-        padding = got[0].abs().max().item() if p.rows else 0.0
-        if p.rows:
-            got, want = got[1:], want[1:]
+        pad = list(check.padding(p.rows)) if p.rows else []
+        padding = got[pad].abs().max().item() if pad else 0.0
+        keep = torch.ones(len(got), dtype=torch.bool)
+        keep[pad] = False
+        got, want = got[keep], want[keep]
         yield p, (got - want).abs().max().item(), want.abs().max().item(), padding
 
 
@@ -1240,7 +1445,6 @@ def main(argv: list[str] | None = None) -> None:
     check = Check(ours, theirs, user_token, item_token, inverse(user_token, theirs.n_users),
                   inverse(item_token, theirs.n_items), args.their_graphs)  # fmt: skip
     assert (check.user_of >= 0).all() and (check.item_of >= 0).all(), "ids without counterpart"
-    pairs = expand(check, spec.pairs(check))
 
     print(
         f"{args.model}: {theirs.n_users} users, {theirs.n_items} items in MMRec; this side "
@@ -1250,6 +1454,7 @@ def main(argv: list[str] | None = None) -> None:
     for line in [*compare_features(check, spec.normalised_features),
                  *compare_graphs(check, spec.graphs(check)), *spec.setup(check)]:  # fmt: skip
         print("  " + line)
+    pairs = expand(check, spec.pairs(check))  # after the setup, which may make parameters
     ours_params = dict(ours.named_parameters(remove_duplicate=False))
     theirs_params = dict(theirs.named_parameters(remove_duplicate=False))
     with torch.no_grad():
@@ -1271,7 +1476,7 @@ def main(argv: list[str] | None = None) -> None:
         print("  " + line)
     compared = list(gradients(check, pairs))
     for p, diff, largest, padding in compared:
-        pad = f"; padding row {padding:.2e}" if padding else ""
+        pad = f"; padding rows {padding:.2e}" if padding else ""
         print(f"  gradient of {p.ours} (MMRec's {p.theirs}): largest difference {diff:.2e}"
               f" against largest entry {largest:.2e}{pad}")  # fmt: skip
     print(f"  gradients: {worst(compared)}")
