@@ -116,6 +116,26 @@ def test_mmgcn_yaml_has_three_layers_per_modality(toy):
     assert [len(branch.layers) for branch in model.branches] == [3] * len(model.modalities)
 
 
+@pytest.mark.parametrize("train", [True, False])
+def test_mmgcn_id_tables_train_or_stay_as_mmrec_leaves_them(toy, train):
+    run = prepare("MMGCN", "toy", overrides=fast(train_id_tables=train, reg_weight=1.0),
+                  data_path=toy)  # fmt: skip
+    model = run.model
+    tables = ["user_embedding.weight", "item_embedding.weight",
+              *(f"branches.{k}.preference" for k in range(len(model.modalities)))]  # fmt: skip
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.calculate_loss(next(iter(run.train))).backward()
+    optimizer.step()
+    after = dict(model.named_parameters())
+    for name in tables:
+        assert torch.equal(after[name], before[name]) != train, name
+    assert not torch.equal(
+        after["branches.0.layers.0.own.weight"], before["branches.0.layers.0.own.weight"]
+    )
+    assert sorted(getattr(model, "frozen_parameters", [])) == ([] if train else sorted(tables))
+
+
 @pytest.mark.parametrize("name", ["BM3", "LATTICE"])
 def test_train_features_makes_a_trained_masked_feature_table(toy, name):
     run = prepare(name, "toy", overrides=fast(train_features=True), data_path=toy)
@@ -173,3 +193,27 @@ def test_bm3_regularises_its_tables_over_the_items_without_the_padding_rows(toy)
     users, items = model._encode()
     expected = (users[1:].norm() + items[1:].norm()) / (model.n_items - 1)  # MMRec's item count
     torch.testing.assert_close(regularised - plain, expected)
+
+
+@pytest.mark.parametrize(
+    ("form", "expected"),
+    [
+        ("squared", lambda rows: sum(r.pow(2).sum() for r in rows) / (2 * len(rows[0]))),
+        ("emb_loss", lambda rows: sum(r.norm() for r in rows) / len(rows[0])),  # MMRec's
+    ],
+)
+def test_vbpr_regularises_the_batch_rows_in_either_form(toy, form, expected):
+    model = prepare("VBPR", "toy", overrides=fast(regularizer=form, reg_weight=1.0),
+                    data_path=toy).model  # fmt: skip
+    batch = {model.USER_ID: torch.tensor([1, 2]), model.ITEM_ID: torch.tensor([3, 4]),
+             model.NEG_ITEM_ID: torch.tensor([5, 6])}  # fmt: skip
+    regularised = model.calculate_loss(batch)
+    model.reg_weight = 0.0
+    rows = (model._users(batch[model.USER_ID]), model._items(batch[model.ITEM_ID]),
+            model._items(batch[model.NEG_ITEM_ID]))  # fmt: skip
+    torch.testing.assert_close(regularised - model.calculate_loss(batch), expected(rows))
+
+
+def test_an_unknown_vbpr_regularizer_is_refused_naming_the_key(toy):
+    with pytest.raises(ConfigError, match="'regularizer'"):
+        prepare("VBPR", "toy", overrides=fast(regularizer="l1"), data_path=toy)

@@ -86,10 +86,11 @@ SETTINGS: dict[str, tuple[dict, dict]] = {
         {"dropout": [0.8], "reg_weight": [1.0e-4]},
     ),
     # MMRec's grid keys pinned to this project's TikTok values; VBPR without the paper's bias
-    # terms (MMRec's variant), GRCN's routing released (this project's default, MMRec's code).
+    # terms and with MMRec's EmbLoss (its variant), GRCN's routing released (this project's
+    # default, MMRec's code).
     "MMGCN": ({}, {"reg_weight": [1.0e-5], "learning_rate": [1.0e-4]}),
     "GRCN": ({}, {"reg_weight": [1.0e-3], "learning_rate": [1.0e-2]}),
-    "VBPR": ({"item_bias": False}, {"reg_weight": [1.0e-3]}),
+    "VBPR": ({"item_bias": False, "regularizer": "emb_loss"}, {"reg_weight": [1.0e-3]}),
     "LightGCN": ({}, {"n_layers": [2], "reg_weight": [1.0e-4]}),
     "BPR": ({}, {"reg_weight": [1.0e-4]}),
 }

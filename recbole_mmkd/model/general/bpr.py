@@ -17,7 +17,10 @@ class BPR(MMKDRecommender):
     r"""Matrix factorisation, :math:`s(u, i) = e_u^\top e_i`.
 
     Loss: :math:`\mathcal{L} = -\frac{1}{|B|}\sum \log\sigma(s(u,i^+) - s(u,i^-))
-    + \lambda \frac{1}{2|B|}(\|e_u\|^2 + \|e_{i^+}\|^2 + \|e_{i^-}\|^2)`.
+    + \lambda \frac{1}{2|B|}(\|e_u\|^2 + \|e_{i^+}\|^2 + \|e_{i^-}\|^2)`, LightGCN's form.
+    MMRec's BPR regularises with its ``EmbLoss`` (the unsquared Frobenius norms of the three
+    batch tables over :math:`|B|`) and starts its tables Xavier-normal, not Xavier-uniform
+    (``bench/mmrec/step_check.py BPR``).
 
     Config: ``embedding_size``, ``reg_weight`` (:math:`\lambda`).
     """

@@ -56,11 +56,14 @@ class GRCN(MultimodalRecommender):
 
     Loss: BPR plus ``reg_weight`` times the mean squared entries of the batch's user and
     item (positive and negative) ID embeddings plus those of the batch users' prototypes of
-    every modality, as in MMRec. ``routing: released`` (the YAML default, MMRec's setting)
-    follows both reference implementations: their routing sums messages into the *items* of
-    the user-to-item edge list, so the users' prototypes receive nothing and routing reduces
-    to normalisation. ``routing: paper`` lets users aggregate their items, as the paper
-    describes; it lost clearly on TikTok validation (figures in ``GRCN.yaml``).
+    every modality, as in MMRec, which also adds ``reg_weight`` times the mean square of its
+    whole image preference table (about 2e-7 of the loss on TikTok: left out here; the step
+    check, ``bench/mmrec/step_check.py GRCN``, agrees to 6e-7 otherwise).
+    ``routing: released`` (the YAML default, MMRec's setting) follows both reference
+    implementations: their routing sums messages into the *items* of the user-to-item edge
+    list, so the users' prototypes receive nothing and routing reduces to normalisation.
+    ``routing: paper`` lets users aggregate their items, as the paper describes; it lost
+    clearly on TikTok validation (figures in ``GRCN.yaml``).
 
     Config: ``embedding_size`` (ID dimension), ``latent_embedding`` (per-modality dimension),
     ``n_routing``, ``routing`` (``paper``/``released``), ``n_layers`` (ID GCN layers),

@@ -22,7 +22,10 @@ class LightGCN(MMKDRecommender):
 
     Loss: BPR on the propagated embeddings plus
     :math:`\lambda \frac{1}{2|B|}(\|e^{(0)}_u\|^2 + \|e^{(0)}_{i^+}\|^2 + \|e^{(0)}_{i^-}\|^2)`
-    on the layer-0 (ego) embeddings, as in the paper.
+    on the layer-0 (ego) embeddings, as in the paper and its authors' code. MMRec's LightGCN
+    regularises with its ``EmbLoss`` instead, the unsquared Frobenius norms of the three batch
+    tables over :math:`|B|` (on TikTok at the start about a fifth of this pull;
+    ``bench/mmrec/step_check.py LightGCN``).
 
     Config: ``embedding_size``, ``n_layers`` (K), ``reg_weight`` (:math:`\lambda`).
     """

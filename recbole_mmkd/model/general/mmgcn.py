@@ -86,11 +86,17 @@ class MMGCN(MultimodalRecommender):
     Loss: BPR plus
     :math:`\lambda \big(\frac{1}{2|B|d}\sum_B (2\|e^{id}_u\|^2 + \|e^{id}_{i^+}\|^2 +
     \|e^{id}_{i^-}\|^2) + \sum_m \mathrm{mean}(P_m^2)\big)` on the ID embeddings of the batch
-    and every modality's preference table, as in MMRec.
+    and every modality's preference table (MMRec: the image table's alone).
+
+    ``train_id_tables: true`` (the default) trains the ID table and the preference tables, as
+    the paper describes them; ``false`` is MMRec's code, which holds them as plain tensors
+    (``mmgcn.py`` l. 55, 126, 139) that its optimiser never sees: they keep their random
+    initial values, and the regulariser, which reads only them, changes nothing (so MMRec's
+    ``reg_weight`` grid is a grid of one point).
 
     Config: ``embedding_size`` (d), ``n_layers`` (default 3, the released depth),
     ``latent_dim`` (width of the per-modality feature projection and preference vectors; null:
-    raw features, no projection), ``reg_weight`` (:math:`\lambda`).
+    raw features, no projection), ``reg_weight`` (:math:`\lambda`), ``train_id_tables``.
 
     Deviations from the release (MMRec ``src/models/mmgcn.py``, weiyinwei/MMGCN):
 
@@ -98,6 +104,8 @@ class MMGCN(MultimodalRecommender):
       are passed, 2, is stored and never read).
     - Every modality is projected to ``latent_dim``; the releases project the visual features
       only.
+    - The ID tables start as MMRec's one users-then-items table (Xavier-normal over its joint
+      shape), split in two here.
 
     Cost: every training batch runs the three layers' dense transforms over every node, for
     every modality, as both releases do. On TikTok (16,020 nodes, ``latent_dim`` 256, two
@@ -114,15 +122,22 @@ class MMGCN(MultimodalRecommender):
         self.n_layers: int = config["n_layers"]
         self.latent_dim: int | None = config["latent_dim"]
         self.reg_weight: float = config["reg_weight"]
-        self.user_embedding = nn.Embedding(self.n_users, self.embedding_size)
-        self.item_embedding = nn.Embedding(self.n_items, self.embedding_size)
-        nn.init.xavier_normal_(self.user_embedding.weight)
-        nn.init.xavier_normal_(self.item_embedding.weight)
+        self.train_id_tables: bool = config["train_id_tables"]
+        ids = nn.init.xavier_normal_(torch.empty(self.n_users + self.n_items, self.embedding_size))
+        users, items = ids.split([self.n_users, self.n_items])
+        self.user_embedding = nn.Embedding.from_pretrained(users.clone(), freeze=False)
+        self.item_embedding = nn.Embedding.from_pretrained(items.clone(), freeze=False)
         dims = self.feature_dims()
         self.branches = nn.ModuleList(
             _ModalityGCN(self.n_users, dims[m], self.latent_dim, self.embedding_size, self.n_layers)
             for m in self.modalities
         )
+        if not self.train_id_tables:
+            tables = ("user_embedding.weight", "item_embedding.weight")
+            self.frozen_parameters = [n for n, _ in self.named_parameters()
+                                      if n in tables or n.endswith(".preference")]  # fmt: skip
+            for name, param in self.named_parameters():
+                param.requires_grad_(name not in self.frozen_parameters)
         interactions = dataset.inter_matrix(form="coo")
         self.register_buffer("adjacency", normalized_adjacency(interactions), persistent=False)
         degree = np.concatenate(

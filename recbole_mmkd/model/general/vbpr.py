@@ -10,7 +10,10 @@ from torch import nn
 
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
-from recbole_mmkd.model.losses import bpr_loss, l2_reg
+from recbole_mmkd.model.losses import bpr_loss, emb_norm_reg, l2_reg
+from recbole_mmkd.model.options import check_choice
+
+REGULARIZERS = {"squared": l2_reg, "emb_loss": emb_norm_reg}
 
 
 @register_model()
@@ -21,18 +24,27 @@ class VBPR(MultimodalRecommender):
     (the global and user biases cancel in the pairwise loss). Implemented as a dot product of
     ``[gamma_u, theta_u, 1]`` with ``[gamma_i, E f_i, beta_i + beta'^T f_i]``.
 
-    Loss: BPR plus :math:`\lambda \frac{1}{2|B|}` times the squared norms of the batch's user,
-    positive and negative rows.
+    Loss: BPR plus :math:`\lambda` times a regulariser of the batch's user, positive and
+    negative rows (content factor included): ``regularizer: squared`` (the default, the
+    paper's :math:`\lambda \lVert\Theta\rVert^2` in LightGCN's batch form, squared norms over
+    :math:`2|B|`) or ``emb_loss`` (MMRec's ``EmbLoss``: unsquared Frobenius norms over
+    :math:`|B|`; on TikTok at the start the squared form is 44% of the loss, MMRec's 0.1%, so
+    one ``reg_weight`` means different objectives under the two; ``bench/mmrec/step_check.py
+    VBPR``).
 
     Config: ``embedding_size`` (d, for both :math:`\gamma` and :math:`E f`), ``reg_weight``,
-    ``item_bias`` (true: the paper's :math:`\beta_i + \beta'^\top f_i`; false: MMRec's variant
-    without bias terms), ``feature_norm`` (``none``/``l2``/``standard``, per modality).
+    ``regularizer``, ``item_bias`` (true: the paper's :math:`\beta_i + \beta'^\top f_i`;
+    false: MMRec's variant without the item biases, whose projection's own bias reaches only
+    its regulariser), ``feature_norm`` (``none``/``l2``/``standard``, per modality).
     """
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
         self.embedding_size: int = config["embedding_size"]
         self.reg_weight: float = config["reg_weight"]
+        self.regularizer = REGULARIZERS[
+            check_choice("regularizer", config["regularizer"], tuple(REGULARIZERS))
+        ]
         self.item_bias: bool = config["item_bias"]
         d = self.embedding_size
         n_features = sum(self.feature_dims().values())
@@ -75,4 +87,4 @@ class VBPR(MultimodalRecommender):
         pos = self._items(interaction[self.ITEM_ID])
         neg = self._items(interaction[self.NEG_ITEM_ID])
         loss = bpr_loss((u * pos).sum(-1), (u * neg).sum(-1))
-        return loss + self.reg_weight * l2_reg(u, pos, neg)
+        return loss + self.reg_weight * self.regularizer(u, pos, neg)
