@@ -126,7 +126,7 @@ class Check:
     user_of: np.ndarray  # MMRec's user id -> ours
     item_of: np.ndarray
     adopt: bool
-    noise: SharedNoise | Replay | None = None  # random draws shared by the two sides
+    noise: Passes | None = None  # random draws shared by the two sides
     batch: np.ndarray | None = None  # the step's (user, item) rows, MMRec's ids
 
     def padding(self, kind: Kind) -> tuple[int, ...]:
@@ -287,18 +287,13 @@ def lgmrec_graphs(check: Check) -> list[Graph]:
             Graph("user-item 0/1 matrix", "interactions", "adj", "user", "item")]  # fmt: skip
 
 
-class SharedNoise:
-    """Gumbel noise and dropout masks drawn once, in MMRec's rows, and read by both sides:
-    MMRec's pass draws (one more row, for this side's padding row), this side's pass reads the
-    same draw with its rows mapped. Draws of one kind are keyed by modality and by whether the
-    rows are items or users (each side's calls of a kind: per modality, items then users; this
-    side orders modalities by name, MMRec image then text)."""
+class Passes:
+    """Random draws shared by the two sides' passes: which side's pass runs (MMRec's draws,
+    this side's reads) and how many calls of each kind it has made."""
 
-    def __init__(self, check: Check, seed: int) -> None:
-        self.check = check
-        self.generator = torch.Generator().manual_seed(seed)
-        self.draws: dict[tuple[str, int], torch.Tensor] = {}
-        self.side = "theirs"
+    def __init__(self) -> None:
+        self.side: Literal["theirs", "ours"] = "theirs"
+        self.draws: dict = {}
         self.calls: dict[str, int] = {}
 
     def start(self, side: Literal["theirs", "ours"], *, fresh: bool = False) -> None:
@@ -306,13 +301,30 @@ class SharedNoise:
         if fresh:
             self.draws = {}
 
+    def next_call(self, kind: str) -> int:
+        """This pass's call number of ``kind``, counted."""
+        call = self.calls.get(kind, 0)
+        self.calls[kind] = call + 1
+        return call
+
+
+class SharedNoise(Passes):
+    """Gumbel noise and dropout masks drawn once, in MMRec's rows, and read by both sides:
+    MMRec's pass draws (one more row, for this side's padding row), this side's pass reads the
+    same draw with its rows mapped. Draws of one kind are keyed by modality and by whether the
+    rows are items or users (each side's calls of a kind: per modality, items then users; this
+    side orders modalities by name, MMRec image then text)."""
+
+    def __init__(self, check: Check, seed: int) -> None:
+        super().__init__()
+        self.check = check
+        self.generator = torch.Generator().manual_seed(seed)
+
     def take(
         self, kind: str, shape: torch.Size, draw: Callable[[torch.Size], torch.Tensor]
     ) -> torch.Tensor:
         """MMRec's pass: a new draw of ``kind`` for ``shape``; this side's: the same draw."""
-        call = self.calls.get(kind, 0)
-        self.calls[kind] = call + 1
-        modality, of_users = divmod(call, 2)
+        modality, of_users = divmod(self.next_call(kind), 2)
         if self.side == "ours":  # our modality -> MMRec's position
             modality = self.check.modal_order()[modality]
         key = (kind, 2 * modality + of_users)
@@ -456,26 +468,15 @@ def dragon_setup(check: Check) -> list[str]:
 Reader = Callable[[list[torch.Tensor], int], torch.Tensor]
 
 
-class Replay:
+class Replay(Passes):
     """Random draws made in MMRec's pass and read back in this side's, by kind in call order;
     ``read`` picks MMRec's draw for this side's call and lays it out as this side's (rows
     mapped), default: the draw of the same call number as drawn."""
 
-    def __init__(self) -> None:
-        self.side: Literal["theirs", "ours"] = "theirs"
-        self.draws: dict[str, list[torch.Tensor]] = {}
-        self.calls: dict[str, int] = {}
-
-    def start(self, side: Literal["theirs", "ours"], *, fresh: bool = False) -> None:
-        self.side, self.calls = side, {}
-        if fresh:
-            self.draws = {}
-
     def take(
         self, kind: str, draw: Callable[[], torch.Tensor], read: Reader | None = None
     ) -> torch.Tensor:
-        call = self.calls.get(kind, 0)
-        self.calls[kind] = call + 1
+        call = self.next_call(kind)
         if self.side == "theirs":
             self.draws.setdefault(kind, []).append(draw())
             return self.draws[kind][-1]
@@ -655,12 +656,19 @@ def layergcn_setup(check: Check) -> list[str]:
 # --- DualGNN, MVGAE: MMGCN's descendants over PyG ---------------------------------------------
 
 
-def dualgnn_graphs(check: Check) -> list[Graph]:
-    def build(theirs: nn.Module) -> torch.Tensor:
-        return pyg_graph(theirs.edge_index, theirs.n_users + theirs.n_items, mean=False)
+def pyg_graphs(label: str, layer: str, *, mean: bool) -> Callable[[Check], list[Graph]]:
+    """The user-item graph a model's PyG ``layer`` propagates over (:func:`pyg_graph`), against
+    this side's ``adjacency``."""
 
-    return [Graph("user-item D^-1/2 A D^-1/2", "adjacency", "edge_index, as its Base_gcn reads "
-                  "it", "node", "node", build)]  # fmt: skip
+    def build(theirs: nn.Module) -> torch.Tensor:
+        return pyg_graph(theirs.edge_index, theirs.n_users + theirs.n_items, mean=mean)
+
+    return lambda check: [Graph(label, "adjacency", f"edge_index, as its {layer} reads it",
+                                "node", "node", build)]  # fmt: skip
+
+
+dualgnn_graphs = pyg_graphs("user-item D^-1/2 A D^-1/2", "Base_gcn", mean=False)
+mvgae_graphs = pyg_graphs("user-item D^-1 (A + I)", "BaseModel", mean=True)
 
 
 def dualgnn_setup(check: Check) -> list[str]:
@@ -692,14 +700,6 @@ def mvgae_states(check: Check) -> list[Pair]:
               for m in check.ours.modalities),
             Pair("collaborative_expert.preference", "c_gcn.preference", "user"),
             Pair("collaborative", "collaborative", "item")]  # fmt: skip
-
-
-def mvgae_graphs(check: Check) -> list[Graph]:
-    def build(theirs: nn.Module) -> torch.Tensor:
-        return pyg_graph(theirs.edge_index, theirs.n_users + theirs.n_items, mean=True)
-
-    return [Graph("user-item D^-1 (A + I)", "adjacency", "edge_index, as its BaseModel reads "
-                  "it", "node", "node", build)]  # fmt: skip
 
 
 def mvgae_setup(check: Check) -> list[str]:
