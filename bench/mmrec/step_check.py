@@ -61,6 +61,7 @@ here is the model. In order:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -1380,16 +1381,25 @@ def gradients(check: Check, pairs: list[Pair]) -> Iterator[tuple[Pair, float, fl
         yield p, (got - want).abs().max().item(), want.abs().max().item(), padding
 
 
-def worst(compared: list[tuple[Pair, float, float, float]]) -> str:
-    """The parameter whose gradient differs most against its largest entry, leaving out those
-    whose gradient is zero up to rounding on both sides (largest entries below 1e-6 of the
-    largest of all, as a bias that cancels in a pairwise loss), named after it."""
+def worst_gradient(
+    compared: list[tuple[Pair, float, float, float]],
+) -> tuple[str, float, float, list[str]]:
+    """The parameter whose gradient differs most against its largest entry, its difference and
+    largest entry, leaving out (and listing) those whose gradient is zero up to rounding on
+    both sides (largest entries below 1e-6 of the largest of all, as a bias that cancels in a
+    pairwise loss)."""
     floor = 1e-6 * max(g[2] for g in compared)
     zero = [g[0].ours for g in compared if g[2] < floor and g[1] < floor]
     rest = [g for g in compared if g[0].ours not in zero]
     p, diff, largest, _ = max(rest, key=lambda g: g[1] / max(g[2], 1e-30))
+    return p.ours, diff, largest, zero
+
+
+def worst(compared: list[tuple[Pair, float, float, float]]) -> str:
+    """:func:`worst_gradient` in words."""
+    name, diff, largest, zero = worst_gradient(compared)
     out = (f"the largest relative difference {diff / max(largest, 1e-30):.2e} ({diff:.2e} "
-           f"against largest entry {largest:.2e}), in {p.ours}")  # fmt: skip
+           f"against largest entry {largest:.2e}), in {name}")  # fmt: skip
     return out + (f"; zero up to rounding on both sides: {', '.join(zero)}" if zero else "")
 
 
@@ -1437,6 +1447,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--their-graphs", action="store_true",
                         help="this side uses MMRec's graphs (and DRAGON's user-graph draw), so "
                         "that only the model differs")  # fmt: skip
+    parser.add_argument("--summary", type=Path,
+                        help="append the step's figures to this file, one JSON line "
+                        "(step_check_all.py reads them)")  # fmt: skip
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     spec = SPECS[args.model]
@@ -1485,6 +1498,14 @@ def main(argv: list[str] | None = None) -> None:
     diff, largest = scores(check, rows[:8, 0], spec.their_scores)
     print(f"  full-sort scores of 8 users: largest difference {diff:.2e} against largest "
           f"score {largest:.2e}")  # fmt: skip
+    if args.summary:
+        name, gradient, entry, _ = worst_gradient(compared)
+        figures = {"model": args.model, "their_graphs": args.their_graphs,
+                   "loss_mmrec": their_loss, "loss_here": our_loss, "gradient": name,
+                   "gradient_difference": gradient, "gradient_largest": entry,
+                   "score_difference": diff, "score_largest": largest}  # fmt: skip
+        with args.summary.open("a") as out:
+            out.write(json.dumps(figures) + "\n")
 
     if spec.on_terms:
         for mine, other, value in spec.on_terms:
