@@ -42,16 +42,17 @@ def check(model: str, prepared: Path, summary: Path) -> int:
 
 def table(rows: list[dict], failed: list[str]) -> str:
     """The Markdown table of the models' figures, and the models whose check failed."""
-    lines = ["| model | loss, MMRec | loss, here | relative | largest gradient difference "
-             "(relative to the parameter's largest entry) | scores: largest difference / "
-             "largest score |", "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| model | loss, MMRec | loss, here | relative | gradients: the parameter that "
+             "differs most against its largest entry | relative | scores: largest difference "
+             "/ largest score |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         relative = abs(r["loss_here"] - r["loss_mmrec"]) / abs(r["loss_mmrec"])
         gradient = r["gradient_difference"] / max(r["gradient_largest"], 1e-30)
         lines.append(f"| {r['model']} | {r['loss_mmrec']:.8g} | {r['loss_here']:.8g} | "
-                     f"{relative:.1e} | {gradient:.1e} ({r['gradient']}) | "
+                     f"{relative:.1e} | {r['gradient']}: {r['gradient_difference']:.1e} "
+                     f"against {r['gradient_largest']:.1e} | {gradient:.1e} | "
                      f"{r['score_difference']:.1e} / {r['score_largest']:.2g} |")  # fmt: skip
-    lines += [f"| {m} | check failed: run `step_check.py {m}` | | | | |" for m in failed]
+    lines += [f"| {m} | check failed: run `step_check.py {m}` | | | | | |" for m in failed]
     return "\n".join(lines) + "\n"
 
 

@@ -91,7 +91,9 @@ def pseudo_positives(
     distribution summed, its own counted twice), and the ``n`` best of its own distribution
     among the rest. The rest's best lie among its own ``2n`` best (at most ``n`` of those are
     shared), so they are read from there: no copy of ``own`` with the shared items zeroed,
-    the release's way (a row x items pass saved a view)."""
+    the release's way (a row x items pass saved a view). The same items but where several tie
+    at the n-th value, which the two ways take in another order (on a TikTok batch 21, 11 and
+    2 of 2,786 rows, one count a view; ``bench/mmrec/step_check.py DAMRS``)."""
     shared = torch.topk(total + own, n, dim=1).indices
     candidates = torch.topk(own, min(2 * n, own.shape[1]), dim=1).indices
     taken = (candidates.unsqueeze(2) == shared.unsqueeze(1)).any(2)
