@@ -1196,7 +1196,10 @@ def rows_differ(differ: int, in_edges: int) -> str:
 
 def compare_graphs(check: Check, graphs: list[Graph]) -> Iterator[str]:
     """Per graph, how many rows differ (MMRec's mapped to this project's ids); with ``adopt``,
-    this side then uses MMRec's, in its own layout."""
+    this side then uses MMRec's, in its own layout, and so does the transpose this side stores
+    beside it for its backward pass (``<name>_t``, :mod:`recbole_mmkd.model.transposed`)."""
+    from recbole_mmkd.model.transposed import csr_transpose
+
     for g in graphs:
         mine = attribute(check.ours, g.ours)
         theirs = g.build(check.theirs) if g.build else attribute(check.theirs, g.theirs)
@@ -1208,6 +1211,8 @@ def compare_graphs(check: Check, graphs: list[Graph]) -> Iterator[str]:
         if check.adopt:
             adopted = theirs.to_sparse_csr() if mine.layout == torch.sparse_csr else theirs
             setattr(check.ours, g.ours, adopted)
+            if hasattr(check.ours, f"{g.ours}_t"):
+                setattr(check.ours, f"{g.ours}_t", csr_transpose(adopted))
     if check.adopt and graphs:
         yield "this side now uses MMRec's graphs"
 
