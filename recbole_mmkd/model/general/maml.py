@@ -15,6 +15,7 @@ from torch import nn
 from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
+from recbole_mmkd.model.freezing import freeze
 
 NORM_EPS = 1e-6  # TensorFlow's l2_normalize clamps the squared norm at 1e-12
 
@@ -134,11 +135,7 @@ class MAML(MultimodalRecommender):
             nn.init.zeros_(linear.bias)
         if not self.train_networks:
             networks = ("projector", "attention_in", "attention_out")
-            self.frozen_parameters = [
-                n for n, p in self.named_parameters() if n.startswith(networks)
-            ]
-            for name, param in self.named_parameters():
-                param.requires_grad_(name not in self.frozen_parameters)
+            self.frozen_parameters = freeze(self, lambda name: name.startswith(networks))
         # training steps taken: state a resumed run needs (Snapshot), so in the state dict
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
         self._scoring: tuple[torch.Tensor, ...] | None = None

@@ -16,6 +16,7 @@ from torch import nn
 
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
+from recbole_mmkd.model.freezing import freeze
 from recbole_mmkd.model.graph import normalized_adjacency, propagate
 
 
@@ -134,10 +135,9 @@ class MMGCN(MultimodalRecommender):
         )
         if not self.train_id_tables:
             tables = ("user_embedding.weight", "item_embedding.weight")
-            self.frozen_parameters = [n for n, _ in self.named_parameters()
-                                      if n in tables or n.endswith(".preference")]  # fmt: skip
-            for name, param in self.named_parameters():
-                param.requires_grad_(name not in self.frozen_parameters)
+            self.frozen_parameters = freeze(
+                self, lambda name: name in tables or name.endswith(".preference")
+            )
         interactions = dataset.inter_matrix(form="coo")
         self.register_buffer("adjacency", normalized_adjacency(interactions), persistent=False)
         degree = np.concatenate(

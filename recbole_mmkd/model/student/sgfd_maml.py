@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from recbole_mmkd.distill.losses import sgfd_response_kd
 from recbole_mmkd.model import register_wrapper
+from recbole_mmkd.model.freezing import freeze
 from recbole_mmkd.model.student.sgfd import SGFDMixin
 
 
@@ -46,11 +47,10 @@ class SGFDMAMLMixin(SGFDMixin):
         super().__init__(config, dataset)
         self.released_kd_terms: bool = config["released_kd_terms"]
         if not self.train_networks:
-            extra = [n for n, _ in self.named_parameters() if n.startswith(("students", "teacher"))]
-            self.frozen_parameters = [*self.frozen_parameters, *extra]
-            for name, param in self.named_parameters():
-                if name in extra:
-                    param.requires_grad_(False)
+            frozen = set(self.frozen_parameters)  # MAML's networks, and SGFD's modules
+            self.frozen_parameters = freeze(
+                self, lambda name: name in frozen or name.startswith(("students", "teacher"))
+            )
 
     def distillation_items(self, interaction) -> torch.Tensor:
         """Each positive once and every negative: RecBole tiles a batch's pairs once per
