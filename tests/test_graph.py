@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 
 from recbole_mmkd.model.bipartite import BipartiteGraph
 from recbole_mmkd.model.graph import normalized_adjacency, propagate
+from recbole_mmkd.model.normalize import normalize_rows
 
 
 def test_normalized_adjacency_by_hand():
@@ -78,11 +80,16 @@ def test_knn_graphs_are_kept_on_disk_for_later_processes(tmp_path, monkeypatch):
     assert torch.equal(g.cached_knn_graph(feats, 4).values(), built.values())
 
 
-def test_bipartite_graph_weighted_sums_and_edge_dots_match_dense_autograd():
+@pytest.mark.parametrize("user_major", [False, True])
+def test_bipartite_graph_weighted_sums_and_edge_dots_match_dense_autograd(user_major: bool):
     torch.manual_seed(0)
     users = torch.tensor([2, 0, 1, 0, 2, 3, 1])  # unsorted, user 4 and item 3 isolated
     items = torch.tensor([0, 1, 2, 0, 1, 2, 1])
+    if user_major:  # the layout's own order: the user direction reorders nothing
+        order = torch.argsort(users * 4 + items)
+        users, items = users[order], items[order]
     graph = BipartiteGraph(users, items, 5, 4)
+    assert (graph._order[True] is None) == user_major
     weights = torch.randn(7, requires_grad=True)
     user_x = torch.randn(5, 3, requires_grad=True)
     item_x = torch.randn(4, 3, requires_grad=True)
@@ -151,3 +158,22 @@ def test_a_weighted_knn_graph_keeps_each_edge_similarity_over_its_rows_sums():
                     (3, 2, s_bc)]:  # fmt: skip
         expected[i, j] = s / math.sqrt(degree[i] * degree[j])
     assert torch.allclose(graph, expected, atol=1e-6)
+
+
+def test_normalize_rows_is_f_normalize_with_its_gradient():
+    torch.manual_seed(0)
+    x = torch.randn(6, 5, dtype=torch.float64)
+    x[2] = 0.0  # a zero row (padding) and a row under eps: both clamped
+    x[4] = 1e-14
+    weights = torch.randn(6, 5, dtype=torch.float64)
+    grads = []
+    for normalize in (normalize_rows, lambda t: F.normalize(t, dim=1)):
+        leaf = x.clone().requires_grad_()
+        out = normalize(leaf)
+        (out * weights).sum().backward()
+        grads.append((out.detach(), leaf.grad))
+    (ours, our_grad), (reference, reference_grad) = grads
+    assert torch.equal(ours, reference)
+    assert torch.allclose(our_grad, reference_grad, rtol=1e-12, atol=0)
+    leaf = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(normalize_rows, (leaf,))

@@ -5,7 +5,10 @@ Weighted neighbour sums run as sparse-dense products (SpMM), and per-edge dot pr
 routing's affinities, and the weights' gradients) as sampled dense-dense products (SDDMM,
 ``torch.sparse.sampled_addmm``): neither materialises one message or one gathered row per
 edge. On TikTok's training graph (59,541 edges, d = 64, one CPU thread) an edge dot product by
-SDDMM takes 1.0 ms against 6.6 ms by gathering both endpoints' rows.
+SDDMM takes 1.0 ms against 6.6 ms by gathering both endpoints' rows. Edges given in the
+user-major order of the users x items layout (sorted by user, then item) need no reordering
+for that direction; the other direction's reorders are ``index_select`` (3.6x faster than
+advanced indexing on that graph).
 """
 
 from __future__ import annotations
@@ -13,6 +16,15 @@ from __future__ import annotations
 import warnings
 
 import torch
+
+
+def _spmm(matrix: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+    """``matrix @ dense`` for a sparse CSR ``matrix``, written into fresh memory: the same
+    values as ``torch.sparse.mm``, which zero-fills and copies its output twice on the way (one
+    TikTok-sized product, 9,309 x 6,711 with 59,541 entries times 64 columns, one CPU thread:
+    0.56 ms against 2.5 ms)."""
+    out = dense.new_empty((matrix.shape[0], dense.shape[1]))
+    return torch.addmm(out, matrix, dense, beta=0.0, out=out)
 
 
 def _crow(rows: torch.Tensor, n: int) -> torch.Tensor:
@@ -27,23 +39,35 @@ class BipartiteGraph:
     def __init__(self, users: torch.Tensor, items: torch.Tensor, n_users: int, n_items: int):
         self.users, self.items = users, items
         self.n_users, self.n_items = n_users, n_items
-        self._order = {
+        order = {
             True: torch.argsort(users * n_items + items),
             False: torch.argsort(items * n_users + users),
         }  # CSR position -> edge, users x items (True) and items x users (False)
-        self._edge_at = {k: torch.argsort(v) for k, v in self._order.items()}  # edge -> position
         self._crow = {True: _crow(users, n_users), False: _crow(items, n_items)}
-        self._cols = {True: items[self._order[True]], False: users[self._order[False]]}
+        self._cols = {True: items[order[True]], False: users[order[False]]}
         self._shape = {True: (n_users, n_items), False: (n_items, n_users)}
+        in_order = {k: bool(torch.equal(v, torch.arange(len(v), device=v.device)))
+                    for k, v in order.items()}  # fmt: skip
+        # None where the edges already lie in that layout's order: nothing to reorder
+        self._order = {k: None if in_order[k] else v for k, v in order.items()}
+        self._edge_at = {k: None if in_order[k] else torch.argsort(v) for k, v in order.items()}
+
+    @staticmethod
+    def _reorder(values: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
+        return values if positions is None else values.index_select(0, positions)
 
     def matrix(self, weights: torch.Tensor, to_users: bool) -> torch.Tensor:
         """``(n_users, n_items)`` CSR matrix of ``weights`` (``to_users``), else its transpose."""
+        return self._csr(self._reorder(weights, self._order[to_users]), to_users)
+
+    def _csr(self, values: torch.Tensor, to_users: bool) -> torch.Tensor:
+        """The layout's CSR matrix of ``values`` given in its own (CSR) order."""
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
             return torch.sparse_csr_tensor(
                 self._crow[to_users],
                 self._cols[to_users],
-                weights[self._order[to_users]],
+                values,
                 self._shape[to_users],
                 check_invariants=False,
             )
@@ -51,11 +75,11 @@ class BipartiteGraph:
     def sampled_dot(self, rows: torch.Tensor, cols: torch.Tensor, to_users: bool) -> torch.Tensor:
         """``<rows[r_e], cols[c_e]>`` for every edge ``e`` (``r`` its user and ``c`` its item
         with ``to_users``, the reverse without), in edge order."""
-        pattern = self.matrix(rows.new_zeros(self.users.shape[0]), to_users)
+        pattern = self._csr(rows.new_zeros(self.users.shape[0]), to_users)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
             values = torch.sparse.sampled_addmm(pattern, rows, cols.T, beta=0.0).values()
-        return values[self._edge_at[to_users]]
+        return self._reorder(values, self._edge_at[to_users])
 
     def to_users(self, weights: torch.Tensor, item_x: torch.Tensor) -> torch.Tensor:
         """``out[u] = sum over u's edges e of weights[e] * item_x[items[e]]``; differentiable in
@@ -76,7 +100,7 @@ class _EdgeSpMM(torch.autograd.Function):
     def forward(ctx, weights, x, graph: BipartiteGraph, to_users: bool):
         ctx.save_for_backward(weights, x)
         ctx.graph, ctx.to_users = graph, to_users
-        return torch.sparse.mm(graph.matrix(weights, to_users), x)
+        return _spmm(graph.matrix(weights, to_users), x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -86,7 +110,7 @@ class _EdgeSpMM(torch.autograd.Function):
         if ctx.needs_input_grad[0]:  # <grad of the target, x of the source> per edge
             grad_w = graph.sampled_dot(grad.contiguous(), x, to_users)
         if ctx.needs_input_grad[1]:
-            grad_x = torch.sparse.mm(graph.matrix(weights, not to_users), grad)
+            grad_x = _spmm(graph.matrix(weights, not to_users), grad)
         return grad_w, grad_x, None, None
 
 
@@ -103,7 +127,7 @@ class _EdgeDot(torch.autograd.Function):
         graph = ctx.graph
         grad_user = grad_item = None
         if ctx.needs_input_grad[0]:
-            grad_user = torch.sparse.mm(graph.matrix(grad, True), item_x)
+            grad_user = _spmm(graph.matrix(grad, True), item_x)
         if ctx.needs_input_grad[1]:
-            grad_item = torch.sparse.mm(graph.matrix(grad, False), user_x)
+            grad_item = _spmm(graph.matrix(grad, False), user_x)
         return grad_user, grad_item, None

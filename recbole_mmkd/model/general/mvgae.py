@@ -18,6 +18,7 @@ from torch import nn
 
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
+from recbole_mmkd.model.normalize import normalize_rows
 from recbole_mmkd.model.options import check_choice
 
 MAX_LOGVAR = 10.0
@@ -66,7 +67,7 @@ class _MeanConv(nn.Module):
         self.bias = nn.Parameter(torch.empty(n_out).uniform_(-bound, bound))
 
     def forward(self, adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        out = F.normalize(torch.sparse.mm(adjacency, x @ self.weight) + self.bias, dim=-1)
+        out = normalize_rows(torch.sparse.mm(adjacency, x @ self.weight) + self.bias)
         return F.dropout(out, p=0.1, training=self.training)
 
 
@@ -103,7 +104,7 @@ class _VariationalGCN(nn.Module):
     def forward(
         self, adjacency: torch.Tensor, features: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        x = F.normalize(torch.cat([self.preference, self.mlp(features)]))
+        x = normalize_rows(torch.cat([self.preference, self.mlp(features)]))
         for conv, gate in zip(self.convs, self.gates, strict=True):
             x = F.leaky_relu(gate(F.leaky_relu(conv(adjacency, x))))
         mu = self.mu_gate(F.leaky_relu(self.mu_conv(adjacency, x)))
