@@ -177,3 +177,17 @@ def test_normalize_rows_is_f_normalize_with_its_gradient():
     assert torch.allclose(our_grad, reference_grad, rtol=1e-12, atol=0)
     leaf = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(normalize_rows, (leaf,))
+
+
+def test_normalize_rows_at_eps_and_twice():
+    x = torch.tensor([[1.0, 0.0], [0.3, 0.4], [3.0, 4.0]], dtype=torch.float64)  # norms 1, .5, 5
+    grads = []
+    for normalize in (normalize_rows, F.normalize):
+        leaf = x.clone().requires_grad_()
+        normalize(leaf, eps=1.0).pow(3).sum().backward()  # row 0 at eps: clamp passes it
+        grads.append(leaf.grad)
+    assert torch.allclose(*grads, rtol=1e-12, atol=0)
+    leaf = x.clone().requires_grad_()
+    (grad,) = torch.autograd.grad(normalize_rows(leaf).pow(3).sum(), leaf, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        grad.sum().backward()

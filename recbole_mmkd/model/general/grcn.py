@@ -91,9 +91,9 @@ class GRCN(MultimodalRecommender):
     weights' gradients, CSR products for the sums (``model/bipartite.py``; torch-geometric's
     ``MessagePassing``, the releases' way, measures 6.1x slower: ``bench/bench_grcn_mp.py``).
     The edges are held in the graph's user-major order, so one direction reorders nothing. On
-    TikTok its epoch is 2.75x LightGCN's (``bench/bench_models.py --epochs 2 --models GRCN``,
-    beside two running searches; 3.38x the same way before that order, fresh-memory sparse
-    products and :func:`~recbole_mmkd.model.normalize.normalize_rows`).
+    TikTok its epoch is 2.3-2.75x LightGCN's (two runs of ``bench/bench_models.py --epochs 2
+    --models GRCN`` beside two running searches; 3.38x the same way before that order, sparse
+    products into a zeroed output and :func:`~recbole_mmkd.model.normalize.normalize_rows`).
     """
 
     feature_projections = "projection"
