@@ -101,9 +101,13 @@ def test_sweep_interrupted_after_two_trials_resumes_to_exactly_the_planned_grid(
     assert len(table) == 4 and set(table["status"]) == {"done"}  # none lost, none twice
     grid = {(r, lr) for r in (0.0001, 0.001) for lr in (0.01, 0.001)}
     assert set(zip(table["reg_weight"], table["learning_rate"], strict=True)) == grid
-    # the resume launched only the points the ledger lacked, each run to its last epoch
+    # the resume launched only the points the ledger lacked, each run to its last epoch (a
+    # trial killed mid-way from the state it left on disk: it reports only the epochs after)
     rows = _trial_rows(out / "ray" / "tiny-1")  # no launch at all where all 4 had finished
-    assert len(rows) == 4 - len(done_before) and all(v == EPOCHS for v in rows.values())
+    later = read_ledger(out / LEDGER)[len(done_before) :]
+    assert len(rows) == len(later) == 4 - len(done_before)
+    assert all(r["epochs"] == EPOCHS for r in later)
+    assert sorted(rows.values()) == sorted(EPOCHS - r.get("resumed_from", 0) for r in later)
     assert (out / "figures" / "sweep-tiny.png").stat().st_size > 1000  # the grid's heatmap
     for path, stamp in stamps.items():  # nothing of the first launch was touched
         assert path.stat().st_mtime_ns == stamp
@@ -344,3 +348,53 @@ def test_a_halving_sweep_runs_its_rounds_capped_and_selects_an_uncapped_trial(to
     assert [r.get("resumed_from") for r in records] == [None] * 4 + [2, 2, 4]
     assert not (tmp_path / "out" / "snapshots").exists()  # removed once the search is done
     assert not (tmp_path / "out" / "running.json").exists()  # nor marked as being searched
+
+
+def test_a_trial_killed_mid_training_goes_on_from_its_last_checkpoint(toy, tmp_path):
+    """Training in checkpointed stretches is one fit: the same curve and parameters; and a
+    fresh process resuming from a checkpoint left mid-way (the state on disk when a session
+    was killed) ends exactly there too. Only the latest checkpoint of a point is kept."""
+    from conftest import fast
+
+    from recbole_mmkd.prepare import prepare
+    from recbole_mmkd.trainer import MMKDTrainer
+    from recbole_mmkd.tune.backend import (
+        fit_checkpointed,
+        previous_snapshot,
+        save_snapshot,
+        snapshot_path,
+    )
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        runs = []
+
+        def build():
+            run = prepare("LightGCN", "toy", overrides=fast(epochs=5), data_path=toy)
+            runs.append(run)
+            return run, MMKDTrainer(run.config, run.model)
+
+        run, trainer = build()
+        whole = trainer.fit(run.train, run.valid)
+        point, folder, saved = {"reg_weight": 1e-4}, tmp_path / "snapshots", []
+
+        def save(state) -> None:
+            saved.append(state.epoch)
+            save_snapshot(folder, point, state)
+
+        run, trainer = build()
+        stretched = fit_checkpointed(trainer, run, callback=None, resume=None, save=save,
+                                     every_seconds=0.0)  # fmt: skip
+        assert saved == [1, 2, 3, 4]  # one epoch a stretch: a state after each but the last
+        assert [p.name for p in folder.iterdir()] == [snapshot_path(folder, point, 4).name]
+        state = previous_snapshot(folder, point, 5)
+        run, trainer = build()  # a new process, from the state on disk
+        resumed = fit_checkpointed(trainer, run, callback=None, resume=state, save=save)
+    finally:
+        torch.set_num_threads(threads)
+    for fit in (stretched, resumed):
+        assert fit.curve == whole.curve and fit.best_epoch == whole.best_epoch
+    for other in runs[1:]:
+        for key, value in runs[0].model.state_dict().items():
+            assert torch.equal(value, other.model.state_dict()[key]), key

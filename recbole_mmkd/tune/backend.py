@@ -5,8 +5,11 @@ Each trial runs on the device Ray gives it (``MMKDConfig`` never rewrites
 ``CUDA_VISIBLE_DEVICES``), locally or on an existing Ray cluster (``address``). A sweep killed
 at any point continues with ``resume=True`` as a new Tune launch over what the ledger
 (:mod:`.ledger`) lacks: the grid points (or, for random search, the seeded draws) not finished
-yet, or for TPE the remaining trials, with Optuna told the finished ones' results. Trials that
-were running at the kill restart; ASHA's rungs restart with the new launch.
+yet, or for TPE the remaining trials, with Optuna told the finished ones' results. A trial
+leaves its training state on disk about every :data:`CHECKPOINT_SECONDS` (and a halving round
+at its cap), so a trial running at the kill goes on from there, exactly as it would have
+trained (models marked ``resumable = False`` start again); ASHA's rungs restart with the new
+launch.
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -49,9 +52,14 @@ from recbole_mmkd.tune.space import (
     remaining_points,
 )
 
+if TYPE_CHECKING:
+    from recbole_mmkd.prepare import Prepared
+    from recbole_mmkd.trainer import FitResult, MMKDTrainer, Snapshot
+
 logger = logging.getLogger(__name__)
-SNAPSHOTS = "snapshots"  # in a halving sweep's folder: each capped trial's training state
+SNAPSHOTS = "snapshots"  # in a sweep's folder: each running or capped trial's training state
 CAPPED = "capped"  # in a trial's static settings: a halving round's cap is set
+CHECKPOINT_SECONDS = 600.0  # how often a trial leaves its training state on disk
 
 
 def init_ray(address: str | None) -> None:
@@ -103,19 +111,68 @@ def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
                      "device": str(config["device"]), **resumed})  # fmt: skip
 
     trainer = MMKDTrainer(config, run.model)
-    fit = trainer.fit(run.train, run.valid, callback=report, resume=resume, snapshot=keep)
+    if keep:
+
+        def save(state: Snapshot) -> None:
+            save_snapshot(Path(folder), point, state)
+
+        fit = fit_checkpointed(trainer, run, callback=report, resume=resume, save=save)
+    else:
+        fit = trainer.fit(run.train, run.valid, callback=report)
     root = static.get("runs_root")  # absent from a launch of code before it
     if root is not None and not static.get(CAPPED):  # trained to its early stop: a run
         by = f"in tuning trial {tune.get_context().get_trial_id()} ({static['source']})"
         leave_trained(Path(root), static["model"], config, run.model, fit, by=by)
-    if trainer.last_snapshot is not None:
-        path = snapshot_path(Path(folder), point, trainer.last_snapshot.epoch)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(trainer.last_snapshot, path)
+    if static.get(CAPPED) and trainer.last_snapshot is not None:  # the next round goes on
+        save_snapshot(Path(folder), point, trainer.last_snapshot)
+
+
+def fit_checkpointed(
+    trainer: MMKDTrainer,
+    run: Prepared,
+    *,
+    callback: Callable[[int, float, dict], None] | None,
+    resume: Snapshot | None,
+    save: Callable[[Snapshot], None],
+    every_seconds: float = CHECKPOINT_SECONDS,
+) -> FitResult:
+    """``trainer.fit`` of ``run`` from ``resume`` (a Snapshot or None) in stretches of about
+    ``every_seconds``, each stretch's end state passed to ``save``: the same training as one
+    fit (a Snapshot resumes exactly), so that a process killed mid-trial loses at most one
+    stretch. The first stretch is one epoch, which times the rest. Returns the FitResult;
+    ``trainer.last_snapshot`` is set as one fit with ``snapshot=True`` sets it."""
+    state, seconds_per_epoch = resume, None
+    while True:
+        start = 0 if state is None else state.epoch
+        stretch = 1 if seconds_per_epoch is None else max(1, int(every_seconds / seconds_per_epoch))
+        began = time.perf_counter()
+        fit = trainer.fit(run.train, run.valid, callback=callback, resume=state, snapshot=True,
+                          stop_after=start + stretch)  # fmt: skip
+        state = trainer.last_snapshot
+        if state is None or state.epoch >= trainer.epochs:  # stopped early, or trained out
+            return fit
+        seconds_per_epoch = (time.perf_counter() - began) / (state.epoch - start)
+        save(state)
+
+
+def save_snapshot(folder: Path, point: dict[str, Any], state: Snapshot) -> None:
+    """Leave ``state`` (a trainer Snapshot) of a trial of ``point``, and drop the point's
+    earlier ones: a later trial of the point reads its latest state below its cap
+    (:func:`previous_snapshot`), and caps only grow."""
+    import torch
+
+    path = snapshot_path(folder, point, state.epoch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    torch.save(state, partial)
+    partial.replace(path)  # a kill mid-write leaves no truncated snapshot
+    for epoch, older in _stored_snapshots(folder, point):
+        if epoch < state.epoch:
+            older.unlink(missing_ok=True)
 
 
 def snapshot_path(folder: Path, point: dict[str, Any], epoch: int) -> Path:
-    """Where a halving trial of ``point`` leaves its training's state after ``epoch`` epochs."""
+    """Where a trial of ``point`` leaves its training's state after ``epoch`` epochs."""
     key = hashlib.sha1(json.dumps(point, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return folder / f"{key}-{epoch}.pt"
 
@@ -125,12 +182,14 @@ def previous_snapshot(folder: Path, point: dict[str, Any], epochs: int) -> Any:
     round's cap), or None."""
     import torch
 
-    stem = snapshot_path(folder, point, 0).stem.rsplit("-", 1)[0]
-    stored = sorted(
-        (int(p.stem.rsplit("-", 1)[1]), p) for p in folder.glob(f"{stem}-*.pt")
-    )  # fmt: skip
-    usable = [p for epoch, p in stored if epoch < epochs]
+    usable = [p for epoch, p in _stored_snapshots(folder, point) if epoch < epochs]
     return torch.load(usable[-1], map_location="cpu", weights_only=False) if usable else None
+
+
+def _stored_snapshots(folder: Path, point: dict[str, Any]) -> list[tuple[int, Path]]:
+    """``(epoch, path)`` of every snapshot of ``point`` in ``folder``, by epoch."""
+    stem = snapshot_path(folder, point, 0).stem.rsplit("-", 1)[0]
+    return sorted((int(p.stem.rsplit("-", 1)[1]), p) for p in folder.glob(f"{stem}-*.pt"))
 
 
 def _progress_callback(
@@ -288,8 +347,7 @@ def run_sweep(
         capped = static
         if cap is not None:
             capped = {**static, "overrides": {**overrides, "epochs": cap}, CAPPED: True}
-        if sweep.scheduler == "halving":
-            capped = {**capped, SNAPSHOTS: str(out / SNAPSHOTS)}
+        capped = {**capped, SNAPSHOTS: str(out / SNAPSHOTS)}
         resources = {"cpu": sweep.cpus_per_trial, "gpu": sweep.gpus_per_trial}
         trainable = tune.with_resources(tune.with_parameters(trial, static=capped), resources)
         name = f"{sweep.name}-{len(list(storage.glob(f'{sweep.name}-*')))}"
@@ -325,12 +383,12 @@ def run_sweep(
                 launch({POINT: tune.grid_search(round_points)}, None, len(round_points), cap=cap)
                 done = [r for r in read_ledger(out / LEDGER) if r["status"] == "done"]
                 step = next_round(planned_points(sweep), done, **halving)
-            shutil.rmtree(out / SNAPSHOTS, ignore_errors=True)  # the search is complete
         elif todo > 0 and sweep.search == "tpe":
             launch(param_space(sweep), _optuna(sweep, finished), todo)
         elif todo > 0:
             points = remaining_points(planned_points(sweep), [r["point"] for r in finished])
             launch({POINT: tune.grid_search(points)}, None, todo)
+        shutil.rmtree(out / SNAPSHOTS, ignore_errors=True)  # the search is complete
     table = sweep_table(read_ledger(out / LEDGER), sweep)
     table.to_csv(out / f"sweep-{sweep.name}.csv", index=False)
     figure = sweep_figure(table, sweep, config["valid_metric"])
