@@ -18,16 +18,7 @@ import warnings
 import torch
 from torch.autograd.function import once_differentiable
 
-
-def _spmm(matrix: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-    """``matrix @ dense`` for a sparse CSR ``matrix``, written into a zeroed output: the same
-    values as ``torch.sparse.mm``, which also copies its output twice on the way (one
-    TikTok-sized product, 9,309 x 6,711 with 59,541 entries times 64 columns, one CPU thread:
-    0.56 ms against 0.76 ms). Zeroed, not empty: some kernels scale the output by beta = 0,
-    which keeps a NaN left in fresh memory. Not differentiable (an ``out=`` product): for
-    the passes of this module's autograd Functions."""
-    out = dense.new_zeros((matrix.shape[0], dense.shape[1]))
-    return torch.addmm(out, matrix, dense, beta=0.0, out=out)
+from recbole_mmkd.model.graph import csr_mm
 
 
 def _crow(rows: torch.Tensor, n: int) -> torch.Tensor:
@@ -103,7 +94,7 @@ class _EdgeSpMM(torch.autograd.Function):
     def forward(ctx, weights, x, graph: BipartiteGraph, to_users: bool):
         ctx.save_for_backward(weights, x)
         ctx.graph, ctx.to_users = graph, to_users
-        return _spmm(graph.matrix(weights, to_users), x)
+        return csr_mm(graph.matrix(weights, to_users), x)
 
     @staticmethod
     @once_differentiable
@@ -114,7 +105,7 @@ class _EdgeSpMM(torch.autograd.Function):
         if ctx.needs_input_grad[0]:  # <grad of the target, x of the source> per edge
             grad_w = graph.sampled_dot(grad.contiguous(), x, to_users)
         if ctx.needs_input_grad[1]:
-            grad_x = _spmm(graph.matrix(weights, not to_users), grad)
+            grad_x = csr_mm(graph.matrix(weights, not to_users), grad)
         return grad_w, grad_x, None, None
 
 
@@ -132,7 +123,7 @@ class _EdgeDot(torch.autograd.Function):
         graph = ctx.graph
         grad_user = grad_item = None
         if ctx.needs_input_grad[0]:
-            grad_user = _spmm(graph.matrix(grad, True), item_x)
+            grad_user = csr_mm(graph.matrix(grad, True), item_x)
         if ctx.needs_input_grad[1]:
-            grad_item = _spmm(graph.matrix(grad, False), user_x)
+            grad_item = csr_mm(graph.matrix(grad, False), user_x)
         return grad_user, grad_item, None

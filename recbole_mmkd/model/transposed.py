@@ -8,6 +8,9 @@ from __future__ import annotations
 import warnings
 
 import torch
+from torch.autograd.function import once_differentiable
+
+from recbole_mmkd.model.graph import csr_mm
 
 
 def csr_transpose(matrix: torch.Tensor) -> torch.Tensor:
@@ -23,14 +26,15 @@ class _StoredTransposeSpMM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, matrix: torch.Tensor, transpose: torch.Tensor, dense: torch.Tensor):
         ctx.transpose = transpose
-        return torch.sparse.mm(matrix, dense)
+        return csr_mm(matrix, dense)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad: torch.Tensor) -> tuple[None, None, torch.Tensor]:
-        return None, None, torch.sparse.mm(ctx.transpose, grad)
+        return None, None, csr_mm(ctx.transpose, grad)
 
 
 def spmm(matrix: torch.Tensor, transpose: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
     """``matrix @ dense`` (sparse ``matrix``, ``transpose`` its :func:`csr_transpose`); the same
-    values and gradients as ``torch.sparse.mm``."""
+    values and gradients as ``torch.sparse.mm``; differentiable once."""
     return _StoredTransposeSpMM.apply(matrix, transpose, dense)
