@@ -7,6 +7,7 @@ import platform
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,12 @@ from recbole_mmkd.config import MMKDConfig, hashable_config
 from recbole_mmkd.identity import code_info, config_hash
 from recbole_mmkd.model import get_model
 from recbole_mmkd.model.base import MultimodalRecommender
-from recbole_mmkd.prepare import config_for, prepare
+from recbole_mmkd.prepare import Prepared, config_for, prepare
 from recbole_mmkd.progress import EpochProgress
 from recbole_mmkd.result import ResultError, RunResult, run_dir_for
 from recbole_mmkd.robustness import robustness_curve
 from recbole_mmkd.teacher import TeacherRef, check_teacher, teacher_arrays
-from recbole_mmkd.trainer import FitResult, MMKDTrainer
+from recbole_mmkd.trainer import FitResult, MMKDTrainer, Snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,33 @@ def stored_run(run_dir: Path, *, need_arrays: bool = False) -> RunResult | None:
 
 
 TRAINED_FILE = "trained.pt"  # in a run's folder: a search trial's model of its settings
+CHECKPOINT_FILE = "checkpoint.pt"  # in a run's folder while it trains: its latest state
+
+
+def write_snapshot(path: Path, state: Snapshot) -> None:
+    """Leave a trainer :class:`~recbole_mmkd.trainer.Snapshot` at ``path``, written aside and
+    then renamed, so a process killed mid-write leaves the previous one whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    torch.save(state, partial)
+    partial.replace(path)
+
+
+def train(trainer: MMKDTrainer, run: Prepared, checkpoint: Path, **fit: Any) -> FitResult:
+    """Train ``run`` to its early stop, leaving its state at ``checkpoint`` about every ten
+    minutes (:meth:`~recbole_mmkd.trainer.MMKDTrainer.fit_checkpointed`) and going on from
+    the state found there: a run killed mid-training (a session's end) goes on where it was,
+    exactly as it would have trained. A model that cannot resume exactly (``resumable =
+    False``) trains in one go."""
+    if not getattr(run.model, "resumable", True):
+        return trainer.fit(run.train, run.valid, **fit)
+    resume = None
+    if checkpoint.is_file():
+        resume = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        logger.info("going on from epoch %d (%s)", resume.epoch, checkpoint)
+    return trainer.fit_checkpointed(
+        run.train, run.valid, resume=resume, save=partial(write_snapshot, checkpoint), **fit
+    )
 
 
 @dataclass
@@ -196,7 +224,7 @@ def run_one(
         )
         trained = adopted(run_dir, digest)
         if trained is None:
-            fit = trainer.fit(run.train, run.valid, progress=progress)
+            fit = train(trainer, run, run_dir / CHECKPOINT_FILE, progress=progress)
         else:
             logger.info("adopting the model %s trained", trained.by)
             net.load_state_dict(trained.state)
@@ -239,6 +267,7 @@ def run_one(
     )
     result.save(run_dir, arrays=arrays)
     (run_dir / TRAINED_FILE).unlink(missing_ok=True)
+    (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
     logger.info(
         "%s %s seed %d: best epoch %d, test %s",
         dataset,

@@ -25,6 +25,7 @@ from recbole_mmkd.metrics import per_user_topk
 from recbole_mmkd.progress import EpochProgress
 
 logger = logging.getLogger(__name__)
+CHECKPOINT_SECONDS = 600.0  # how often fit_checkpointed leaves a run's training state
 
 
 class TopkCollector(Collector):
@@ -262,6 +263,36 @@ class MMKDTrainer(Trainer):
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         return result
+
+    def fit_checkpointed(
+        self,
+        train_data,
+        valid_data,
+        *,
+        save: Callable[[Snapshot], None],
+        resume: Snapshot | None = None,
+        callback: Callable[[int, float, dict], None] | None = None,
+        progress: EpochProgress | None = None,
+        every_seconds: float | None = None,
+    ) -> FitResult:
+        """:meth:`fit` from ``resume`` in stretches of about ``every_seconds`` (default
+        :data:`CHECKPOINT_SECONDS`), each stretch's end state passed to ``save``: the same
+        training as one fit (a Snapshot resumes exactly), so that a process killed mid-run
+        loses at most one stretch. The first stretch is one epoch, which times the rest.
+        :attr:`last_snapshot` is set as one fit with ``snapshot`` sets it."""
+        every = CHECKPOINT_SECONDS if every_seconds is None else every_seconds
+        state, seconds_per_epoch = resume, None
+        while True:
+            start = 0 if state is None else state.epoch
+            stretch = 1 if seconds_per_epoch is None else max(1, int(every / seconds_per_epoch))
+            began = perf_counter()
+            fit = self.fit(train_data, valid_data, callback=callback, progress=progress,
+                           resume=state, snapshot=True, stop_after=start + stretch)  # fmt: skip
+            state = self.last_snapshot
+            if state is None or state.epoch >= self.epochs:  # stopped early, or trained out
+                return fit
+            seconds_per_epoch = (perf_counter() - began) / (state.epoch - start)
+            save(state)
 
     def _snapshot(
         self, epoch: int, best_score: float, bad_steps: int, result: FitResult, train_data

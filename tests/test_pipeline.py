@@ -113,3 +113,48 @@ def test_a_recbole_model_runs_and_records_what_it_holds(toy, tmp_path):
     bytes alone (a run of one ended in an AttributeError before it was saved)."""
     result = run_one("recbole.BPR", "toy", 1, tmp_path / "out", overrides=fast(), data_path=toy)
     assert set(result.serving) == {"model"} and result.serving["model"] == (41 + 31) * 64 * 4
+
+
+def test_a_run_killed_mid_training_goes_on_from_its_checkpoint(toy, tmp_path, monkeypatch):
+    """A run whose process dies after two of its checkpoints (stretches of one epoch) goes on
+    from the second when run again, and ends with the RunResult of a run never stopped; the
+    checkpoint is gone once the run is saved."""
+    import torch
+
+    from recbole_mmkd import pipeline, trainer
+
+    overrides = fast(epochs=5, stopping_step=100)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as trials and benchmark runs train
+    try:
+        whole = run_one("LightGCN", "toy", 3, tmp_path / "whole", overrides=overrides,
+                        data_path=toy)  # fmt: skip
+        monkeypatch.setattr(trainer, "CHECKPOINT_SECONDS", 0.0)
+        written = []
+        keep = pipeline.write_snapshot
+
+        def dies_after_two(path, state):
+            keep(path, state)
+            written.append(state.epoch)
+            if len(written) == 2:
+                raise KeyboardInterrupt  # the session ends
+
+        monkeypatch.setattr(pipeline, "write_snapshot", dies_after_two)
+        with pytest.raises(KeyboardInterrupt):
+            run_one("LightGCN", "toy", 3, tmp_path / "cut", overrides=overrides, data_path=toy)
+        [checkpoint] = (tmp_path / "cut").rglob(pipeline.CHECKPOINT_FILE)
+        assert written == [1, 2] and torch.load(checkpoint, weights_only=False).epoch == 2
+        written.clear()
+
+        def records(path, state):
+            keep(path, state)
+            written.append(state.epoch)
+
+        monkeypatch.setattr(pipeline, "write_snapshot", records)
+        again = run_one("LightGCN", "toy", 3, tmp_path / "cut", overrides=overrides,
+                        data_path=toy)  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    assert written == [3, 4]  # went on from epoch 2, not from the start
+    assert again.valid_curve == whole.valid_curve and again.test == whole.test
+    assert not checkpoint.exists()

@@ -358,12 +358,7 @@ def test_a_trial_killed_mid_training_goes_on_from_its_last_checkpoint(toy, tmp_p
 
     from recbole_mmkd.prepare import prepare
     from recbole_mmkd.trainer import MMKDTrainer
-    from recbole_mmkd.tune.backend import (
-        fit_checkpointed,
-        previous_snapshot,
-        save_snapshot,
-        snapshot_path,
-    )
+    from recbole_mmkd.tune.backend import previous_snapshot, save_snapshot, snapshot_path
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -384,13 +379,12 @@ def test_a_trial_killed_mid_training_goes_on_from_its_last_checkpoint(toy, tmp_p
             save_snapshot(folder, point, state)
 
         run, trainer = build()
-        stretched = fit_checkpointed(trainer, run, callback=None, resume=None, save=save,
-                                     every_seconds=0.0)  # fmt: skip
+        stretched = trainer.fit_checkpointed(run.train, run.valid, save=save, every_seconds=0.0)
         assert saved == [1, 2, 3, 4]  # one epoch a stretch: a state after each but the last
         assert [p.name for p in folder.iterdir()] == [snapshot_path(folder, point, 4).name]
         state = previous_snapshot(folder, point, 5)
         run, trainer = build()  # a new process, from the state on disk
-        resumed = fit_checkpointed(trainer, run, callback=None, resume=state, save=save)
+        resumed = trainer.fit_checkpointed(run.train, run.valid, resume=state, save=save)
     finally:
         torch.set_num_threads(threads)
     for fit in (stretched, resumed):

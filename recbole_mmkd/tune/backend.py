@@ -6,10 +6,10 @@ Each trial runs on the device Ray gives it (``MMKDConfig`` never rewrites
 at any point continues with ``resume=True`` as a new Tune launch over what the ledger
 (:mod:`.ledger`) lacks: the grid points (or, for random search, the seeded draws) not finished
 yet, or for TPE the remaining trials, with Optuna told the finished ones' results. A trial
-leaves its training state on disk about every :data:`CHECKPOINT_SECONDS` (and a halving round
-at its cap), so a trial running at the kill goes on from there, exactly as it would have
-trained (models marked ``resumable = False`` start again); ASHA's rungs restart with the new
-launch.
+leaves its training state on disk about every ten minutes
+(:meth:`~recbole_mmkd.trainer.MMKDTrainer.fit_checkpointed`; a halving round also at its cap),
+so a trial running at the kill goes on from there, exactly as it would have trained (models
+marked ``resumable = False`` start again); ASHA's rungs restart with the new launch.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,13 +53,11 @@ from recbole_mmkd.tune.space import (
 )
 
 if TYPE_CHECKING:
-    from recbole_mmkd.prepare import Prepared
-    from recbole_mmkd.trainer import FitResult, MMKDTrainer, Snapshot
+    from recbole_mmkd.trainer import Snapshot
 
 logger = logging.getLogger(__name__)
 SNAPSHOTS = "snapshots"  # in a sweep's folder: each running or capped trial's training state
 CAPPED = "capped"  # in a trial's static settings: a halving round's cap is set
-CHECKPOINT_SECONDS = 600.0  # how often a trial leaves its training state on disk
 
 
 def init_ray(address: str | None) -> None:
@@ -116,7 +114,8 @@ def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
         def save(state: Snapshot) -> None:
             save_snapshot(Path(folder), point, state)
 
-        fit = fit_checkpointed(trainer, run, callback=report, resume=resume, save=save)
+        fit = trainer.fit_checkpointed(run.train, run.valid, callback=report, resume=resume,
+                                       save=save)  # fmt: skip
     else:
         fit = trainer.fit(run.train, run.valid, callback=report)
     root = static.get("runs_root")  # absent from a launch of code before it
@@ -127,45 +126,13 @@ def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
         save_snapshot(Path(folder), point, trainer.last_snapshot)
 
 
-def fit_checkpointed(
-    trainer: MMKDTrainer,
-    run: Prepared,
-    *,
-    callback: Callable[[int, float, dict], None] | None,
-    resume: Snapshot | None,
-    save: Callable[[Snapshot], None],
-    every_seconds: float = CHECKPOINT_SECONDS,
-) -> FitResult:
-    """``trainer.fit`` of ``run`` from ``resume`` (a Snapshot or None) in stretches of about
-    ``every_seconds``, each stretch's end state passed to ``save``: the same training as one
-    fit (a Snapshot resumes exactly), so that a process killed mid-trial loses at most one
-    stretch. The first stretch is one epoch, which times the rest. Returns the FitResult;
-    ``trainer.last_snapshot`` is set as one fit with ``snapshot=True`` sets it."""
-    state, seconds_per_epoch = resume, None
-    while True:
-        start = 0 if state is None else state.epoch
-        stretch = 1 if seconds_per_epoch is None else max(1, int(every_seconds / seconds_per_epoch))
-        began = time.perf_counter()
-        fit = trainer.fit(run.train, run.valid, callback=callback, resume=state, snapshot=True,
-                          stop_after=start + stretch)  # fmt: skip
-        state = trainer.last_snapshot
-        if state is None or state.epoch >= trainer.epochs:  # stopped early, or trained out
-            return fit
-        seconds_per_epoch = (time.perf_counter() - began) / (state.epoch - start)
-        save(state)
-
-
 def save_snapshot(folder: Path, point: dict[str, Any], state: Snapshot) -> None:
     """Leave ``state`` (a trainer Snapshot) of a trial of ``point``, and drop the point's
     earlier ones: a later trial of the point reads its latest state below its cap
     (:func:`previous_snapshot`), and caps only grow."""
-    import torch
+    from recbole_mmkd.pipeline import write_snapshot
 
-    path = snapshot_path(folder, point, state.epoch)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    torch.save(state, partial)
-    partial.replace(path)  # a kill mid-write leaves no truncated snapshot
+    write_snapshot(snapshot_path(folder, point, state.epoch), state)
     for epoch, older in _stored_snapshots(folder, point):
         if epoch < state.epoch:
             older.unlink(missing_ok=True)
