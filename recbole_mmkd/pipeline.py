@@ -146,11 +146,10 @@ def leave_trained(
 ) -> Path:
     """Leave a search trial's trained ``model`` (at its best validation state) and ``fit`` in
     the folder of the run of model ``name`` with the same settings and seed under ``out_root``:
-    a benchmark's
-    seed run at a search's chosen point and seed then adopts it (:func:`run_one`) instead of
-    training the same model again; it evaluates the test split once, as a run that trained
-    would. A trial is deterministic on CPU, so the adopted model is the one the run would
-    train (on another device, the one that device trained)."""
+    a benchmark's seed run at a search's chosen point and seed then adopts it
+    (:func:`run_one`) instead of training the same model again; it evaluates the test split
+    once, as a run that trained would. A trial is deterministic on CPU, so the adopted model
+    is the one the run would train (on another device, the one that device trained)."""
     digest = config_hash(config)
     run_dir = run_dir_for(out_root, config["dataset"], name, digest, config["seed"])
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -94,9 +94,11 @@ class Snapshot:
     epoch draws from (torch's, CUDA's, numpy's, Python's, the training loader's shuffle
     generator). Training resumed from it goes on exactly as the run would have
     (:meth:`MMKDTrainer.fit` ``resume``), where the model keeps no other state across epochs
-    and reads no schedule of the run's length: the contract test checks every registered model,
-    and a model class that fails it says ``resumable = False`` (CFDTBD, CFDTBD-described,
-    PromptMM, SGFD-MAML), which :meth:`MMKDTrainer.fit` refuses to resume."""
+    and reads no schedule of the run's length: the contract test checks every registered model
+    (at one thread, as trials and runs train: at two, CFDTBD's, PromptMM's and SGFD-MAML's
+    training differs in the last bits between two runs from the start too). A model class of
+    a user's that fails it says ``resumable = False``, which :meth:`MMKDTrainer.fit` refuses to
+    resume; searches and runs then train it in one go."""
 
     epoch: int
     best_score: float
@@ -209,18 +211,18 @@ class MMKDTrainer(Trainer):
         """
         self.eval_collector.data_collect(train_data)
         best_score = -np.inf if self.valid_metric_bigger else np.inf
-        bad_steps, start = 0, 0
+        bad_steps, first = 0, 0
         result = FitResult(best_epoch=-1, best_valid={})
         if resume is not None:
             if not getattr(self.model, "resumable", True):
                 raise ValueError(f"{type(self.model).__name__} cannot resume from a Snapshot")
-            start, best_score, bad_steps = resume.epoch, resume.best_score, resume.bad_steps
+            first, best_score, bad_steps = resume.epoch, resume.best_score, resume.bad_steps
             result = replace(resume.result, curve=list(resume.result.curve))
             self._restore(resume, train_data)
         self.last_snapshot: Snapshot | None = None
         epochs = self.epochs if stop_after is None else min(self.epochs, stop_after)
         stop = False
-        for epoch in range(start, epochs):
+        for epoch in range(first, epochs):
             start = perf_counter()
             if hasattr(self.model, "on_epoch_start"):  # RecBole's own models lack the hook
                 self.model.on_epoch_start(epoch)

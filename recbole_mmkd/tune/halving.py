@@ -5,12 +5,13 @@ the best ``ceil(n / reduction_factor)`` of its ``n`` points (by best validation 
 the cap) go on to the next round with the longer cap, each continued from the training state
 its trial left at the previous cap (:class:`~recbole_mmkd.trainer.Snapshot`: model, optimiser,
 early stopping and every random stream, so that it goes on exactly as a run trained from the
-start; a model class marked ``resumable = False`` is trained again from the start); the round
-with a single point left, or a cap past the config's ``epochs``, trains without a cap, to the
-early stop. A point that stopped early within its cap is finished: it keeps its place in the
-ranking and is not run again. Every point of a round is compared with every other at the same
-number of epochs, so the order in which trials happen to run or finish does not decide (it did
-with asynchronous ASHA, which promotes the first trials to reach a rung before others have).
+start; a model class of a user's marked ``resumable = False`` is trained again from the
+start); the round with a single point left, or a cap past the config's ``epochs``, trains
+without a cap, to the early stop. A point that stopped early within its cap is finished: it
+keeps its place in the ranking and is not run again. Every point of a round is compared with
+every other at the same number of epochs, so the order in which trials happen to run or
+finish does not decide (it did with asynchronous ASHA, which promotes the first trials to
+reach a rung before others have).
 
 The rounds are recomputed from the ledger's records, so a killed search resumes where it
 stopped. Cost: with 8 points, reduction 3 and a final run of E epochs, 8 x grace + 3 x 2

@@ -126,8 +126,6 @@ class CFDTBD(MultimodalRecommender):
     - The release whitens Taobao's text parts not at all; here ``whiten`` covers all parts.
     """
 
-    resumable = False  # no exact resume from a trainer Snapshot (trainer.py)
-
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
         d: int = config["embedding_size"]

@@ -56,8 +56,6 @@ class CFDTBDDescribed(MultimodalRecommender):
     ``t_decay``, ``feature_norm``.
     """
 
-    resumable = False  # no exact resume from a trainer Snapshot (trainer.py)
-
     config_names: ClassVar[tuple[str, ...]] = ("CFDTBD-described",)
 
     def __init__(self, config, dataset) -> None:

@@ -140,8 +140,6 @@ class PromptMM(LightGCN):
     reduction only) is kept, at the release's rate.
     """
 
-    resumable = False  # no exact resume from a trainer Snapshot (trainer.py)
-
     needs_teacher = True
     config_names = ("PromptMM",)
     training_only: ClassVar[tuple[str, ...]] = ("teacher", "prompt")  # inference: LightGCN

@@ -41,8 +41,6 @@ class SGFDMAMLMixin(SGFDMixin):
     (RecBole repeats each pair once per negative; :meth:`distillation_items` takes one copy).
     """
 
-    resumable = False  # no exact resume from a trainer Snapshot (trainer.py)
-
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
         self.released_kd_terms: bool = config["released_kd_terms"]
