@@ -158,3 +158,19 @@ def test_a_run_killed_mid_training_goes_on_from_its_checkpoint(toy, tmp_path, mo
     assert written == [3, 4]  # went on from epoch 2, not from the start
     assert again.valid_curve == whole.valid_curve and again.test == whole.test
     assert not checkpoint.exists()
+
+
+def test_a_model_that_cannot_resume_trains_in_one_go(toy, tmp_path):
+    """A user's model class marked ``resumable = False`` is never resumed: the trainer refuses
+    a Snapshot, and a run trains it in one fit, leaving no checkpoint."""
+    from recbole_mmkd.pipeline import CHECKPOINT_FILE, train
+    from recbole_mmkd.trainer import MMKDTrainer
+
+    run = prepare("LightGCN", "toy", overrides=fast(epochs=2), data_path=toy)
+    run.model.resumable = False
+    trainer = MMKDTrainer(run.config, run.model)
+    fit = train(trainer, run, tmp_path / CHECKPOINT_FILE)
+    assert fit.epochs_run == 2 and not (tmp_path / CHECKPOINT_FILE).exists()
+    trainer.fit(run.train, run.valid, snapshot=True)
+    with pytest.raises(ValueError, match="cannot resume"):
+        trainer.fit(run.train, run.valid, resume=trainer.last_snapshot)
