@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import pickle
 import platform
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -105,13 +106,46 @@ TRAINED_FILE = "trained.pt"  # in a run's folder: a search trial's model of its 
 CHECKPOINT_FILE = "checkpoint.pt"  # in a run's folder while it trains: its latest state
 
 
-def write_snapshot(path: Path, state: Snapshot) -> None:
-    """Leave a trainer :class:`~recbole_mmkd.trainer.Snapshot` at ``path``, written aside and
-    then renamed, so a process killed mid-write leaves the previous one whole."""
+@dataclass
+class Checkpoint:
+    """A training state left on disk and where it was made (:func:`resume_key`): it goes on
+    exactly only on the same kind of device with the same CPU threads."""
+
+    snapshot: Snapshot
+    where: dict[str, Any]
+
+
+def resume_key(config: Any) -> dict[str, Any]:
+    """What a :class:`Checkpoint` must share with the process that reads it."""
+    return {"device": torch.device(config["device"]).type, "threads": torch.get_num_threads()}
+
+
+def write_snapshot(path: Path, state: Snapshot, where: dict[str, Any]) -> None:
+    """Leave ``state`` at ``path`` as a :class:`Checkpoint` made ``where``, written aside (a
+    name of this process's) and then renamed, so a process killed mid-write leaves the
+    previous one whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    torch.save(state, partial)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    torch.save(Checkpoint(state, where), partial)
     partial.replace(path)
+
+
+def read_snapshot(path: Path, where: dict[str, Any]) -> Snapshot | None:
+    """The state a :class:`Checkpoint` at ``path`` holds, or None where there is none, it
+    cannot be read (a damaged file), or it was made elsewhere than ``where``: the training
+    then starts again, with a warning."""
+    if not path.is_file():
+        return None
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except (EOFError, RuntimeError, pickle.UnpicklingError) as err:
+        logger.warning("training from the start: %s cannot be read (%s)", path, err)
+        return None
+    if checkpoint.where != where:
+        logger.warning("training from the start: %s was made on %s, not %s", path,
+                       checkpoint.where, where)  # fmt: skip
+        return None
+    return checkpoint.snapshot
 
 
 def train(trainer: MMKDTrainer, run: Prepared, checkpoint: Path, **fit: Any) -> FitResult:
@@ -122,13 +156,15 @@ def train(trainer: MMKDTrainer, run: Prepared, checkpoint: Path, **fit: Any) -> 
     False``) trains in one go."""
     if not getattr(run.model, "resumable", True):
         return trainer.fit(run.train, run.valid, **fit)
-    resume = None
-    if checkpoint.is_file():
-        resume = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    where = resume_key(run.config)
+    resume = read_snapshot(checkpoint, where)
+    if resume is not None:
         logger.info("going on from epoch %d (%s)", resume.epoch, checkpoint)
-    return trainer.fit_checkpointed(
-        run.train, run.valid, resume=resume, save=partial(write_snapshot, checkpoint), **fit
-    )
+
+    def save(state: Snapshot) -> None:
+        write_snapshot(checkpoint, state, where)
+
+    return trainer.fit_checkpointed(run.train, run.valid, resume=resume, save=save, **fit)
 
 
 @dataclass
@@ -266,7 +302,8 @@ def run_one(
     )
     result.save(run_dir, arrays=arrays)
     (run_dir / TRAINED_FILE).unlink(missing_ok=True)
-    (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+    for left in [run_dir / CHECKPOINT_FILE, *run_dir.glob(f"{CHECKPOINT_FILE}.*.partial")]:
+        left.unlink(missing_ok=True)
     logger.info(
         "%s %s seed %d: best epoch %d, test %s",
         dataset,

@@ -681,6 +681,13 @@ def check_sweep(
     )
     check_run(config, source=f"{sweep.source}: set")
     check_kd_settings(config, source=f"{sweep.source}: set")
+    if sweep.scheduler == "halving" and sweep.grace_period < config["eval_step"]:
+        raise ConfigError(
+            sweep.source, "grace_period",
+            f"{sweep.grace_period} is below eval_step {config['eval_step']}: the first round "
+            "would evaluate at its cap, where a run of the point does not",
+            f"set grace_period to at least {config['eval_step']}",
+        )  # fmt: skip
     for key, value in sweep.space.items():
         for point in space_values(value):
             source = f"{sweep.source}: space.{key}"

@@ -95,7 +95,7 @@ class Snapshot:
     generator). Training resumed from it goes on exactly as the run would have
     (:meth:`MMKDTrainer.fit` ``resume``), where the model keeps no other state across epochs
     and reads no schedule of the run's length: the contract test checks every registered model
-    (at one thread, as trials and runs train: at two, CFDTBD's, PromptMM's and SGFD-MAML's
+    (at one thread, as search trials train: at two, CFDTBD's, PromptMM's and SGFD-MAML's
     training differs in the last bits between two runs from the start too). A model class of
     a user's that fails it says ``resumable = False``, which :meth:`MMKDTrainer.fit` refuses to
     resume; searches and runs then train it in one go."""
@@ -256,7 +256,7 @@ class MMKDTrainer(Trainer):
             if callback is not None:
                 callback(epoch, score, valid_result)
             if progress is not None:
-                last = stop or epoch + 1 >= epochs
+                last = stop or epoch + 1 >= self.epochs  # a stretch's end is not the run's
                 progress.update(epoch, loss, score, best_score, bad_steps, last=last)
             if stop:
                 break
@@ -277,24 +277,31 @@ class MMKDTrainer(Trainer):
         progress: EpochProgress | None = None,
         every_seconds: float | None = None,
     ) -> FitResult:
-        """:meth:`fit` from ``resume`` in stretches of about ``every_seconds`` (default
-        :data:`CHECKPOINT_SECONDS`), each stretch's end state passed to ``save``: the same
-        training as one fit (a Snapshot resumes exactly), so that a process killed mid-run
-        loses at most one stretch. The first stretch is one epoch, which times the rest.
-        :attr:`last_snapshot` is set as one fit with ``snapshot`` sets it."""
+        """:meth:`fit` from ``resume``, its state passed to ``save`` about every
+        ``every_seconds`` (default :data:`CHECKPOINT_SECONDS`): trained in stretches that end
+        at those times (the first, of ``eval_step`` epochs, times the rest), the same training
+        as one fit (a Snapshot resumes exactly), so that a process killed mid-run loses at most
+        about ``every_seconds``. :attr:`last_snapshot` is set as one fit with ``snapshot``
+        sets it."""
         every = CHECKPOINT_SECONDS if every_seconds is None else every_seconds
-        state, seconds_per_epoch = resume, None
+        state, seconds_per_epoch, saved = resume, None, perf_counter()
         while True:
-            start = 0 if state is None else state.epoch
-            stretch = 1 if seconds_per_epoch is None else max(1, int(every / seconds_per_epoch))
+            first = 0 if state is None else state.epoch
+            if seconds_per_epoch is None:
+                stretch = self.eval_step
+            else:
+                left = every - (perf_counter() - saved)
+                stretch = max(1, int(left / seconds_per_epoch))
             began = perf_counter()
             fit = self.fit(train_data, valid_data, callback=callback, progress=progress,
-                           resume=state, snapshot=True, stop_after=start + stretch)  # fmt: skip
+                           resume=state, snapshot=True, stop_after=first + stretch)  # fmt: skip
             state = self.last_snapshot
             if state is None or state.epoch >= self.epochs:  # stopped early, or trained out
                 return fit
-            seconds_per_epoch = (perf_counter() - began) / (state.epoch - start)
-            save(state)
+            seconds_per_epoch = (perf_counter() - began) / (state.epoch - first)
+            if perf_counter() - saved >= every:
+                save(state)
+                saved = perf_counter()
 
     def _snapshot(
         self, epoch: int, best_score: float, bad_steps: int, result: FitResult, train_data

@@ -133,8 +133,8 @@ def test_a_run_killed_mid_training_goes_on_from_its_checkpoint(toy, tmp_path, mo
         written = []
         keep = pipeline.write_snapshot
 
-        def dies_after_two(path, state):
-            keep(path, state)
+        def dies_after_two(path, state, where):
+            keep(path, state, where)
             written.append(state.epoch)
             if len(written) == 2:
                 raise KeyboardInterrupt  # the session ends
@@ -143,11 +143,11 @@ def test_a_run_killed_mid_training_goes_on_from_its_checkpoint(toy, tmp_path, mo
         with pytest.raises(KeyboardInterrupt):
             run_one("LightGCN", "toy", 3, tmp_path / "cut", overrides=overrides, data_path=toy)
         [checkpoint] = (tmp_path / "cut").rglob(pipeline.CHECKPOINT_FILE)
-        assert written == [1, 2] and torch.load(checkpoint, weights_only=False).epoch == 2
+        assert written == [1, 2] and torch.load(checkpoint, weights_only=False).snapshot.epoch == 2
         written.clear()
 
-        def records(path, state):
-            keep(path, state)
+        def records(path, state, where):
+            keep(path, state, where)
             written.append(state.epoch)
 
         monkeypatch.setattr(pipeline, "write_snapshot", records)
@@ -174,3 +174,23 @@ def test_a_model_that_cannot_resume_trains_in_one_go(toy, tmp_path):
     trainer.fit(run.train, run.valid, snapshot=True)
     with pytest.raises(ValueError, match="cannot resume"):
         trainer.fit(run.train, run.valid, resume=trainer.last_snapshot)
+
+
+def test_a_checkpoint_damaged_or_made_elsewhere_is_not_resumed(toy, tmp_path, caplog):
+    """A checkpoint that cannot be read, or that another kind of device or thread count made
+    (its random streams or float sums would differ), is set aside with a warning (the run
+    then trains from the start)."""
+    from recbole_mmkd.pipeline import CHECKPOINT_FILE, read_snapshot, resume_key, write_snapshot
+    from recbole_mmkd.trainer import MMKDTrainer
+
+    run = prepare("LightGCN", "toy", overrides=fast(epochs=2), data_path=toy)
+    trainer = MMKDTrainer(run.config, run.model)
+    path = tmp_path / CHECKPOINT_FILE
+    path.write_bytes(b"cut short")
+    assert read_snapshot(path, resume_key(run.config)) is None
+    assert "cannot be read" in caplog.text
+    saved = []
+    trainer.fit_checkpointed(run.train, run.valid, save=saved.append, every_seconds=0.0)
+    write_snapshot(path, saved[0], {"device": "cuda", "threads": 1})
+    assert read_snapshot(path, resume_key(run.config)) is None
+    assert "was made on" in caplog.text

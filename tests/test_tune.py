@@ -373,16 +373,18 @@ def test_a_trial_killed_mid_training_goes_on_from_its_last_checkpoint(toy, tmp_p
         run, trainer = build()
         whole = trainer.fit(run.train, run.valid)
         point, folder, saved = {"reg_weight": 1e-4}, tmp_path / "snapshots", []
+        where = {"device": "cpu", "threads": 1}
 
         def save(state) -> None:
             saved.append(state.epoch)
-            save_snapshot(folder, point, state)
+            save_snapshot(folder, point, state, where)
 
         run, trainer = build()
         stretched = trainer.fit_checkpointed(run.train, run.valid, save=save, every_seconds=0.0)
         assert saved == [1, 2, 3, 4]  # one epoch a stretch: a state after each but the last
         assert [p.name for p in folder.iterdir()] == [snapshot_path(folder, point, 4).name]
-        state = previous_snapshot(folder, point, 5)
+        assert previous_snapshot(folder, point, 5, {"device": "cuda", "threads": 1}) is None
+        state = previous_snapshot(folder, point, 5, where)
         run, trainer = build()  # a new process, from the state on disk
         resumed = trainer.fit_checkpointed(run.train, run.valid, resume=state, save=save)
     finally:
@@ -392,3 +394,20 @@ def test_a_trial_killed_mid_training_goes_on_from_its_last_checkpoint(toy, tmp_p
     for other in runs[1:]:
         for key, value in runs[0].model.state_dict().items():
             assert torch.equal(value, other.model.state_dict()[key]), key
+
+
+def test_a_halving_grace_period_below_eval_step_is_refused(toy, tmp_path):
+    """A first round shorter than ``eval_step`` would evaluate at its cap, where a run of the
+    point does not (the trainer shortens eval_step to a run's epochs): refused before training."""
+    from recbole_mmkd.errors import ConfigError
+    from recbole_mmkd.specs import check_sweep
+
+    _write(tmp_path, "scheduler: halving\ngrace_period: 2\nreduction_factor: 2")
+    text = (
+        (tmp_path / "tiny.yaml")
+        .read_text()
+        .replace("stopping_step: 100,", "stopping_step: 100, eval_step: 3,")
+    )
+    (tmp_path / "tiny.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=r"grace_period.*below eval_step 3"):
+        check_sweep(load_sweep(tmp_path / "tiny.yaml"), data_path=toy)

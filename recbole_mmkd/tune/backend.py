@@ -79,7 +79,7 @@ def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
     from ray import tune
 
     import recbole_mmkd  # noqa: F401  (compat shims first, in the worker process)
-    from recbole_mmkd.pipeline import leave_trained
+    from recbole_mmkd.pipeline import leave_trained, resume_key
     from recbole_mmkd.prepare import prepare
     from recbole_mmkd.trainer import MMKDTrainer
 
@@ -99,7 +99,8 @@ def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
     config = run.config
     folder = static.get(SNAPSHOTS)
     keep = folder is not None and getattr(run.model, "resumable", True)
-    resume = previous_snapshot(Path(folder), point, config["epochs"]) if keep else None
+    where = resume_key(config)
+    resume = previous_snapshot(Path(folder), point, config["epochs"], where) if keep else None
     best = [-math.inf if resume is None else resume.best_score]
     resumed = {} if resume is None else {RESUMED: resume.epoch}
 
@@ -112,7 +113,7 @@ def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
     if keep:
 
         def save(state: Snapshot) -> None:
-            save_snapshot(Path(folder), point, state)
+            save_snapshot(Path(folder), point, state, where)
 
         fit = trainer.fit_checkpointed(run.train, run.valid, callback=report, resume=resume,
                                        save=save)  # fmt: skip
@@ -123,16 +124,18 @@ def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
         by = f"in tuning trial {tune.get_context().get_trial_id()} ({static['source']})"
         leave_trained(Path(root), static["model"], config, run.model, fit, by=by)
     if static.get(CAPPED) and trainer.last_snapshot is not None:  # the next round goes on
-        save_snapshot(Path(folder), point, trainer.last_snapshot)
+        save_snapshot(Path(folder), point, trainer.last_snapshot, where)
 
 
-def save_snapshot(folder: Path, point: dict[str, Any], state: Snapshot) -> None:
+def save_snapshot(
+    folder: Path, point: dict[str, Any], state: Snapshot, where: dict[str, Any]
+) -> None:
     """Leave ``state`` (a trainer Snapshot) of a trial of ``point``, and drop the point's
     earlier ones: a later trial of the point reads its latest state below its cap
     (:func:`previous_snapshot`), and caps only grow."""
     from recbole_mmkd.pipeline import write_snapshot
 
-    write_snapshot(snapshot_path(folder, point, state.epoch), state)
+    write_snapshot(snapshot_path(folder, point, state.epoch), state, where)
     for epoch, older in _stored_snapshots(folder, point):
         if epoch < state.epoch:
             older.unlink(missing_ok=True)
@@ -144,13 +147,16 @@ def snapshot_path(folder: Path, point: dict[str, Any], epoch: int) -> Path:
     return folder / f"{key}-{epoch}.pt"
 
 
-def previous_snapshot(folder: Path, point: dict[str, Any], epochs: int) -> Any:
-    """The state a trial of ``point`` left after the most epochs below ``epochs`` (its last
-    round's cap), or None."""
-    import torch
+def previous_snapshot(
+    folder: Path, point: dict[str, Any], epochs: int, where: dict[str, Any]
+) -> Snapshot | None:
+    """The state a trial of ``point`` left after the most epochs below ``epochs`` (its
+    round's cap, or the run's length), if made ``where``
+    (:func:`~recbole_mmkd.pipeline.read_snapshot`), else None."""
+    from recbole_mmkd.pipeline import read_snapshot
 
     usable = [p for epoch, p in _stored_snapshots(folder, point) if epoch < epochs]
-    return torch.load(usable[-1], map_location="cpu", weights_only=False) if usable else None
+    return read_snapshot(usable[-1], where) if usable else None
 
 
 def _stored_snapshots(folder: Path, point: dict[str, Any]) -> list[tuple[int, Path]]:
