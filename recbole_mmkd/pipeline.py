@@ -141,6 +141,9 @@ def read_snapshot(path: Path, where: dict[str, Any]) -> Snapshot | None:
     except (EOFError, RuntimeError, pickle.UnpicklingError) as err:
         logger.warning("training from the start: %s cannot be read (%s)", path, err)
         return None
+    if not isinstance(checkpoint, Checkpoint):
+        logger.warning("training from the start: %s holds no checkpoint of this version", path)
+        return None
     if checkpoint.where != where:
         logger.warning("training from the start: %s was made on %s, not %s", path,
                        checkpoint.where, where)  # fmt: skip

@@ -278,11 +278,11 @@ class MMKDTrainer(Trainer):
         every_seconds: float | None = None,
     ) -> FitResult:
         """:meth:`fit` from ``resume``, its state passed to ``save`` about every
-        ``every_seconds`` (default :data:`CHECKPOINT_SECONDS`): trained in stretches that end
-        at those times (the first, of ``eval_step`` epochs, times the rest), the same training
-        as one fit (a Snapshot resumes exactly), so that a process killed mid-run loses at most
-        about ``every_seconds``. :attr:`last_snapshot` is set as one fit with ``snapshot``
-        sets it."""
+        ``every_seconds`` (default :data:`CHECKPOINT_SECONDS`): trained in stretches of about a
+        quarter of the time to the next save, each timed by the last (the first is
+        ``eval_step`` epochs), the same training as one fit (a Snapshot resumes exactly), so
+        that a process killed mid-run loses about ``every_seconds`` at most.
+        :attr:`last_snapshot` is set as one fit with ``snapshot`` sets it."""
         every = CHECKPOINT_SECONDS if every_seconds is None else every_seconds
         state, seconds_per_epoch, saved = resume, None, perf_counter()
         while True:
@@ -290,8 +290,10 @@ class MMKDTrainer(Trainer):
             if seconds_per_epoch is None:
                 stretch = self.eval_step
             else:
+                # a quarter of the time left at the last stretch's pace: a pace that slows
+                # (another process on the cores) delays a save by a quarter, not twofold
                 left = every - (perf_counter() - saved)
-                stretch = max(1, int(left / seconds_per_epoch))
+                stretch = max(1, int(max(left, every / 4) / 4 / seconds_per_epoch))
             began = perf_counter()
             fit = self.fit(train_data, valid_data, callback=callback, progress=progress,
                            resume=state, snapshot=True, stop_after=first + stretch)  # fmt: skip

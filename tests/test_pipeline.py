@@ -177,9 +177,11 @@ def test_a_model_that_cannot_resume_trains_in_one_go(toy, tmp_path):
 
 
 def test_a_checkpoint_damaged_or_made_elsewhere_is_not_resumed(toy, tmp_path, caplog):
-    """A checkpoint that cannot be read, or that another kind of device or thread count made
-    (its random streams or float sums would differ), is set aside with a warning (the run
-    then trains from the start)."""
+    """A checkpoint that cannot be read, is not one, or that another device kind or thread
+    count made (its random streams or float sums would differ), is set aside with a warning
+    (the run then trains from the start)."""
+    import torch
+
     from recbole_mmkd.pipeline import CHECKPOINT_FILE, read_snapshot, resume_key, write_snapshot
     from recbole_mmkd.trainer import MMKDTrainer
 
@@ -194,3 +196,6 @@ def test_a_checkpoint_damaged_or_made_elsewhere_is_not_resumed(toy, tmp_path, ca
     write_snapshot(path, saved[0], {"device": "cuda", "threads": 1})
     assert read_snapshot(path, resume_key(run.config)) is None
     assert "was made on" in caplog.text
+    torch.save(saved[0], path)  # a bare Snapshot: not a checkpoint of this version
+    assert read_snapshot(path, resume_key(run.config)) is None
+    assert "no checkpoint of this version" in caplog.text

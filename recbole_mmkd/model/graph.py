@@ -43,9 +43,10 @@ def csr_mm(matrix: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
     """``matrix @ dense`` for a sparse ``matrix``: the same values as ``torch.sparse.mm``, which
     for a CSR matrix also copies its output twice on the way; here a CSR product is written
     into a zeroed output (zeroed, not empty: some kernels scale it by beta = 0, which keeps a
-    NaN left in fresh memory). A TikTok LightGCN training step about 0.8x. Not differentiable
-    (an ``out=`` product): for the passes of an autograd Function (:func:`propagate`,
-    :mod:`~recbole_mmkd.model.transposed`, GRCN's bipartite products)."""
+    NaN left in fresh memory). A TikTok LightGCN training step 0.88-0.92x
+    (``bench/bench_spmm.py``). Not differentiable (an ``out=`` product): for the passes of an
+    autograd Function (:func:`propagate`, :mod:`~recbole_mmkd.model.transposed`, GRCN's
+    bipartite products)."""
     if matrix.layout != torch.sparse_csr:
         return torch.sparse.mm(matrix, dense)
     out = dense.new_zeros((matrix.shape[0], dense.shape[1]))
