@@ -20,6 +20,7 @@ from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.normalize import normalize_rows
 from recbole_mmkd.model.options import check_choice
+from recbole_mmkd.model.transposed import csr_transpose, spmm
 
 MAX_LOGVAR = 10.0
 ITEM_INDEXING = ("released", "paper")
@@ -58,7 +59,8 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 class _MeanConv(nn.Module):
     """:math:`\\mathrm{dropout}_{0.1}(\\mathrm{norm}(\\tilde D^{-1}(A + I) X W + b))`, the
-    release's ``BaseModel`` with ``aggr='mean'``."""
+    release's ``BaseModel`` with ``aggr='mean'``; ``graph`` is the adjacency and its stored
+    transpose (:func:`~recbole_mmkd.model.transposed.spmm`)."""
 
     def __init__(self, n_in: int, n_out: int) -> None:
         super().__init__()
@@ -66,8 +68,8 @@ class _MeanConv(nn.Module):
         bound = 1 / math.sqrt(n_in)
         self.bias = nn.Parameter(torch.empty(n_out).uniform_(-bound, bound))
 
-    def forward(self, adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        out = normalize_rows(torch.sparse.mm(adjacency, x @ self.weight) + self.bias)
+    def forward(self, graph: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        out = normalize_rows(spmm(*graph, x @ self.weight) + self.bias)
         return F.dropout(out, p=0.1, training=self.training)
 
 
@@ -102,14 +104,14 @@ class _VariationalGCN(nn.Module):
         )  # fmt: skip
 
     def forward(
-        self, adjacency: torch.Tensor, features: torch.Tensor
+        self, graph: tuple[torch.Tensor, torch.Tensor], features: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x = normalize_rows(torch.cat([self.preference, self.mlp(features)]))
         for conv, gate in zip(self.convs, self.gates, strict=True):
-            x = F.leaky_relu(gate(F.leaky_relu(conv(adjacency, x))))
-        mu = self.mu_gate(F.leaky_relu(self.mu_conv(adjacency, x)))
+            x = F.leaky_relu(gate(F.leaky_relu(conv(graph, x))))
+        mu = self.mu_gate(F.leaky_relu(self.mu_conv(graph, x)))
         mu = mu + F.leaky_relu(self.mu_skip(x))
-        logvar = self.logvar_gate(F.leaky_relu(self.logvar_conv(adjacency, x)))
+        logvar = self.logvar_gate(F.leaky_relu(self.logvar_conv(graph, x)))
         return mu, logvar + F.leaky_relu(self.logvar_skip(x))
 
 
@@ -171,6 +173,8 @@ class MVGAE(MultimodalRecommender):
         self.collaborative_expert = _VariationalGCN(self.n_users, d, d, **options)
         adjacency = mean_adjacency(dataset.inter_matrix(form="coo"))
         self.register_buffer("adjacency", adjacency, persistent=False)
+        # the mean is not symmetric: its transpose kept for the products' backward
+        self.register_buffer("adjacency_t", csr_transpose(adjacency), persistent=False)
         # the KL's rows: every node but the padding user and item (the release has neither)
         padding = torch.tensor([0, self.n_users])
         real = torch.ones(self.n_users + self.n_items, dtype=torch.bool).index_fill_(0, padding, 0)
@@ -178,10 +182,11 @@ class MVGAE(MultimodalRecommender):
 
     def encode(self) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor, torch.Tensor]:
         """Every expert's (mu, logvar), collaborative last, and the fused (mu, logvar)."""
-        own = [self.experts[m](self.adjacency, self.modal_feature(m)) for m in self.modalities]
+        graph = (self.adjacency, self.adjacency_t)
+        own = [self.experts[m](graph, self.modal_feature(m)) for m in self.modalities]
         mu, logvar = product_of_experts(torch.stack([e[0] for e in own]),
                                         torch.stack([e[1] for e in own]))  # fmt: skip
-        collaborative = self.collaborative_expert(self.adjacency, self.collaborative)
+        collaborative = self.collaborative_expert(graph, self.collaborative)
         mu, logvar = product_of_experts(torch.stack([mu, collaborative[0]]),
                                         torch.stack([logvar, collaborative[1]]))  # fmt: skip
         return [*own, collaborative], mu, logvar
