@@ -419,6 +419,10 @@ def carry_sweeps(
                 point = _chosen_point(target, sweep, entry)
                 settled[entry.name] = replace(entry, overrides={**entry.overrides, **point})
                 yield f"current {name} ({target.name})"
+                records = _read_carried(target)
+                if records and not dry_run:  # carried before its trained model was
+                    run_dir = _run_dir_at(out, entry, dataset, sweep.seed, point, **common)
+                    yield from _carry_trained(target, point, run_dir, records[-1]["vouched_by"])
                 continue
             older = [
                 f for f in sorted(folder.glob(f"{sweep.name}-*"))
@@ -438,14 +442,7 @@ def carry_sweeps(
                 continue
             # an unfinished search is vouched for at its best trial so far, by A/B replay
             point = _chosen_point(source, sweep, entry) if not todo else _best_so_far(done, entry)
-            config = hashed_config(
-                entry.model,
-                dataset,
-                seed=sweep.seed,
-                overrides={**entry.overrides, **point},
-                **common,
-            )
-            run_dir = run_dir_for(out, dataset, entry.model, config_hash(config), sweep.seed)
+            run_dir = _run_dir_at(out, entry, dataset, sweep.seed, point, **common)
             try:
                 vouch = None if todo else RunResult.load(run_dir)
             except ResultError:
@@ -478,9 +475,58 @@ def carry_sweeps(
             source.rename(target)
             (target / "sweep.json").write_text(json.dumps(identity, indent=1, sort_keys=True))
             (target / SWEEP_CARRIED).write_text(json.dumps(records, indent=1))
+            yield f"carried {name}: {source.name} -> {target.name} (vouched by {vouched_by})"
             if not todo:
                 settled[entry.name] = replace(entry, overrides={**entry.overrides, **point})
-            yield f"carried {name}: {source.name} -> {target.name} (vouched by {vouched_by})"
+                yield from _carry_trained(target, point, run_dir, vouched_by)
+
+
+def _run_dir_at(
+    out: Path, entry: Any, dataset: str, seed: int, point: dict[str, Any], **common: Any
+) -> Path:
+    """The folder of the benchmark's run of ``entry`` at ``point`` and ``seed`` under the
+    current code."""
+    overrides = {**entry.overrides, **point}
+    config = hashed_config(entry.model, dataset, seed=seed, overrides=overrides, **common)
+    return run_dir_for(out, dataset, entry.model, config_hash(config), seed)
+
+
+def _carry_trained(
+    folder: Path, point: dict[str, Any], run_dir: Path, vouched_by: str
+) -> Iterator[str]:
+    """Move the model a trial of the sweep in ``folder`` trained at ``point`` to its early stop
+    (:func:`~recbole_mmkd.pipeline.leave_trained`, in the folder of the run of its settings
+    under the code that made the sweep) to ``run_dir``, that run's folder under the current
+    code, so the benchmark's run there adopts it instead of training it again: the evidence
+    that carries the sweep (``vouched_by``, which the moved model's ``by`` records) carries the
+    model its chosen trial trained. Nothing to move where that run is stored, where a model is
+    there already, or where the trial left none (capped, or older than trained models)."""
+    from recbole_mmkd.pipeline import TRAINED_FILE
+    from recbole_mmkd.result import RESULT_FILE
+    from recbole_mmkd.tune import read_ledger
+
+    if (run_dir / TRAINED_FILE).exists() or (run_dir / RESULT_FILE).exists():
+        return
+    trials = [
+        row["trial_id"] for row in read_ledger(folder / LEDGER)
+        if all(row["point"].get(k) == v for k, v in point.items())
+    ]  # fmt: skip
+    digest = run_dir.parent.name
+    for path in sorted(run_dir.parents[1].glob(f"*/{run_dir.name}/{TRAINED_FILE}")):
+        trained = torch.load(path, map_location="cpu", weights_only=False)
+        if not any(f"trial {t} (" in trained.by for t in trials):
+            continue
+        by = f"{trained.by}, carried from {trained.config_hash} with its search ({vouched_by})"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        partial = run_dir / f"{TRAINED_FILE}.partial"
+        torch.save(replace(trained, config_hash=digest, by=by), partial)
+        partial.replace(run_dir / TRAINED_FILE)
+        path.unlink()
+        for empty in (path.parent, path.parent.parent):
+            if not any(empty.iterdir()):
+                empty.rmdir()
+        yield f"carried its trained model: {path.parent.parent.name} -> {digest} ({run_dir})"
+        return
 
 
 def _replayed_beside_its_code(

@@ -284,6 +284,46 @@ def test_carry_moves_a_sweep_vouched_for_by_its_carried_chosen_run(toy, tmp_path
     assert next(iter(carry_sweeps(bench, out, data_path=toy))).startswith("current")
 
 
+def test_carry_moves_the_model_its_chosen_trial_trained_with_a_carried_sweep(toy, tmp_path):
+    """A sweep carried before its chosen trial's model was (left in the older code's folder of
+    the run of that point): the next carry moves the model to the current run's folder, and
+    the run adopts it, testing what a run trained from the start tests."""
+    import torch
+
+    from recbole_mmkd.carry import carry_sweeps
+    from recbole_mmkd.pipeline import TRAINED_FILE, Trained
+    from recbole_mmkd.prepare import prepare
+    from recbole_mmkd.specs import tuning_sweep
+    from recbole_mmkd.trainer import MMKDTrainer
+    from recbole_mmkd.tune.backend import sweep_identity
+
+    bench, out = _tuned_bench(tmp_path), tmp_path / "out"
+    folder, digest = _old_sweep(bench, out, toy, trained=False)
+    current = folder.with_name(folder.name.rsplit("-", 1)[0] + f"-{digest}")
+    folder.rename(current)
+    sweep = tuning_sweep(bench, bench.entries[0], "toy")
+    (current / "sweep.json").write_text(json.dumps(sweep_identity(sweep, data_path=toy)))
+    (current / "carried.json").write_text(json.dumps([{"from": folder.name, "vouched_by": "x"}]))
+    overrides = {**bench.entries[0].overrides, "reg_weight": 0.001}  # the chosen point (t1)
+    run = prepare("BPR", "toy", overrides=overrides, seed=1, data_path=toy)
+    fit = MMKDTrainer(run.config, run.model).fit(run.train, run.valid)
+    models = out / "toy" / "BPR"
+    for old_hash, trial in (("0ld0ld0ld0", "t1"), ("0ld0ld0ld1", "t0")):  # t0: the other point
+        path = models / old_hash / "seed-1" / TRAINED_FILE
+        path.parent.mkdir(parents=True)
+        torch.save(Trained(old_hash, fit, run.model.state_dict(), f"in tuning trial {trial} (b)"),
+                   path)  # fmt: skip
+    lines = list(carry_sweeps(bench, out, data_path=toy))
+    assert lines[0].startswith("current") and lines[1].startswith("carried its trained model")
+    assert not (models / "0ld0ld0ld0").exists()
+    assert (models / "0ld0ld0ld1" / "seed-1" / TRAINED_FILE).exists()
+    result = run_one("BPR", "toy", 1, out, overrides=overrides, data_path=toy)
+    assert "trial t1 (b), carried from 0ld0ld0ld0 with its search (x)" in result.trained_by
+    fresh = run_one("BPR", "toy", 1, tmp_path / "fresh", overrides=overrides, data_path=toy)
+    assert not fresh.trained_by and result.test == fresh.test
+    assert [line.split()[0] for line in carry_sweeps(bench, out, data_path=toy)] == ["current"]
+
+
 def test_carry_keeps_a_sweep_no_carried_run_vouches_for(toy, tmp_path):
     from recbole_mmkd.carry import carry_sweeps
 
