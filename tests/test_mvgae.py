@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-import scipy.sparse as sp
 import torch
 from conftest import fast
 
-from recbole_mmkd.model.general.mvgae import gaussian_kl, mean_adjacency, product_of_experts
+from recbole_mmkd.model.general.mvgae import gaussian_kl, product_of_experts
 from recbole_mmkd.prepare import prepare
 
 
@@ -27,15 +25,6 @@ def test_kl_from_the_standard_normal():
     # one dimension, mu = 1, var = e: -0.5 (1 + 1 - 1 - e)
     value = gaussian_kl(torch.ones(1, 1), torch.ones(1, 1)).item()
     assert math.isclose(value, -0.5 * (1 - math.e), rel_tol=1e-6)
-
-
-def test_each_node_averages_itself_and_its_neighbours():
-    # user 0 holds items 0 and 1; user 1 holds item 1
-    inter = sp.coo_matrix((np.ones(3), ([0, 0, 1], [0, 1, 1])), shape=(2, 2))
-    x = torch.tensor([[1.0], [2.0], [3.0], [4.0]])  # users 0, 1, items 0, 1
-    out = torch.sparse.mm(mean_adjacency(inter), x).squeeze(1)
-    torch.testing.assert_close(out, torch.tensor([(1 + 3 + 4) / 3, (2 + 4) / 2, (3 + 1) / 2,
-                                                  (4 + 1 + 2) / 3]))  # fmt: skip
 
 
 def test_released_indexing_reads_item_ids_as_node_ids_in_training(toy):

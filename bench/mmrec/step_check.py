@@ -516,17 +516,21 @@ def our_rows(check: Check, value: torch.Tensor, kind: Kind = "node") -> torch.Te
     return out
 
 
-def pyg_graph(edge_index: torch.Tensor, n: int, *, mean: bool) -> torch.Tensor:
+def pyg_graph(
+    edge_index: torch.Tensor, n: int, *, mean: bool, self_loops: bool = True
+) -> torch.Tensor:
     """The graph one PyG layer of MMRec propagates over ``edge_index`` (messages from row 0 to
-    row 1), self-loops removed: with ``mean`` self-loops added and each node the mean of its
-    messages (MVGAE's ``aggr='mean'``), else weighted ``d^-1/2 d^-1/2`` by the sources' degrees
-    (DualGNN's ``aggr='add'``). Sparse COO, rows the receiving nodes."""
+    row 1), self-loops removed: with ``mean`` each node the mean of its messages, with
+    ``self_loops`` added first (MVGAE's ``aggr='mean'``) or not (MMGCN's), else weighted
+    ``d^-1/2 d^-1/2`` by the sources' degrees (DualGNN's ``aggr='add'``). Sparse COO, rows the
+    receiving nodes."""
     source, target = edge_index
     keep = source != target
     source, target = source[keep], target[keep]
     if mean:
-        loops = torch.arange(n)
-        source, target = torch.cat([source, loops]), torch.cat([target, loops])
+        if self_loops:
+            loops = torch.arange(n)
+            source, target = torch.cat([source, loops]), torch.cat([target, loops])
         values = 1.0 / torch.bincount(target, minlength=n).float()[target]
     else:
         degree = torch.bincount(source, minlength=n).float()
@@ -775,11 +779,11 @@ def mmgcn_pairs(check: Check) -> list[Pair]:
 
 def mmgcn_graphs(check: Check) -> list[Graph]:
     def build(theirs: nn.Module) -> torch.Tensor:
-        return pyg_graph(theirs.edge_index, theirs.n_users + theirs.n_items, mean=False)
+        n = theirs.n_users + theirs.n_items
+        return pyg_graph(theirs.edge_index, n, mean=True, self_loops=False)
 
-    return [Graph("user-item D^-1/2 A D^-1/2 (the neighbour mean D^-1 A: MMRec's aggr='mean', "
-                  "this side's D^-1/2 (.) D^1/2 of it)", "adjacency", "edge_index, as its "
-                  "BaseModel reads it", "node", "node", build)]  # fmt: skip
+    return [Graph("user-item neighbour mean D^-1 A (MMRec's aggr='mean')", "adjacency",
+                  "edge_index, as its BaseModel reads it", "node", "node", build)]  # fmt: skip
 
 
 def mmgcn_setup(check: Check) -> list[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from itertools import pairwise
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,7 +16,8 @@ from torch import nn
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.freezing import freeze
-from recbole_mmkd.model.graph import normalized_adjacency, propagate
+from recbole_mmkd.model.mean_graph import mean_adjacency
+from recbole_mmkd.model.transposed import csr_transpose, spmm
 
 
 class _MMGCNLayer(nn.Module):
@@ -138,24 +138,14 @@ class MMGCN(MultimodalRecommender):
             self.frozen_parameters = freeze(
                 self, lambda name: name in tables or name.endswith(".preference")
             )
-        interactions = dataset.inter_matrix(form="coo")
-        self.register_buffer("adjacency", normalized_adjacency(interactions), persistent=False)
-        degree = np.concatenate(
-            [
-                np.bincount(interactions.row, minlength=self.n_users),
-                np.bincount(interactions.col, minlength=self.n_items),
-            ]
-        )
-        degree_t = torch.from_numpy(degree).float().unsqueeze(1)
-        self.register_buffer("degree_sqrt", degree_t.sqrt(), persistent=False)
-        self.register_buffer(
-            "degree_inv_sqrt", torch.where(degree_t > 0, degree_t.rsqrt(), 0.0), persistent=False
-        )
+        mean = mean_adjacency(dataset.inter_matrix(form="coo"), self_loops=False)
+        self.register_buffer("adjacency", mean, persistent=False)
+        self.register_buffer("adjacency_t", csr_transpose(mean), persistent=False)
 
     def _neighbour_mean(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean over graph neighbours, ``D^-1 A x = D^-1/2 (D^-1/2 A D^-1/2) D^1/2 x``, so the
-        symmetric fast propagation applies; isolated nodes get zeros."""
-        return self.degree_inv_sqrt * propagate(self.adjacency, self.degree_sqrt * x)
+        """Mean over graph neighbours, :math:`D^{-1} A x` (isolated nodes get zeros), its
+        backward through the stored transpose."""
+        return spmm(self.adjacency, self.adjacency_t, x)
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         ids = torch.cat([self.user_embedding.weight, self.item_embedding.weight])

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from recbole.data.interaction import Interaction
@@ -18,26 +16,13 @@ from torch import nn
 
 from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
+from recbole_mmkd.model.mean_graph import mean_adjacency
 from recbole_mmkd.model.normalize import normalize_rows
 from recbole_mmkd.model.options import check_choice
 from recbole_mmkd.model.transposed import csr_transpose, spmm
 
 MAX_LOGVAR = 10.0
 ITEM_INDEXING = ("released", "paper")
-
-
-def mean_adjacency(interactions: sp.coo_matrix) -> torch.Tensor:
-    """:math:`\\tilde D^{-1} (A + I)` over users and items (users first): each node the mean of
-    itself and its neighbours (PyG's ``aggr='mean'`` with self-loops), sparse CSR."""
-    n_users, n_items = interactions.shape
-    n = n_users + n_items
-    rows = np.concatenate([interactions.row, interactions.col + n_users, np.arange(n)])
-    cols = np.concatenate([interactions.col + n_users, interactions.row, np.arange(n)])
-    degree = np.bincount(rows, minlength=n).astype(np.float32)
-    index = torch.from_numpy(np.vstack([rows, cols]).astype(np.int64))
-    values = torch.from_numpy(1.0 / degree[rows])
-    graph = torch.sparse_coo_tensor(index, values, (n, n), check_invariants=True)
-    return graph.coalesce().to_sparse_csr()
 
 
 def product_of_experts(
@@ -121,8 +106,9 @@ class MVGAE(MultimodalRecommender):
     release's "collaborative" expert); the modality experts multiplied as Gaussians, the result
     multiplied with the collaborative expert (:func:`product_of_experts`).
 
-    - Each expert: :class:`_VariationalGCN` over :func:`mean_adjacency` gives :math:`(\mu,
-      \log\sigma^2)` for every node.
+    - Each expert: :class:`_VariationalGCN` over
+      :func:`~recbole_mmkd.model.mean_graph.mean_adjacency` (with self-loops) gives
+      :math:`(\mu, \log\sigma^2)` for every node.
     - Training samples :math:`z = \mu + 0.1\,\epsilon\,\sigma`; the representation is
       :math:`\sigma(\mu)` with ``sigmoid_embeddings`` (the release hard-codes its "amazon"
       branch), :math:`\mu` otherwise; score :math:`e_u^\top e_i`.
@@ -171,7 +157,7 @@ class MVGAE(MultimodalRecommender):
         )  # fmt: skip
         self.register_buffer("collaborative", nn.init.xavier_normal_(torch.empty(self.n_items, d)))
         self.collaborative_expert = _VariationalGCN(self.n_users, d, d, **options)
-        adjacency = mean_adjacency(dataset.inter_matrix(form="coo"))
+        adjacency = mean_adjacency(dataset.inter_matrix(form="coo"), self_loops=True)
         self.register_buffer("adjacency", adjacency, persistent=False)
         # the mean is not symmetric: its transpose kept for the products' backward
         self.register_buffer("adjacency_t", csr_transpose(adjacency), persistent=False)
