@@ -516,7 +516,8 @@ def _carry_trained(
         trained = torch.load(path, map_location="cpu", weights_only=False)
         if not any(f"trial {t} (" in trained.by for t in trials):
             continue
-        by = f"{trained.by}, carried from {trained.config_hash} with its search ({vouched_by})"
+        by = (f"{trained.by}, carried from {trained.config_hash} with its search (the moves in "
+              f"{folder.name}/{SWEEP_CARRIED}, the last vouched by {vouched_by})")  # fmt: skip
         run_dir.mkdir(parents=True, exist_ok=True)
         partial = run_dir / f"{TRAINED_FILE}.partial"
         torch.save(replace(trained, config_hash=digest, by=by), partial)

@@ -318,7 +318,8 @@ def test_carry_moves_the_model_its_chosen_trial_trained_with_a_carried_sweep(toy
     assert not (models / "0ld0ld0ld0").exists()
     assert (models / "0ld0ld0ld1" / "seed-1" / TRAINED_FILE).exists()
     result = run_one("BPR", "toy", 1, out, overrides=overrides, data_path=toy)
-    assert "trial t1 (b), carried from 0ld0ld0ld0 with its search (x)" in result.trained_by
+    assert "trial t1 (b), carried from 0ld0ld0ld0 with its search" in result.trained_by
+    assert result.trained_by.endswith(f"{current.name}/carried.json, the last vouched by x)")
     fresh = run_one("BPR", "toy", 1, tmp_path / "fresh", overrides=overrides, data_path=toy)
     assert not fresh.trained_by and result.test == fresh.test
     assert [line.split()[0] for line in carry_sweeps(bench, out, data_path=toy)] == ["current"]
