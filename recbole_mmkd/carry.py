@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import shutil
 import subprocess
 import tempfile
@@ -40,13 +41,13 @@ from recbole_mmkd.errors import MMKDError
 from recbole_mmkd.identity import code_info, config_hash
 from recbole_mmkd.model import get_model
 from recbole_mmkd.past_code import CHECKOUT, PastCodeError, clean_commit, config_at, replay_at
-from recbole_mmkd.pipeline import cpu_model
+from recbole_mmkd.pipeline import TRAINED_FILE, Trained, cpu_model
 from recbole_mmkd.prepare import config_for, hashed_config, prepare
-from recbole_mmkd.result import ResultError, RunResult, find_results, run_dir_for
+from recbole_mmkd.result import RESULT_FILE, ResultError, RunResult, find_results, run_dir_for
 from recbole_mmkd.specs import Benchmark
 from recbole_mmkd.teacher import STATE_FILE, TABLES_FILE, TeacherRef, teacher_arrays
 from recbole_mmkd.trainer import MMKDTrainer
-from recbole_mmkd.tune.ledger import BEST, LEDGER, plain
+from recbole_mmkd.tune.ledger import BEST, LEDGER, plain, read_ledger
 
 
 class CarryError(MMKDError):
@@ -60,8 +61,18 @@ def fingerprint(curve: list[dict[str, float]], epochs: int) -> list[dict[str, fl
     return [row for row in curve if row["epoch"] < epochs]
 
 
+def replayed_epochs(config: Any, epochs: int) -> int:
+    """``epochs`` rounded up to a whole number of the config's validation intervals
+    (``eval_step``), so that a replay's fingerprint holds at least one evaluation."""
+    step = max(1, int(config["eval_step"]))
+    return -(-max(1, epochs) // step) * step
+
+
 def first_difference(stored: list[dict], replayed: list[dict]) -> str | None:
-    """Where two fingerprints first differ (None when they are identical)."""
+    """Where two fingerprints first differ (None when they are identical; two empty ones
+    differ: they compare nothing)."""
+    if not stored and not replayed:
+        return "no validation within the replayed epochs"
     for a, b in zip(stored, replayed, strict=False):
         for key in sorted(a.keys() | b.keys()):
             if a.get(key) != b.get(key):
@@ -291,6 +302,7 @@ def carry_run(
                 config = replay_config(result, probe, **common)
             if config_hash(config) == result.config_hash:
                 return f"current {name} ({result.config_hash})"
+            epochs = replayed_epochs(config, epochs)
             now = replay(config, seed=result.seed, epochs=epochs, threads=threads)
             if method == "fingerprint":
                 before = fingerprint(result.valid_curve, epochs)
@@ -420,9 +432,10 @@ def carry_sweeps(
                 settled[entry.name] = replace(entry, overrides={**entry.overrides, **point})
                 yield f"current {name} ({target.name})"
                 records = _read_carried(target)
-                if records and not dry_run:  # carried before its trained model was
+                if records:  # carried before its trained model was, perhaps
                     run_dir = _run_dir_at(out, entry, dataset, sweep.seed, point, **common)
-                    yield from _carry_trained(target, point, run_dir, records[-1]["vouched_by"])
+                    vouched_by = records[-1]["vouched_by"]
+                    yield from _carry_trained(target, point, run_dir, vouched_by, dry_run=dry_run)
                 continue
             older = [
                 f for f in sorted(folder.glob(f"{sweep.name}-*"))
@@ -478,7 +491,7 @@ def carry_sweeps(
             yield f"carried {name}: {source.name} -> {target.name} (vouched by {vouched_by})"
             if not todo:
                 settled[entry.name] = replace(entry, overrides={**entry.overrides, **point})
-                yield from _carry_trained(target, point, run_dir, vouched_by)
+                yield from _carry_trained(target, point, run_dir, vouched_by, dry_run=False)
 
 
 def _run_dir_at(
@@ -492,30 +505,42 @@ def _run_dir_at(
 
 
 def _carry_trained(
-    folder: Path, point: dict[str, Any], run_dir: Path, vouched_by: str
+    folder: Path, point: dict[str, Any], run_dir: Path, vouched_by: str, *, dry_run: bool
 ) -> Iterator[str]:
     """Move the model a trial of the sweep in ``folder`` trained at ``point`` to its early stop
     (:func:`~recbole_mmkd.pipeline.leave_trained`, in the folder of the run of its settings
     under the code that made the sweep) to ``run_dir``, that run's folder under the current
     code, so the benchmark's run there adopts it instead of training it again: the evidence
     that carries the sweep (``vouched_by``, which the moved model's ``by`` records) carries the
-    model its chosen trial trained. Nothing to move where that run is stored, where a model is
-    there already, or where the trial left none (capped, or older than trained models)."""
-    from recbole_mmkd.pipeline import TRAINED_FILE
-    from recbole_mmkd.result import RESULT_FILE
-    from recbole_mmkd.tune import read_ledger
-
+    model its chosen trial trained. A model is that trial's where it names the trial and its
+    training ended as the ledger records (epochs and best validation value). Nothing to move
+    where that run is stored, where a model is there already, or where the trial left none
+    (capped, or older than trained models)."""
     if (run_dir / TRAINED_FILE).exists() or (run_dir / RESULT_FILE).exists():
         return
-    trials = [
-        row["trial_id"] for row in read_ledger(folder / LEDGER)
+    trials = {
+        row["trial_id"]: row for row in read_ledger(folder / LEDGER)
         if all(row["point"].get(k) == v for k, v in point.items())
-    ]  # fmt: skip
+    }  # fmt: skip
     digest = run_dir.parent.name
     for path in sorted(run_dir.parents[1].glob(f"*/{run_dir.name}/{TRAINED_FILE}")):
-        trained = torch.load(path, map_location="cpu", weights_only=False)
-        if not any(f"trial {t} (" in trained.by for t in trials):
+        try:
+            trained = torch.load(path, map_location="cpu", weights_only=False)
+        except (EOFError, RuntimeError, pickle.UnpicklingError, AttributeError) as err:
+            yield f"kept    {path}: cannot be read ({err})"
             continue
+        row = next((r for t, r in trials.items() if f"trial {t} (" in getattr(trained, "by", "")),
+                   None)  # fmt: skip
+        if (
+            not isinstance(trained, Trained)
+            or row is None
+            or not _trained_as_recorded(trained, row)
+        ):
+            continue
+        moved = f"its trained model: {path.parent.parent.name} -> {digest} ({run_dir})"
+        if dry_run:
+            yield f"same    {moved} (dry run, not moved)"
+            return
         by = (f"{trained.by}, carried from {trained.config_hash} with its search (the moves in "
               f"{folder.name}/{SWEEP_CARRIED}, the last vouched by {vouched_by})")  # fmt: skip
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -526,8 +551,14 @@ def _carry_trained(
         for empty in (path.parent, path.parent.parent):
             if not any(empty.iterdir()):
                 empty.rmdir()
-        yield f"carried its trained model: {path.parent.parent.name} -> {digest} ({run_dir})"
+        yield f"carried {moved}"
         return
+
+
+def _trained_as_recorded(trained: Trained, row: dict[str, Any]) -> bool:
+    """Whether ``trained`` ended its training as the ledger ``row`` of its trial records."""
+    fit = trained.fit
+    return fit.epochs_run == row.get("epochs") and row.get(BEST) in fit.best_valid.values()
 
 
 def _replayed_beside_its_code(
@@ -561,14 +592,15 @@ def _replayed_beside_its_code(
     )  # fmt: skip
     if commit is None:
         return None, f"no commit of this checkout that stored {source.name} has its code"
+    config = hashed_config(sweep.model, sweep.dataset, seed=sweep.seed,
+                           overrides={**fixed, **point}, data_path=data_path,
+                           properties=properties)  # fmt: skip
+    epochs = replayed_epochs(config, epochs)
     try:
         _, before = config_at(commit, sweep.model, sweep.dataset, point=point, epochs=epochs,
                               **where)  # fmt: skip
     except PastCodeError as err:
         return None, str(err)
-    config = hashed_config(sweep.model, sweep.dataset, seed=sweep.seed,
-                           overrides={**fixed, **point}, data_path=data_path,
-                           properties=properties)  # fmt: skip
     now = json.loads(json.dumps(replay(config, seed=sweep.seed, epochs=epochs, threads=1)))
     difference = first_difference(before, now)
     if difference:

@@ -681,12 +681,15 @@ def check_sweep(
     )
     check_run(config, source=f"{sweep.source}: set")
     check_kd_settings(config, source=f"{sweep.source}: set")
-    if sweep.scheduler == "halving" and sweep.grace_period < config["eval_step"]:
+    step = config["eval_step"]
+    if sweep.scheduler == "halving" and sweep.grace_period % step:
         raise ConfigError(
             sweep.source, "grace_period",
-            f"{sweep.grace_period} is below eval_step {config['eval_step']}: the first round "
-            "would evaluate at its cap, where a run of the point does not",
-            f"set grace_period to at least {config['eval_step']}",
+            f"{sweep.grace_period} is not a multiple of eval_step {step}: a round's cap would "
+            "fall between two validations (a first round shorter than eval_step validates at "
+            "its cap, where a run of the point does not; a longer one ends its ledger before "
+            "the cap, so the point reads as stopped early and is never continued)",
+            f"set grace_period to a multiple of {step}",
         )  # fmt: skip
     for key, value in sweep.space.items():
         for point in space_values(value):

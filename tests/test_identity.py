@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -307,22 +308,40 @@ def test_carry_moves_the_model_its_chosen_trial_trained_with_a_carried_sweep(toy
     overrides = {**bench.entries[0].overrides, "reg_weight": 0.001}  # the chosen point (t1)
     run = prepare("BPR", "toy", overrides=overrides, seed=1, data_path=toy)
     fit = MMKDTrainer(run.config, run.model).fit(run.train, run.valid)
+    (current / "trials.jsonl").write_text("".join(json.dumps(row) + "\n" for row in [
+        {"trial_id": "t0", "point": {"reg_weight": 0.01}, "best_valid": 0.0, "status": "done"},
+        {"trial_id": "t1", "point": {"reg_weight": 0.001}, "status": "done",
+         "best_valid": fit.best_valid[run.config["valid_metric"].lower()],
+         "epochs": fit.epochs_run},
+    ]))  # fmt: skip
     models = out / "toy" / "BPR"
-    for old_hash, trial in (("0ld0ld0ld0", "t1"), ("0ld0ld0ld1", "t0")):  # t0: the other point
+    other = replace(fit, epochs_run=fit.epochs_run + 1)  # names t1, but trained otherwise
+    for old_hash, trial, its_fit in (("0ld0ld0ld0", "t1", other), ("0ld0ld0ld1", "t0", fit),
+                                     ("0ld0ld0ld2", "t1", fit)):  # fmt: skip
         path = models / old_hash / "seed-1" / TRAINED_FILE
         path.parent.mkdir(parents=True)
-        torch.save(Trained(old_hash, fit, run.model.state_dict(), f"in tuning trial {trial} (b)"),
-                   path)  # fmt: skip
+        state = run.model.state_dict()
+        torch.save(Trained(old_hash, its_fit, state, f"in tuning trial {trial} (b)"), path)
+    assert list(carry_sweeps(bench, out, data_path=toy, dry_run=True))[1].endswith("not moved)")
     lines = list(carry_sweeps(bench, out, data_path=toy))
     assert lines[0].startswith("current") and lines[1].startswith("carried its trained model")
-    assert not (models / "0ld0ld0ld0").exists()
-    assert (models / "0ld0ld0ld1" / "seed-1" / TRAINED_FILE).exists()
+    assert not (models / "0ld0ld0ld2").exists()
+    for kept in ("0ld0ld0ld0", "0ld0ld0ld1"):
+        assert (models / kept / "seed-1" / TRAINED_FILE).exists()
     result = run_one("BPR", "toy", 1, out, overrides=overrides, data_path=toy)
-    assert "trial t1 (b), carried from 0ld0ld0ld0 with its search" in result.trained_by
+    assert "trial t1 (b), carried from 0ld0ld0ld2 with its search" in result.trained_by
     assert result.trained_by.endswith(f"{current.name}/carried.json, the last vouched by x)")
     fresh = run_one("BPR", "toy", 1, tmp_path / "fresh", overrides=overrides, data_path=toy)
     assert not fresh.trained_by and result.test == fresh.test
     assert [line.split()[0] for line in carry_sweeps(bench, out, data_path=toy)] == ["current"]
+
+
+def test_a_replay_covers_a_validation_and_an_empty_comparison_vouches_for_nothing():
+    from recbole_mmkd.carry import first_difference, replayed_epochs
+
+    assert [replayed_epochs({"eval_step": s}, 3) for s in (1, 2, 5)] == [3, 4, 5]
+    assert first_difference([], []) == "no validation within the replayed epochs"
+    assert first_difference([{"epoch": 4, "loss": 1.0}], [{"epoch": 4, "loss": 1.0}]) is None
 
 
 def test_carry_keeps_a_sweep_no_carried_run_vouches_for(toy, tmp_path):

@@ -396,18 +396,23 @@ def test_a_trial_killed_mid_training_goes_on_from_its_last_checkpoint(toy, tmp_p
             assert torch.equal(value, other.model.state_dict()[key]), key
 
 
-def test_a_halving_grace_period_below_eval_step_is_refused(toy, tmp_path):
-    """A first round shorter than ``eval_step`` would evaluate at its cap, where a run of the
-    point does not (the trainer shortens eval_step to a run's epochs): refused before training."""
+@pytest.mark.parametrize("grace", [2, 4])
+def test_a_halving_grace_period_off_the_validation_steps_is_refused(toy, tmp_path, grace):
+    """A round's cap between two validations: below ``eval_step`` the first round would
+    validate at its cap, where a run of the point does not (the trainer shortens eval_step to
+    a run's epochs); above, its ledger would end before the cap and read as an early stop.
+    Refused before training; a multiple of eval_step is not."""
     from recbole_mmkd.errors import ConfigError
     from recbole_mmkd.specs import check_sweep
 
-    _write(tmp_path, "scheduler: halving\ngrace_period: 2\nreduction_factor: 2")
+    _write(tmp_path, f"scheduler: halving\ngrace_period: {grace}\nreduction_factor: 2")
     text = (
         (tmp_path / "tiny.yaml")
         .read_text()
         .replace("stopping_step: 100,", "stopping_step: 100, eval_step: 3,")
     )
     (tmp_path / "tiny.yaml").write_text(text)
-    with pytest.raises(ConfigError, match=r"grace_period.*below eval_step 3"):
+    with pytest.raises(ConfigError, match=r"grace_period.*not a multiple of eval_step 3"):
         check_sweep(load_sweep(tmp_path / "tiny.yaml"), data_path=toy)
+    (tmp_path / "tiny.yaml").write_text(text.replace(f"grace_period: {grace}", "grace_period: 6"))
+    check_sweep(load_sweep(tmp_path / "tiny.yaml"), data_path=toy)

@@ -520,10 +520,10 @@ def pyg_graph(
     edge_index: torch.Tensor, n: int, *, mean: bool, self_loops: bool = True
 ) -> torch.Tensor:
     """The graph one PyG layer of MMRec propagates over ``edge_index`` (messages from row 0 to
-    row 1), self-loops removed: with ``mean`` each node the mean of its messages, with
-    ``self_loops`` added first (MVGAE's ``aggr='mean'``) or not (MMGCN's), else weighted
-    ``d^-1/2 d^-1/2`` by the sources' degrees (DualGNN's ``aggr='add'``). Sparse COO, rows the
-    receiving nodes."""
+    row 1), self-loops removed: with ``mean`` each node the mean of its messages, self-loops
+    added first where ``self_loops`` (MVGAE's ``aggr='mean'``; MMGCN's adds none), else
+    weighted ``d^-1/2 d^-1/2`` by the sources' degrees (DualGNN's ``aggr='add'``; ``self_loops``
+    unread). Sparse COO, rows the receiving nodes."""
     source, target = edge_index
     keep = source != target
     source, target = source[keep], target[keep]

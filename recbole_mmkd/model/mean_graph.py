@@ -1,5 +1,6 @@
 """The user-item graph that averages each node's neighbours (PyG's ``aggr='mean'``): MMGCN's and
-MVGAE's message passing, with the transpose its products need in backward."""
+MVGAE's message passing (not symmetric: their products multiply by its transpose in backward,
+:mod:`~recbole_mmkd.model.transposed`)."""
 
 from __future__ import annotations
 
