@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 SNAPSHOTS = "snapshots"  # in a sweep's folder: each running or capped trial's training state
 CAPPED = "capped"  # in a trial's static settings: a halving round's cap is set
+UNCAPPED = "uncapped"  # and there, the sweep's overrides without the cap
 
 
 def init_ray(address: str | None) -> None:
@@ -120,11 +121,29 @@ def trial(params: dict[str, Any], static: dict[str, Any]) -> None:
     else:
         fit = trainer.fit(run.train, run.valid, callback=report)
     root = static.get("runs_root")  # absent from a launch of code before it
-    if root is not None and not static.get(CAPPED):  # trained to its early stop: a run
+    capped = static.get(CAPPED)
+    # trained to its early stop, within a halving round's cap too (where the launch names the
+    # uncapped settings; older code's did not): the run of its settings
+    stopped = not capped or (UNCAPPED in static and fit.epochs_run < config["epochs"])
+    if root is not None and stopped:
+        settings = _uncapped_config(static, point) if capped else config
         by = f"in tuning trial {tune.get_context().get_trial_id()} ({static['source']})"
-        leave_trained(Path(root), static["model"], config, run.model, fit, by=by)
+        leave_trained(Path(root), static["model"], settings, run.model, fit, by=by)
     if static.get(CAPPED) and trainer.last_snapshot is not None:  # the next round goes on
         save_snapshot(Path(folder), point, trainer.last_snapshot, where)
+
+
+def _uncapped_config(static: dict[str, Any], point: dict[str, Any]) -> Any:
+    """The config of the run that a capped trial stopping before its cap trained: the trial's
+    settings without the round's cap (a capped point trains as its run does: halving goes on
+    from its snapshot on that premise, which the contract test checks for every model)."""
+    from recbole_mmkd.prepare import config_for
+
+    overrides = {**static[UNCAPPED], **point, "use_gpu": static["gpus"] > 0,
+                 "seed": static["seed"]}  # fmt: skip
+    return config_for(static["model"], static["dataset"], overrides=overrides,
+                      data_path=static["data_path"], properties=static["properties"],
+                      source=static["source"])  # fmt: skip
 
 
 def save_snapshot(
@@ -319,7 +338,8 @@ def run_sweep(
         init_ray(address)
         capped = static
         if cap is not None:
-            capped = {**static, "overrides": {**overrides, "epochs": cap}, CAPPED: True}
+            capped = {**static, "overrides": {**overrides, "epochs": cap}, CAPPED: True,
+                      UNCAPPED: overrides}  # fmt: skip
         capped = {**capped, SNAPSHOTS: str(out / SNAPSHOTS)}
         resources = {"cpu": sweep.cpus_per_trial, "gpu": sweep.gpus_per_trial}
         trainable = tune.with_resources(tune.with_parameters(trial, static=capped), resources)
