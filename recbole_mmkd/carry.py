@@ -41,7 +41,7 @@ from recbole_mmkd.errors import MMKDError
 from recbole_mmkd.identity import code_info, config_hash
 from recbole_mmkd.model import get_model
 from recbole_mmkd.past_code import CHECKOUT, PastCodeError, clean_commit, config_at, replay_at
-from recbole_mmkd.pipeline import TRAINED_FILE, Trained, cpu_model
+from recbole_mmkd.pipeline import TRAINED_FILE, Trained, cpu_model, write_trained
 from recbole_mmkd.prepare import config_for, hashed_config, prepare
 from recbole_mmkd.result import RESULT_FILE, ResultError, RunResult, find_results, run_dir_for
 from recbole_mmkd.specs import Benchmark
@@ -543,10 +543,7 @@ def _carry_trained(
             return
         by = (f"{trained.by}, carried from {trained.config_hash} with its search (the moves in "
               f"{folder.name}/{SWEEP_CARRIED}, the last vouched by {vouched_by})")  # fmt: skip
-        run_dir.mkdir(parents=True, exist_ok=True)
-        partial = run_dir / f"{TRAINED_FILE}.partial"
-        torch.save(replace(trained, config_hash=digest, by=by), partial)
-        partial.replace(run_dir / TRAINED_FILE)
+        write_trained(run_dir, replace(trained, config_hash=digest, by=by))
         path.unlink()
         for empty in (path.parent, path.parent.parent):
             if not any(empty.iterdir()):

@@ -197,7 +197,8 @@ def config_files(config_names: Sequence[str], dataset: str, *, properties: Any =
     """The YAML files a run reads, lowest precedence first: overall, dataset, the model's
     (``config_names``: a wrapper such as SGFD-BM3 reads BM3, SGFD, SGFD-BM3), then the model's
     on this dataset (``model/<dataset>/<name>.yaml``: the values chosen on its validation
-    split), each from every properties folder in turn."""
+    split, or how it runs there, such as MAML's validation interval on TikTok), each from
+    every properties folder in turn."""
     relative = [
         Path("overall.yaml"),
         Path("dataset") / f"{dataset}.yaml",

@@ -191,10 +191,17 @@ def leave_trained(
     is the one the run would train (on another device, the one that device trained)."""
     digest = config_hash(config)
     run_dir = run_dir_for(out_root, config["dataset"], name, digest, config["seed"])
-    run_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    torch.save(Trained(digest, fit, state, by), run_dir / TRAINED_FILE)
-    return run_dir / TRAINED_FILE
+    return write_trained(run_dir, Trained(digest, fit, state, by))
+
+
+def write_trained(run_dir: Path, trained: Trained) -> Path:
+    """Leave ``trained`` in ``run_dir``, written aside (a name of this process's) and then
+    renamed, so that a process killed mid-write leaves no half-written model."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    partial = run_dir / f"{TRAINED_FILE}.{os.getpid()}.partial"
+    torch.save(trained, partial)
+    return partial.replace(run_dir / TRAINED_FILE)
 
 
 def adopted(run_dir: Path, digest: str) -> Trained | None:
@@ -328,11 +335,16 @@ def inference_params(net: nn.Module) -> int:
 
 def serving_sizes(net: nn.Module) -> dict[str, int]:
     """Bytes that serving ``net`` holds, measured on its tensors: ``model``, its parameters
-    and buffers but those of its ``training_only`` submodules (features, graphs, layers: what
-    recomputing its tables needs), and ``tables``, the user and item tables it scores with
-    (all a dot-product model needs once they are computed; none for RecBole's own models)."""
+    and buffers but those of its ``training_only`` submodules and the transposes only its
+    backward passes read (``backward_only_buffers``:
+    :func:`~recbole_mmkd.model.transposed.register_with_transpose`), that is features, graphs,
+    layers: what recomputing its tables needs; and ``tables``, the user and item tables it
+    scores with (all a dot-product model needs once they are computed; none for RecBole's own
+    models)."""
     only_training = [net.get_submodule(name) for name in getattr(net, "training_only", ())]
     skip = {id(t) for m in only_training for t in (*m.parameters(), *m.buffers())}
+    skip |= {id(getattr(m, name)) for m in net.modules()
+             for name in getattr(m, "backward_only_buffers", ())}  # fmt: skip
     held = [t for t in (*net.parameters(), *net.buffers()) if id(t) not in skip]
     sizes = {"model": sum(map(tensor_bytes, held))}
     if not hasattr(net, "representations"):  # RecBole's own models give no tables

@@ -56,3 +56,15 @@ def test_serving_costs():
     assert full_sort_ms(user, item, users=50, k=5, repeats=2) > 0
     with pytest.raises(ValueError, match="k = 31"):
         full_sort_ms(user, item, k=31)
+
+
+def test_what_serving_holds_leaves_out_the_transposes_only_backward_reads(toy):
+    """MMGCN multiplies by its mean adjacency's stored transpose in backward alone: the model
+    bytes serving holds are its parameters and buffers but that transpose."""
+    from recbole_mmkd.pipeline import serving_sizes, tensor_bytes
+    from recbole_mmkd.prepare import prepare
+
+    net = prepare("MMGCN", "toy", overrides=fast(), data_path=toy).model
+    assert net.backward_only_buffers == {"adjacency_t"}
+    held = sum(map(tensor_bytes, (*net.parameters(), *net.buffers())))
+    assert serving_sizes(net)["model"] == held - tensor_bytes(net.adjacency_t) > 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import warnings
 
 import torch
+from torch import nn
 from torch.autograd.function import once_differentiable
 
 from recbole_mmkd.model.graph import csr_mm
@@ -32,6 +33,17 @@ class _StoredTransposeSpMM(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad: torch.Tensor) -> tuple[None, None, torch.Tensor]:
         return None, None, csr_mm(ctx.transpose, grad)
+
+
+def register_with_transpose(module: nn.Module, name: str, matrix: torch.Tensor | None) -> None:
+    """Register the sparse ``matrix`` as ``module``'s non-persistent buffer ``name`` and its
+    :func:`csr_transpose` as ``name_t`` (None for None). The transpose is named in the
+    module's ``backward_only_buffers``: only backward passes read it, so what serving holds
+    leaves it out (:func:`~recbole_mmkd.pipeline.serving_sizes`)."""
+    transpose = None if matrix is None else csr_transpose(matrix)
+    module.register_buffer(name, matrix, persistent=False)
+    module.register_buffer(f"{name}_t", transpose, persistent=False)
+    module.backward_only_buffers = {*getattr(module, "backward_only_buffers", ()), f"{name}_t"}
 
 
 def spmm(matrix: torch.Tensor, transpose: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:

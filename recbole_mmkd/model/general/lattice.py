@@ -25,7 +25,7 @@ from recbole_mmkd.model.graph import (
 )
 from recbole_mmkd.model.item_views import TrainableFeatures
 from recbole_mmkd.model.losses import l2_reg
-from recbole_mmkd.model.transposed import csr_transpose, spmm
+from recbole_mmkd.model.transposed import register_with_transpose, spmm
 
 
 def _cosine_edges(features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -171,12 +171,11 @@ class LATTICE(TrainableFeatures, MultimodalRecommender):
         self.init_feature_tables(config["train_features"])
         interactions = dataset.inter_matrix(form="coo")
         if self.ui_adjacency == "released":
-            released = row_normalized_adjacency(interactions)
-            adjacency, transpose = _to_csr(released), csr_transpose(released)
-        else:
-            adjacency, transpose = normalized_adjacency(interactions), None
-        self.register_buffer("adjacency", adjacency, persistent=False)
-        self.register_buffer("adjacency_t", transpose, persistent=False)
+            released = _to_csr(row_normalized_adjacency(interactions))
+            register_with_transpose(self, "adjacency", released)
+        else:  # symmetric: its own transpose
+            self.register_buffer("adjacency", normalized_adjacency(interactions), persistent=False)
+            self.register_buffer("adjacency_t", None, persistent=False)
         self.register_buffer("_item_graph", None, persistent=False)
         self._graph_stale = True
         self._build_original_graphs()

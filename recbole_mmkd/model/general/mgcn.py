@@ -17,7 +17,7 @@ from recbole_mmkd.model.graph import lightgcn_layers, normalized_adjacency
 from recbole_mmkd.model.item_views import TrainableFeatures, item_item_view, user_item_block
 from recbole_mmkd.model.losses import bpr_loss, l2_reg
 from recbole_mmkd.model.similarity_graph import weighted_knn_graph
-from recbole_mmkd.model.transposed import csr_transpose
+from recbole_mmkd.model.transposed import register_with_transpose
 
 
 @register_model()
@@ -106,15 +106,13 @@ class MGCN(TrainableFeatures, MultimodalRecommender):
         inter = dataset.inter_matrix(form="coo")
         self.register_buffer("adjacency", normalized_adjacency(inter), persistent=False)
         block = user_item_block(inter)
-        self.register_buffer("user_item", block, persistent=False)
-        self.register_buffer("user_item_t", csr_transpose(block), persistent=False)
+        register_with_transpose(self, "user_item", block)
         self._build_item_graphs()
 
     def _build_item_graphs(self) -> None:
         for m in self.modalities:
             graph = weighted_knn_graph(self.raw_feature(m), self.knn_k).to_sparse_csr()
-            self.register_buffer(f"_graph_{m}", graph, persistent=False)
-            self.register_buffer(f"_graph_{m}_t", csr_transpose(graph), persistent=False)
+            register_with_transpose(self, f"_graph_{m}", graph)
 
     def on_mask_change(self) -> None:
         self._build_item_graphs()

@@ -17,7 +17,7 @@ from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.freezing import freeze
 from recbole_mmkd.model.mean_graph import mean_adjacency
-from recbole_mmkd.model.transposed import csr_transpose, spmm
+from recbole_mmkd.model.transposed import register_with_transpose, spmm
 
 
 class _MMGCNLayer(nn.Module):
@@ -139,8 +139,7 @@ class MMGCN(MultimodalRecommender):
                 self, lambda name: name in tables or name.endswith(".preference")
             )
         mean = mean_adjacency(dataset.inter_matrix(form="coo"), self_loops=False)
-        self.register_buffer("adjacency", mean, persistent=False)
-        self.register_buffer("adjacency_t", csr_transpose(mean), persistent=False)
+        register_with_transpose(self, "adjacency", mean)
 
     def _neighbour_mean(self, x: torch.Tensor) -> torch.Tensor:
         """Mean over graph neighbours, :math:`D^{-1} A x` (isolated nodes get zeros), its

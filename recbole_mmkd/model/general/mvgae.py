@@ -19,7 +19,7 @@ from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.mean_graph import mean_adjacency
 from recbole_mmkd.model.normalize import normalize_rows
 from recbole_mmkd.model.options import check_choice
-from recbole_mmkd.model.transposed import csr_transpose, spmm
+from recbole_mmkd.model.transposed import register_with_transpose, spmm
 
 MAX_LOGVAR = 10.0
 ITEM_INDEXING = ("released", "paper")
@@ -158,9 +158,8 @@ class MVGAE(MultimodalRecommender):
         self.register_buffer("collaborative", nn.init.xavier_normal_(torch.empty(self.n_items, d)))
         self.collaborative_expert = _VariationalGCN(self.n_users, d, d, **options)
         adjacency = mean_adjacency(dataset.inter_matrix(form="coo"), self_loops=True)
-        self.register_buffer("adjacency", adjacency, persistent=False)
         # the mean is not symmetric: its transpose kept for the products' backward
-        self.register_buffer("adjacency_t", csr_transpose(adjacency), persistent=False)
+        register_with_transpose(self, "adjacency", adjacency)
         # the KL's rows: every node but the padding user and item (the release has neither)
         padding = torch.tensor([0, self.n_users])
         real = torch.ones(self.n_users + self.n_items, dtype=torch.bool).index_fill_(0, padding, 0)

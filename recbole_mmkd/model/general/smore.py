@@ -25,7 +25,7 @@ from recbole_mmkd.model.item_views import (
 )
 from recbole_mmkd.model.losses import bpr_loss, l2_reg
 from recbole_mmkd.model.similarity_graph import weighted_knn_graph
-from recbole_mmkd.model.transposed import csr_transpose
+from recbole_mmkd.model.transposed import register_with_transpose
 
 
 def spectral_filter(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -129,8 +129,7 @@ class SMORE(TrainableFeatures, MultimodalRecommender):
         inter = dataset.inter_matrix(form="coo")
         self.register_buffer("adjacency", normalized_adjacency(inter), persistent=False)
         block = user_item_block(inter)
-        self.register_buffer("user_item", block, persistent=False)
-        self.register_buffer("user_item_t", csr_transpose(block), persistent=False)
+        register_with_transpose(self, "user_item", block)
         self._build_item_graphs()
 
     def _build_item_graphs(self) -> None:
@@ -140,8 +139,7 @@ class SMORE(TrainableFeatures, MultimodalRecommender):
         csr = {m: graph.to_sparse_csr() for m, graph in graphs.items()}
         csr["fusion"] = max_pool_graphs(list(graphs.values()))
         for v, graph in csr.items():
-            self.register_buffer(f"_graph_{v}", graph, persistent=False)
-            self.register_buffer(f"_graph_{v}_t", csr_transpose(graph), persistent=False)
+            register_with_transpose(self, f"_graph_{v}", graph)
 
     def on_mask_change(self) -> None:
         self._build_item_graphs()

@@ -20,7 +20,7 @@ from recbole_mmkd.model import register_model
 from recbole_mmkd.model.base import MultimodalRecommender
 from recbole_mmkd.model.graph import lightgcn_layers, normalized_adjacency, propagate
 from recbole_mmkd.model.losses import bpr_loss, l2_reg
-from recbole_mmkd.model.transposed import csr_transpose, spmm
+from recbole_mmkd.model.transposed import register_with_transpose, spmm
 
 PROPAGATIONS = ("released", "lightgcn")
 Prompts = tuple[torch.Tensor, torch.Tensor]  # (user prompts, item prompts), each (n, d)
@@ -159,11 +159,8 @@ class PromptMMTeacher(MultimodalRecommender):
         interactions = dataset.inter_matrix(form="coo")
         if self.propagation == "released":
             to_users, to_items = one_sided_graphs(interactions)
-            transposes = [csr_transpose(g) for g in (to_users, to_items)]
-            self.register_buffer("to_users_graph", to_users, persistent=False)
-            self.register_buffer("to_users_transpose", transposes[0], persistent=False)
-            self.register_buffer("to_items_graph", to_items, persistent=False)
-            self.register_buffer("to_items_transpose", transposes[1], persistent=False)
+            register_with_transpose(self, "to_users_graph", to_users)
+            register_with_transpose(self, "to_items_graph", to_items)
         else:
             adjacency = normalized_adjacency(interactions)
             self.register_buffer("adjacency", adjacency, persistent=False)
@@ -196,14 +193,14 @@ class PromptMMTeacher(MultimodalRecommender):
     def hop_to_users(self, items: torch.Tensor) -> torch.Tensor:
         """Item rows summed into users over this teacher's user graph."""
         if self.propagation == "released":
-            return spmm(self.to_users_graph, self.to_users_transpose, items)
+            return spmm(self.to_users_graph, self.to_users_graph_t, items)
         zeros = items.new_zeros(self.n_users, items.shape[1])
         return propagate(self.adjacency, torch.cat([zeros, items]))[: self.n_users]
 
     def hop_to_items(self, users: torch.Tensor) -> torch.Tensor:
         """User rows summed into items over this teacher's item graph."""
         if self.propagation == "released":
-            return spmm(self.to_items_graph, self.to_items_transpose, users)
+            return spmm(self.to_items_graph, self.to_items_graph_t, users)
         zeros = users.new_zeros(self.n_items, users.shape[1])
         return propagate(self.adjacency, torch.cat([users, zeros]))[self.n_users :]
 
