@@ -485,64 +485,64 @@ def test_plan_prints_what_is_left_and_starts_nothing(toy, tmp_path, monkeypatch,
     assert not out.exists()  # read only
 
 
-def test_a_halving_point_that_stops_within_its_cap_leaves_its_model_for_the_run(toy, tmp_path):
-    """A point of a capped halving round that stops early before its cap is a result (it is
-    not run again): its model, the run's at its settings without the cap, is adopted by the
-    benchmark's run at the search's seed, which tests what a run trained anew tests."""
+def _searched_bpr_run(toy, tmp_path, settings: dict, tuning: str):
+    """The toy benchmark's run of BPR (``settings``) at the point its search over reg_weight
+    {0.5, 1e-5} chose (``tuning``), and the benchmark's output folder."""
     import ray
 
     from recbole_mmkd.benchmark import run_benchmark
-    from recbole_mmkd.pipeline import run_one
-    from recbole_mmkd.tune.ledger import BUDGET, LEDGER, read_ledger
 
-    quick = {**fast(epochs=200), "stopping_step": 1, "robustness_shares": []}
     spec = _spec(
         tmp_path,
         "datasets: [toy]\nseeds: [1]\nmodels:\n"
-        f"  - {{model: BPR, set: {str(quick).replace(chr(39), '')}, "
+        f"  - {{model: BPR, set: {str(settings).replace(chr(39), '')}, "
         "space: {reg_weight: [0.5, 1.0e-5]}}\n"
-        "tuning: {scheduler: halving, grace_period: 30, reduction_factor: 2, seed: 1,"
-        " cpus_per_trial: 1, max_concurrent: 1}\n",
+        f"tuning: {{{tuning}, seed: 1, cpus_per_trial: 1, max_concurrent: 1}}\n",
     )
     out = tmp_path / "out"
     try:
         [run] = run_benchmark(load_benchmark(spec), out, data_path=toy)["toy"]
     finally:
         ray.shutdown()
+    return run, out
+
+
+def _tests_as_a_fresh_run(run, settings: dict, toy, tmp_path) -> None:
+    """``run`` (which adopted its search's model) has what a run trained anew at its point
+    has: the same hash, validation curve and test metrics."""
+    from recbole_mmkd.pipeline import run_one
+
+    chosen = {**settings, "reg_weight": run.config["reg_weight"]}
+    fresh = run_one("BPR", "toy", 1, tmp_path / "fresh", overrides=chosen, data_path=toy)
+    assert fresh.config_hash == run.config_hash and fresh.trained_by == ""
+    assert fresh.valid_curve == run.valid_curve and fresh.test == run.test
+
+
+def test_a_halving_point_that_stops_within_its_cap_leaves_its_model_for_the_run(toy, tmp_path):
+    """A point of a capped halving round that stops early before its cap is a result (it is
+    not run again): its model, the run's at its settings without the cap, is adopted by the
+    benchmark's run at the search's seed, which tests what a run trained anew tests."""
+    from recbole_mmkd.tune.ledger import BUDGET, LEDGER, read_ledger
+
+    settings = {**fast(epochs=200), "stopping_step": 1, "robustness_shares": []}
+    halving = "scheduler: halving, grace_period: 30, reduction_factor: 2"
+    run, out = _searched_bpr_run(toy, tmp_path, settings, halving)
     [ledger] = out.glob(f"tuning/toy/*/{LEDGER}")
     [row] = [r for r in read_ledger(ledger) if r["point"]["reg_weight"] == run.config["reg_weight"]]
     assert row[BUDGET] == 30 and row["epochs"] < 30  # its only trial, capped, stopped before
     assert run.trained_by.startswith(f"in tuning trial {row['trial_id']} (")
-    chosen = {**quick, "reg_weight": run.config["reg_weight"]}
-    fresh = run_one("BPR", "toy", 1, tmp_path / "fresh", overrides=chosen, data_path=toy)
-    assert fresh.config_hash == run.config_hash and fresh.trained_by == ""
-    assert fresh.valid_curve == run.valid_curve and fresh.test == run.test
+    _tests_as_a_fresh_run(run, settings, toy, tmp_path)
 
 
 def test_the_seed_run_at_the_chosen_point_adopts_the_model_its_search_trained(toy, tmp_path):
     """A search trial trained to its early stop is the run of its settings and seed: the
     benchmark's run at the chosen point and the search's seed takes its model and tests it
     once, with what a run trained anew would give; the other point's model is never tested."""
-    import ray
+    from recbole_mmkd.pipeline import TRAINED_FILE
 
-    from recbole_mmkd.benchmark import run_benchmark
-    from recbole_mmkd.pipeline import TRAINED_FILE, run_one
-
-    spec = _spec(
-        tmp_path,
-        f"datasets: [toy]\nseeds: [1]\nmodels:\n"
-        f"  - {{model: BPR, set: {QUICK}, space: {{reg_weight: [0.5, 1.0e-5]}}}}\n"
-        "tuning: {scheduler: none, seed: 1, cpus_per_trial: 1, max_concurrent: 1}\n",
-    )
-    out = tmp_path / "out"
-    try:
-        [run] = run_benchmark(load_benchmark(spec), out, data_path=toy)["toy"]
-    finally:
-        ray.shutdown()
+    settings = {**fast(epochs=2), "robustness_shares": []}
+    run, out = _searched_bpr_run(toy, tmp_path, settings, "scheduler: none")
     assert run.trained_by.startswith("in tuning trial")
     left = list(out.glob(f"toy/BPR/*/seed-1/{TRAINED_FILE}"))
     assert len(left) == 1 and not (left[0].parent / "result.json").exists()  # the other point
-    chosen = {**fast(epochs=2), "robustness_shares": [], "reg_weight": run.config["reg_weight"]}
-    fresh = run_one("BPR", "toy", 1, tmp_path / "fresh", overrides=chosen, data_path=toy)
-    assert fresh.config_hash == run.config_hash and fresh.trained_by == ""
-    assert fresh.valid_curve == run.valid_curve and fresh.test == run.test
+    _tests_as_a_fresh_run(run, settings, toy, tmp_path)
