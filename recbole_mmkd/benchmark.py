@@ -15,7 +15,7 @@ import pandas as pd
 
 from recbole_mmkd.errors import ConfigError
 from recbole_mmkd.identity import config_hash
-from recbole_mmkd.pipeline import run_one, stored_run
+from recbole_mmkd.pipeline import adopted, run_one, stored_run
 from recbole_mmkd.prepare import hashed_config
 from recbole_mmkd.progress import BenchmarkProgress
 from recbole_mmkd.result import RunResult, run_dir_for
@@ -81,10 +81,14 @@ def stored_result(
     """The run on disk already for this (dataset, entry, seed), found without training
     anything: a student's config hash names its teacher by the teacher's config hash, so a
     stored student is reused without its teacher's artefacts (which stay local)."""
-    common = {"data_path": data_path, "properties": properties}
-    overrides = entry.overrides
-    config = hashed_config(entry.model, dataset, seed=seed, overrides=overrides, **common)
-    return stored_run(run_dir_for(out, dataset, entry.model, config_hash(config), seed))
+    return stored_run(_run_dir(dataset, entry, seed, out, data_path=data_path,
+                               properties=properties))  # fmt: skip
+
+
+def _run_dir(dataset: str, entry: Entry, seed: int, out: Path, **common: Any) -> Path:
+    """The folder of the run of (dataset, entry, seed) under the current code and settings."""
+    config = hashed_config(entry.model, dataset, seed=seed, overrides=entry.overrides, **common)
+    return run_dir_for(out, dataset, entry.model, config_hash(config), seed)
 
 
 # A search run or read for an entry: given the entry (built, not yet at its chosen point),
@@ -234,7 +238,8 @@ def plan_benchmark(
     or starting Ray: per dataset and entry, its search (``done``, the trials recorded and the
     next launch, or the entries it waits on), its chosen point and validation value, and its
     seeds stored under the current code and settings (a run of other code is not counted:
-    ``carry`` moves it where it replays identically)."""
+    ``carry`` moves it where it replays identically), and whether the search's seed has a
+    model its search left, which that seed's run adopts instead of training."""
     common = {"data_path": data_path, "properties": properties}
     return {d: _plan_dataset(bench, d, out, **common) for d in bench.datasets}
 
@@ -273,6 +278,11 @@ def _plan_dataset(
                 chosen = json.dumps({k: at.overrides[k] for k in entry.space}, sort_keys=True)
             found = [s for s in bench.seeds if stored_result(dataset, at, s, out, **common)]
             stored = f"{len(found)} of {len(bench.seeds)}"
+            seed = bench.tuning.on(dataset).seed
+            if entry.space and seed in set(bench.seeds) - set(found):
+                run_dir = _run_dir(dataset, at, seed, out, **common)
+                if adopted(run_dir, run_dir.parent.name) is not None:
+                    stored += f" (seed {seed}: its search's model, to test)"
         rows.append({"entry": entry.name, "search": state, "chosen": chosen,
                      "best valid": values.get(entry.name), "seeds stored": stored})  # fmt: skip
     return pd.DataFrame(rows)

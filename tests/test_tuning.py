@@ -485,13 +485,9 @@ def test_plan_prints_what_is_left_and_starts_nothing(toy, tmp_path, monkeypatch,
     assert not out.exists()  # read only
 
 
-def _searched_bpr_run(toy, tmp_path, settings: dict, tuning: str):
-    """The toy benchmark's run of BPR (``settings``) at the point its search over reg_weight
-    {0.5, 1e-5} chose (``tuning``), and the benchmark's output folder."""
-    import ray
-
-    from recbole_mmkd.benchmark import run_benchmark
-
+def _bpr_bench(tmp_path, settings: dict, tuning: str):
+    """A toy benchmark of BPR (``settings``) searching reg_weight {0.5, 1e-5} (``tuning``)
+    with seed 1, its one seed."""
     spec = _spec(
         tmp_path,
         "datasets: [toy]\nseeds: [1]\nmodels:\n"
@@ -499,12 +495,38 @@ def _searched_bpr_run(toy, tmp_path, settings: dict, tuning: str):
         "space: {reg_weight: [0.5, 1.0e-5]}}\n"
         f"tuning: {{{tuning}, seed: 1, cpus_per_trial: 1, max_concurrent: 1}}\n",
     )
+    return load_benchmark(spec)
+
+
+def _searched_bpr_run(toy, tmp_path, settings: dict, tuning: str):
+    """The :func:`_bpr_bench` run at the point its search chose, and its output folder."""
+    import ray
+
+    from recbole_mmkd.benchmark import run_benchmark
+
     out = tmp_path / "out"
     try:
-        [run] = run_benchmark(load_benchmark(spec), out, data_path=toy)["toy"]
+        [run] = run_benchmark(_bpr_bench(tmp_path, settings, tuning), out, data_path=toy)["toy"]
     finally:
         ray.shutdown()
     return run, out
+
+
+def test_the_plan_names_a_seed_whose_model_its_search_left(toy, tmp_path):
+    import ray
+
+    from recbole_mmkd.benchmark import plan_benchmark, tuned_entries
+
+    bench = _bpr_bench(tmp_path, {**fast(epochs=2), "robustness_shares": []}, "scheduler: none")
+    out = tmp_path / "out"
+    before = plan_benchmark(bench, out, data_path=toy)["toy"]
+    try:
+        tuned_entries(bench, "toy", out, data_path=toy, properties=None)
+    finally:
+        ray.shutdown()
+    after = plan_benchmark(bench, out, data_path=toy)["toy"]
+    assert before["seeds stored"].tolist() == [None]  # not searched: no chosen point yet
+    assert after["seeds stored"].tolist() == ["0 of 1 (seed 1: its search's model, to test)"]
 
 
 def _tests_as_a_fresh_run(run, settings: dict, toy, tmp_path) -> None:
