@@ -160,6 +160,20 @@ def test_a_weighted_knn_graph_keeps_each_edge_similarity_over_its_rows_sums():
     assert torch.allclose(graph, expected, atol=1e-6)
 
 
+def test_edge_cosines_in_chunks_are_the_cosines_bit_for_bit():
+    from recbole_mmkd.model.similarity_graph import edge_cosines
+
+    torch.manual_seed(0)
+    features = torch.randn(50, 300)
+    rows, cols = torch.randint(0, 50, (2, 777))
+    whole = edge_cosines(features, rows, cols, chunk_bytes=2**40)
+    unit = F.normalize(features, dim=1)
+    assert torch.equal(whole, (unit[rows] * unit[cols]).sum(-1))
+    for chunk_bytes in (1, 300 * 4 * 10, 300 * 4 * 100 + 7):  # 1 edge, 10, 100 at a time
+        assert torch.equal(edge_cosines(features, rows, cols, chunk_bytes=chunk_bytes), whole)
+    assert edge_cosines(features, rows[:0], cols[:0]).shape == (0,)
+
+
 def test_normalize_rows_is_f_normalize_with_its_gradient():
     torch.manual_seed(0)
     x = torch.randn(6, 5, dtype=torch.float64)

@@ -25,13 +25,8 @@ from recbole_mmkd.model.graph import (
 )
 from recbole_mmkd.model.item_views import TrainableFeatures
 from recbole_mmkd.model.losses import l2_reg
+from recbole_mmkd.model.similarity_graph import edge_cosines
 from recbole_mmkd.model.transposed import register_with_transpose, spmm
-
-
-def _cosine_edges(features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of the feature rows at both ends of every edge of ``index`` (2, E)."""
-    unit = F.normalize(features, dim=1)
-    return (unit[index[0]] * unit[index[1]]).sum(-1)
 
 
 def _sym_normalize(index: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
@@ -185,7 +180,7 @@ class LATTICE(TrainableFeatures, MultimodalRecommender):
         for m in self.modalities:
             features = self.raw_feature(m)
             index = cached_knn_graph(features, self.knn_k).indices()
-            values = _sym_normalize(index, _cosine_edges(features, index), self.n_items)
+            values = _sym_normalize(index, edge_cosines(features, *index), self.n_items)
             graph = torch.sparse_coo_tensor(
                 index, values, (self.n_items, self.n_items), check_invariants=True
             )
@@ -221,7 +216,7 @@ class LATTICE(TrainableFeatures, MultimodalRecommender):
             with torch.no_grad():  # top-k indices only: chunked, no dense n x n matrix
                 index = knn_graph(projected.detach(), self.knn_k).indices()
             learned_index.append(index)
-            learned_values.append(weight * _cosine_edges(projected, index))
+            learned_values.append(weight * edge_cosines(projected, *index))
             original = getattr(self, f"_original_{m}")
             original_index.append(original.indices())
             original_values.append(weight * original.values())
