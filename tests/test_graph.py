@@ -205,3 +205,25 @@ def test_normalize_rows_at_eps_and_twice():
     (grad,) = torch.autograd.grad(normalize_rows(leaf).pow(3).sum(), leaf, create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable"):
         grad.sum().backward()
+
+
+@pytest.mark.parametrize("block_bytes", [1, 300 * 4 * 100, 2**40])  # 64 rows, 100, all
+def test_values_mm_is_torch_sparse_mm_with_its_gradients_bit_for_bit(block_bytes):
+    from recbole_mmkd.model.sparse_values import values_mm
+
+    torch.manual_seed(0)
+    n, d = 300, 8
+    index, weights = torch.randint(0, n, (2, 3000)), torch.rand(3000)
+    h, upstream = torch.randn(n, d), torch.randn(n, d)
+
+    def product(fn):
+        values, dense = weights.clone().requires_grad_(), h.clone().requires_grad_()
+        graph = torch.sparse_coo_tensor(index, 2 * values, (n, n), check_invariants=True)
+        graph = graph.coalesce()  # duplicates summed
+        out = fn(graph, dense)
+        (out * upstream).sum().backward()
+        return out.detach(), values.grad, dense.grad
+
+    ours = product(lambda g, x: values_mm(g, x, block_bytes=block_bytes))
+    for mine, torchs in zip(ours, product(torch.sparse.mm), strict=True):
+        assert torch.equal(mine, torchs)

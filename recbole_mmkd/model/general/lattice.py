@@ -26,6 +26,7 @@ from recbole_mmkd.model.graph import (
 from recbole_mmkd.model.item_views import TrainableFeatures
 from recbole_mmkd.model.losses import l2_reg
 from recbole_mmkd.model.similarity_graph import edge_cosines
+from recbole_mmkd.model.sparse_values import values_mm
 from recbole_mmkd.model.transposed import register_with_transpose, spmm
 
 
@@ -241,7 +242,7 @@ class LATTICE(TrainableFeatures, MultimodalRecommender):
         item_graph = self._item_graph_for_forward()
         h = self.item_embedding.weight
         for _ in range(self.n_mm_layers):
-            h = torch.sparse.mm(item_graph, h)
+            h = values_mm(item_graph, h)
         ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
         users, items = self._ui_layers(ego).split([self.n_users, self.n_items])
         return users, items + F.normalize(h, dim=1)
