@@ -81,11 +81,11 @@ def stored_result(
     """The run on disk already for this (dataset, entry, seed), found without training
     anything: a student's config hash names its teacher by the teacher's config hash, so a
     stored student is reused without its teacher's artefacts (which stay local)."""
-    return stored_run(_run_dir(dataset, entry, seed, out, data_path=data_path,
+    return stored_run(entry_run_dir(dataset, entry, seed, out, data_path=data_path,
                                properties=properties))  # fmt: skip
 
 
-def _run_dir(dataset: str, entry: Entry, seed: int, out: Path, **common: Any) -> Path:
+def entry_run_dir(dataset: str, entry: Entry, seed: int, out: Path, **common: Any) -> Path:
     """The folder of the run of (dataset, entry, seed) under the current code and settings."""
     config = hashed_config(entry.model, dataset, seed=seed, overrides=entry.overrides, **common)
     return run_dir_for(out, dataset, entry.model, config_hash(config), seed)
@@ -280,7 +280,7 @@ def _plan_dataset(
             stored = f"{len(found)} of {len(bench.seeds)}"
             seed = bench.tuning.on(dataset).seed
             if entry.space and seed in set(bench.seeds) - set(found):
-                run_dir = _run_dir(dataset, at, seed, out, **common)
+                run_dir = entry_run_dir(dataset, at, seed, out, **common)
                 if adopted(run_dir, run_dir.parent.name) is not None:
                     stored += f" (seed {seed}: its search's model, to test)"
         rows.append({"entry": entry.name, "search": state, "chosen": chosen,

@@ -399,7 +399,7 @@ def carry_sweeps(
     an A/B replay of its best trial so far, and left unsettled: ``run`` goes on with it.
     The folder moves to the current identity's name; ``carried.json`` in it records the move
     and what vouched for it."""
-    from recbole_mmkd.benchmark import search_progress
+    from recbole_mmkd.benchmark import entry_run_dir, search_progress
     from recbole_mmkd.specs import dependency_order, entry_width, resolve_entry, tuning_sweep
     from recbole_mmkd.tune.backend import identity_digest, search_running, sweep_identity
 
@@ -429,11 +429,11 @@ def carry_sweeps(
                     yield f"current {name} ({target.name}; its search is not finished)"
                     continue
                 point = _chosen_point(target, sweep, entry)
-                settled[entry.name] = replace(entry, overrides={**entry.overrides, **point})
+                settled[entry.name] = _at_point(entry, point)
                 yield f"current {name} ({target.name})"
                 records = _read_carried(target)
                 if records:  # carried before its trained model was, perhaps
-                    run_dir = _run_dir_at(out, entry, dataset, sweep.seed, point, **common)
+                    run_dir = entry_run_dir(dataset, settled[entry.name], sweep.seed, out, **common)
                     vouched_by = records[-1]["vouched_by"]
                     yield from _carry_trained(target, point, run_dir, vouched_by, dry_run=dry_run)
                 continue
@@ -455,7 +455,8 @@ def carry_sweeps(
                 continue
             # an unfinished search is vouched for at its best trial so far, by A/B replay
             point = _chosen_point(source, sweep, entry) if not todo else _best_so_far(done, entry)
-            run_dir = _run_dir_at(out, entry, dataset, sweep.seed, point, **common)
+            chosen = _at_point(entry, point)
+            run_dir = entry_run_dir(dataset, chosen, sweep.seed, out, **common)
             try:
                 vouch = None if todo else RunResult.load(run_dir)
             except ResultError:
@@ -490,18 +491,13 @@ def carry_sweeps(
             (target / SWEEP_CARRIED).write_text(json.dumps(records, indent=1))
             yield f"carried {name}: {source.name} -> {target.name} (vouched by {vouched_by})"
             if not todo:
-                settled[entry.name] = replace(entry, overrides={**entry.overrides, **point})
+                settled[entry.name] = chosen
                 yield from _carry_trained(target, point, run_dir, vouched_by, dry_run=False)
 
 
-def _run_dir_at(
-    out: Path, entry: Any, dataset: str, seed: int, point: dict[str, Any], **common: Any
-) -> Path:
-    """The folder of the benchmark's run of ``entry`` at ``point`` and ``seed`` under the
-    current code."""
-    overrides = {**entry.overrides, **point}
-    config = hashed_config(entry.model, dataset, seed=seed, overrides=overrides, **common)
-    return run_dir_for(out, dataset, entry.model, config_hash(config), seed)
+def _at_point(entry: Any, point: dict[str, Any]) -> Any:
+    """``entry`` with the searched ``point`` set."""
+    return replace(entry, overrides={**entry.overrides, **point})
 
 
 def _carry_trained(
