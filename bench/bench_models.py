@@ -1,53 +1,41 @@
 #!/usr/bin/env python
-"""Model costs on a dataset (default: the shipped TikTok) and graph construction at Amazon-Baby
-scale.
+"""Model costs on a dataset (default: the shipped TikTok).
 
-Prints, in one process:
-1. per registered model on ``--dataset``: median training-epoch time and full-sort test evaluation
-   time, each as a ratio to LightGCN's (the reference), and what inference holds in memory:
-   parameters, buffers (graphs, features, labels) and the resident-memory peak of one full-sort
-   evaluation, so a teacher's cost beyond its parameter count shows (a KD student at
-   inference is its backbone: LightGCN or BPR; its buffers here are the teacher tables and
-   top-N lists it trains against); with ``--teacher RUN``, KD-LightGCN with each kd_method
-   (and logit and rrd with ``kd_shared_items``): its epoch against the same LightGCN's
-   without KD, the ratio issue 18 bounds (``--kd-only``: those alone);
-2. graph construction on ../shared/data/baby interactions with stand-in features of the
-   published shapes (image 4096-d, text 384-d): normalised user-item adjacency and the kNN
-   item-item graph (k = 10), time and peak resident-memory growth, each in a fresh process.
+Prints, in one process, per registered model on ``--dataset``: median training-epoch time and
+full-sort test evaluation time, each as a ratio to LightGCN's (the reference), and what
+inference holds in memory: parameters, buffers (graphs, features, labels) and the
+resident-memory peak of one full-sort evaluation, so a teacher's cost beyond its parameter
+count shows (a KD student at inference is its backbone: LightGCN or BPR; its buffers here are
+the teacher tables and top-N lists it trains against); with ``--teacher RUN``, KD-LightGCN
+with each kd_method (and logit and rrd with ``kd_shared_items``): its epoch against the same
+LightGCN's without KD, the ratio issue 18 bounds (``--kd-only``: those alone). Graph
+construction at the Amazon sets' scale: ``bench_graphs.py``.
 
   .venv/bin/python bench/bench_models.py [--dataset tiktok] [--epochs 3] [--models MMGCN ...]
-      [--teacher results/kd/tiktok/FREEDOM/<hash>/seed-2020 [--kd-only]] [--graphs-only]
+      [--teacher results/kd/tiktok/FREEDOM/<hash>/seed-2020 [--kd-only]]
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import statistics
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from time import perf_counter
 
-import numpy as np
-import pandas as pd
 import psutil
-import scipy.sparse as sp
 import torch
 
 import recbole_mmkd  # noqa: F401
 from recbole_mmkd.allocator import return_freed_memory
 from recbole_mmkd.distill.methods import KD_METHODS
 from recbole_mmkd.model import get_model, model_names
-from recbole_mmkd.model.graph import knn_graph, normalized_adjacency
 from recbole_mmkd.model.student import kd  # noqa: F401 (registers every built-in KD method)
 from recbole_mmkd.pipeline import tensor_bytes
 from recbole_mmkd.prepare import prepare
 from recbole_mmkd.trainer import MMKDTrainer
-
-BABY = Path(__file__).resolve().parents[2] / "shared" / "data" / "baby" / "baby.inter"
 
 
 def model_costs(
@@ -99,49 +87,11 @@ def _peak_during(build) -> tuple[object, float, float]:
     return result, seconds, max(peak[0], _rss_mb() - base)
 
 
-def _construct(kind: str, dim: int) -> tuple[float, float, int]:
-    """Run in a fresh process: (seconds, peak-RSS growth in MB, edges) of one construction."""
-    inter = pd.read_csv(BABY, sep="\t")
-    n_items = int(inter["itemID"].max()) + 1
-    if kind == "adjacency":
-        train = inter[inter["x_label"] == 0]
-        matrix = sp.coo_matrix(
-            (np.ones(len(train), np.float32), (train["userID"], train["itemID"])),
-            shape=(int(inter["userID"].max()) + 1, n_items),
-        )
-        build = lambda: normalized_adjacency(matrix)  # noqa: E731
-    else:
-        rng = np.random.default_rng(0)
-        features = torch.from_numpy(rng.standard_normal((n_items, dim), dtype=np.float32))
-        build = lambda: knn_graph(features, k=10)  # noqa: E731
-    graph, seconds, peak = _peak_during(build)
-    return seconds, peak, int(graph._nnz())
-
-
-def graph_construction() -> None:
-    if not BABY.is_file():
-        print(f"[graph] skipped: {BABY} not found (needs ../shared beside the checkout)")
-        return
-    n_items = int(pd.read_csv(BABY, sep="\t")["itemID"].max()) + 1
-    context = multiprocessing.get_context("spawn")
-    cases = [("adjacency", 0), ("knn", 4096), ("knn", 384)]
-    for kind, dim in cases:
-        with ProcessPoolExecutor(1, mp_context=context) as pool:
-            seconds, peak, edges = pool.submit(_construct, kind, dim).result()
-        what = "user-item adjacency" if kind == "adjacency" else f"kNN graph, {n_items}x{dim}, k=10"
-        print(f"[graph] Baby {what}: {seconds:.3f} s, peak RSS +{peak:.0f} MB, {edges} edges")
-    print(
-        f"[graph] (a dense {n_items}x{n_items} float32 similarity matrix is "
-        f"{n_items**2 * 4 / 2**20:.0f} MB; the kNN is computed 2048 rows at a time)"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", default="tiktok")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=None)
-    parser.add_argument("--graphs-only", action="store_true", help="only the Baby graph part")
     parser.add_argument("--kd-only", action="store_true", help="only LightGCN and its KD methods")
     parser.add_argument(
         "--teacher",
@@ -150,9 +100,6 @@ def main() -> None:
         "results/kd/tiktok/FREEDOM/<hash>/seed-2020): also time KD-LightGCN with each kd_method",
     )
     args = parser.parse_args()
-    if args.graphs_only:
-        graph_construction()
-        return
     # students that run from a stored teacher need one: --teacher
     names = [] if args.kd_only else args.models or [
         m
@@ -183,8 +130,6 @@ def main() -> None:
             f"{c['params']:9.1f} {c['buffers']:10.1f} {c['peak']:12.0f}"
         )
         sys.stdout.flush()
-    if not args.kd_only:
-        graph_construction()
 
 
 if __name__ == "__main__":
