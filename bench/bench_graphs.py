@@ -1,13 +1,13 @@
 #!/usr/bin/env python
-"""Graph construction at the Amazon sets' scale, against the work it cannot avoid.
+"""Graph construction at the Amazon sets' scale, against the products it is made of.
 
 For each set (MMRec's layout under ``--data``, default ``../shared/data``, imported and given
 stand-in features of the published shapes as ``bench_scale.py`` does: cost only):
 
 - the normalised user-item adjacency (``graph.normalized_adjacency``);
 - per modality, the kNN item graph (``graph.knn_graph``, k = 10) against its floor, the same
-  row blocks' bare similarity products ``unit[block] @ unit.T`` (``n^2 d`` multiply-adds that
-  an exact cosine kNN cannot skip), both timed in one process, alternated over ``--rounds``
+  row blocks' bare similarity products ``unit[block] @ unit.T`` (``n^2 d`` multiply-adds; an
+  exact cosine kNN in thousands of dimensions gets no cheaper in practice), both timed in one process, alternated over ``--rounds``
   (medians), and the ratio of the two;
 - the same graph read back from the on-disk cache (``graph.cached_knn_graph`` in a fresh cache
   folder, its in-process memo cleared): what every run after the first pays;
