@@ -20,6 +20,7 @@ and, with two or more datasets, each model's growth of epoch time from the first
 
   .venv/bin/python bench/bench_scale.py --stand-in [--data DIR] [--datasets baby clothing]
       [--models LightGCN FREEDOM ...] [--epochs 2] [--work /tmp/recbole-mmkd-scale]
+      [--peaks-only]
 """
 
 from __future__ import annotations
@@ -118,6 +119,8 @@ def main() -> None:
     parser.add_argument("--stand-in", action="store_true", help="stand-in features of the "
                         "published shapes where the data has none (cost only)")  # fmt: skip
     parser.add_argument("--work", type=Path, default=Path("/tmp/recbole-mmkd-scale"))
+    parser.add_argument("--peaks-only", action="store_true", help="pass 2 alone: memory peaks "
+                        "(valid beside other work, which the seconds are not)")  # fmt: skip
     args = parser.parse_args()
     names = args.models or [
         m for m in model_names() if not getattr(get_model(m), "needs_teacher", False)
@@ -139,7 +142,9 @@ def main() -> None:
         ref = None
         for label, (model, overrides) in runs.items():
             try:
-                cost = _work(model, dataset, data, args.epochs, overrides)
+                cost = {k: float("nan") for k in ("load", "epoch", "valid")}
+                if not args.peaks_only:
+                    cost = _work(model, dataset, data, args.epochs, overrides)
                 with ProcessPoolExecutor(1, mp_context=spawn) as pool:
                     cost["peak"] = pool.submit(_peak, model, dataset, data, overrides).result()
             except (MemoryError, BrokenProcessPool) as err:  # a model too big here: its row says
@@ -153,7 +158,7 @@ def main() -> None:
                   f"| {cost['peak']:.0f} | {ratios} |")  # fmt: skip
             sys.stdout.flush()
             epoch_seconds.setdefault(label, {})[dataset] = cost["epoch"]
-    if len(args.datasets) > 1:
+    if len(args.datasets) > 1 and not args.peaks_only:
         first, last = args.datasets[0], args.datasets[-1]
         print(f"\n## epoch time, {last} / {first}\n\n| model | growth |\n|---|---|")
         for label, seconds in epoch_seconds.items():
