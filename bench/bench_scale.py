@@ -137,27 +137,30 @@ def main() -> None:
             runs.update(kd_students(dataset, data, args.work / "teachers"))
         print(f"\n## {dataset} ({'stand-in features: cost only' if stand_in else 'real data'};"
               f" torch threads {torch.get_num_threads()}, {args.epochs} epochs)\n")  # fmt: skip
-        print("| model | load s | epoch s | valid s | peak MB | x LightGCN: load, epoch, "
-              "valid, peak |\n|---|---|---|---|---|---|")  # fmt: skip
+        keys = ["peak"] if args.peaks_only else ["load", "epoch", "valid", "peak"]
+        names = {"load": "load s", "epoch": "epoch s", "valid": "valid s", "peak": "peak MB"}
+        print(f"| model | {' | '.join(names[k] for k in keys)} | x LightGCN: {', '.join(keys)} |")
+        print("|---" * (len(keys) + 2) + "|")
         ref = None
         for label, (model, overrides) in runs.items():
             try:
-                cost = {k: float("nan") for k in ("load", "epoch", "valid")}
-                if not args.peaks_only:
-                    cost = _work(model, dataset, data, args.epochs, overrides)
+                cost = (
+                    {} if args.peaks_only else _work(model, dataset, data, args.epochs, overrides)
+                )
                 with ProcessPoolExecutor(1, mp_context=spawn) as pool:
                     cost["peak"] = pool.submit(_peak, model, dataset, data, overrides).result()
             except (MemoryError, BrokenProcessPool) as err:  # a model too big here: its row says
-                print(f"| {label} | out of memory ({type(err).__name__}) | | | | |")
+                print(f"| {label} | out of memory ({type(err).__name__}) |{' |' * len(keys)}")
                 continue
             ref = ref or cost
-            ratios = ", ".join(
-                f"{cost[k] / ref[k]:.2f}" for k in ("load", "epoch", "valid", "peak")
+            figures = " | ".join(
+                f"{cost[k]:.0f}" if k == "peak" else f"{cost[k]:.2f}" for k in keys
             )
-            print(f"| {label} | {cost['load']:.1f} | {cost['epoch']:.2f} | {cost['valid']:.2f} "
-                  f"| {cost['peak']:.0f} | {ratios} |")  # fmt: skip
+            ratios = ", ".join(f"{cost[k] / ref[k]:.2f}" for k in keys)
+            print(f"| {label} | {figures} | {ratios} |")
             sys.stdout.flush()
-            epoch_seconds.setdefault(label, {})[dataset] = cost["epoch"]
+            if not args.peaks_only:
+                epoch_seconds.setdefault(label, {})[dataset] = cost["epoch"]
     if len(args.datasets) > 1 and not args.peaks_only:
         first, last = args.datasets[0], args.datasets[-1]
         print(f"\n## epoch time, {last} / {first}\n\n| model | growth |\n|---|---|")
