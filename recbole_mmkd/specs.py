@@ -22,6 +22,13 @@ A benchmark:
       - {model: KD-LightGCN, label: KD 1/4,  # distils from the entry `teacher` at its chosen
          teacher_from: teacher,              # point, at a quarter of its chosen width
          width: {of: teacher, ratio: 0.25}}
+      - matrix:                 # an entry per combination of its axes' keys (first outermost)
+          method: {logit: {set: {kd_method: logit}}, rd: {set: {kd_method: rd}}}
+          width: {x1/2: {width: {of: teacher, ratio: 0.5}}, x1/4: {width: {of: teacher,
+                  ratio: 0.25}}}
+        model: KD-LightGCN      # the rest: what every combination shares, its keys' parts
+        teacher_from: teacher   # merged over it; {AXIS} in a value reads that axis's key;
+        compare_to: LightGCN    # labels "logit x1/2" ... (the keys), unless given
     dataset_set:              # settings every entry takes on a dataset, under its own
       ml-100k: {learning_rate: 0.01}
     comparisons:                                         # [label, reference] pairs, or all
@@ -47,7 +54,8 @@ searched with that entry's chosen point set, so a student tunes its own knobs ov
 backbone its baseline chose on the same dataset. An entry with ``teacher_from`` distils from
 that entry's model at that entry's settings and chosen point (``teacher``, ``teacher_config``);
 one with ``width: {of: NAME, ratio: R}`` has ``embedding_size`` R times NAME's (its chosen or
-configured width, rounded, at least 1): students a fraction of their teacher's width.
+configured width, rounded, at least 1): students a fraction of their teacher's width. An
+entry's ``compare_to`` (a name or a list) adds its comparisons against those entries.
 
 A sweep:
 
@@ -90,6 +98,7 @@ SEARCHES = ("grid", "random", "tpe")
 SCHEDULERS = ("none", "asha", "halving")
 DISTRIBUTIONS = ("loguniform", "uniform", "choice")
 DEFAULT_METRICS = ["recall@20", "ndcg@20"]
+PLACEHOLDER = re.compile(r"\{(\w+)\}")  # an axis's key in a matrix entry's values
 
 
 @dataclass(frozen=True)
@@ -276,13 +285,18 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
 
     _check_per_dataset(path, tuning, need("datasets", list))
 
-    entries = []
-    for item in need("models", list):
+    entries, compared = [], []
+    items = [e for item in need("models", list) for e in _expand_matrix(path, item)]
+    for item in items:
         if isinstance(item, str):
             entries.append(Entry(item))
         elif isinstance(item, dict) and isinstance(item.get("model"), str):
             _refuse_unknown(path, item, {"model", "set", "label", "space", "datasets", "tuned_on",
-                                         "teacher_from", "width"})  # fmt: skip
+                                         "teacher_from", "width", "compare_to"})  # fmt: skip
+            others = item.get("compare_to") or []
+            others = [others] if isinstance(others, str) else others
+            label = item.get("label") or item["model"]
+            compared += [[label, other] for other in others]
             space = dict(item.get("space") or {})
             for key, value in space.items():
                 _check_dimension(path, tuning.search, key, value)
@@ -310,7 +324,8 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
                 "models",
                 f"bad entry {item!r}",
                 "use NAME or {model: NAME, set: {...}, label: NAME, space: {...}, datasets: [...], "
-                "tuned_on: NAME, teacher_from: NAME, width: {of: NAME, ratio: R}}",
+                "tuned_on: NAME, teacher_from: NAME, width: {of: NAME, ratio: R}, compare_to: "
+                "NAME} (or a {matrix: {AXIS: {KEY: {...}}}, ...} of them)",
             )
     names = list(dict.fromkeys(e.name for e in entries))
     on: dict[str, dict[str, Entry]] = {}  # per dataset, its entries by name
@@ -336,7 +351,9 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
     pairs = spec.get("comparisons") or []
     if pairs == "all":  # every model against every model listed before it, where both run
         pairs = [[b, a] for i, a in enumerate(names) for b in names[i + 1 :] if together([a, b])]
-    for pair in pairs:
+    if not isinstance(pairs, list):
+        raise DataError(path, "comparisons", f"bad value {pairs!r}", "give a list of pairs, or all")
+    for pair in [*pairs, *compared]:
         if not (isinstance(pair, list) and len(pair) == 2 and set(pair) <= set(names)):
             raise DataError(
                 path,
@@ -349,7 +366,8 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
                 path, "comparisons", f"{pair[0]} and {pair[1]} never run on the same dataset",
                 "compare entries that share a dataset (see their `datasets`)",
             )  # fmt: skip
-        comparisons.append((pair[0], pair[1]))
+        if (pair[0], pair[1]) not in comparisons:
+            comparisons.append((pair[0], pair[1]))
     for (model, reference), (dataset, here) in itertools.product(comparisons, on.items()):
         if not {model, reference} <= set(here):
             continue
@@ -379,6 +397,74 @@ def load_benchmark(name_or_path: str | Path, *, properties: Any = None) -> Bench
         compression=_compression(path, spec.get("compression"), names),
         dataset_set=_dataset_set(path, spec.get("dataset_set"), spec["datasets"]),
     )  # fmt: skip
+
+
+def _merged(base: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``part`` over it, mappings merged key by key (``part`` wins)."""
+    out = dict(base)
+    for key, value in part.items():
+        both = isinstance(out.get(key), dict) and isinstance(value, dict)
+        out[key] = _merged(out[key], value) if both else value
+    return out
+
+
+def _filled(value: Any, keys: dict[str, str]) -> Any:
+    """``value`` with ``{AXIS}`` in its strings (at any depth) replaced by ``keys[AXIS]``."""
+    if isinstance(value, str):
+        return PLACEHOLDER.sub(lambda m: keys.get(m[1], m[0]), value)
+    if isinstance(value, dict):
+        return {k: _filled(v, keys) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_filled(v, keys) for v in value]
+    return value
+
+
+def _placeholders(value: Any) -> set[str]:
+    """The ``{NAME}`` placeholders in ``value``'s strings, at any depth."""
+    if isinstance(value, str):
+        return set(PLACEHOLDER.findall(value))
+    if isinstance(value, dict | list):
+        return set().union(
+            *map(_placeholders, value.values() if isinstance(value, dict) else value)
+        )
+    return set()
+
+
+def _expand_matrix(path: Path, item: Any) -> list[Any]:
+    """A ``models`` item: itself, or for a ``{matrix: {AXIS: {KEY: part}}, ...}`` one entry per
+    combination of keys (the first axis outermost): the item's other keys with each chosen
+    key's part merged over them (:func:`_merged`), ``{AXIS}`` in any value read as that
+    axis's key, labelled by the keys joined by spaces unless the item gives a label."""
+    if not (isinstance(item, dict) and "matrix" in item):
+        return [item]
+    axes, base = item["matrix"], {k: v for k, v in item.items() if k != "matrix"}
+    where = "models (matrix)"
+    if not (isinstance(axes, dict) and axes):
+        raise DataError(path, where, f"bad value {axes!r}", "give {AXIS: {KEY: {...}, ...}}")
+    for axis, parts in axes.items():
+        bad = not (isinstance(parts, dict) and parts) or any(
+            not isinstance(p, dict | None) for p in parts.values()
+        )
+        if bad:
+            raise DataError(
+                path, f"{where} {axis}", f"bad value {parts!r}",
+                "give each key a mapping of entry fields ({} for none)",
+            )  # fmt: skip
+    used = _placeholders(item) - set(axes)
+    if used:
+        raise DataError(
+            path, where, f"{{{sorted(used)[0]}}} names no axis", f"use one of {sorted(axes)}"
+        )
+    entries = []
+    for combination in itertools.product(*(parts.items() for parts in axes.values())):
+        keys = {axis: str(key) for axis, (key, _) in zip(axes, combination, strict=True)}
+        entry = base
+        for _, part in combination:
+            entry = _merged(entry, part or {})
+        entry = _filled(entry, keys)
+        entry.setdefault("label", " ".join(keys.values()))
+        entries.append(entry)
+    return entries
 
 
 def _dataset_set(path: Path, spec: Any, datasets: list[str]) -> dict[str, dict[str, Any]]:

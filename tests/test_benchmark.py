@@ -72,6 +72,61 @@ def test_bad_benchmark_files_name_file_field_and_fix(tmp_path, body, message):
         load_benchmark("missing", properties=tmp_path)
 
 
+MATRIX = """
+datasets: [toy]
+seeds: [1]
+models:
+  - {model: LightGCN, label: teacher, space: {embedding_size: [8, 16]}}
+  - matrix:
+      student: {LightGCN: {}, BPR: {set: {reg_weight: 0.1}}}
+      width:
+        half: {width: {of: teacher, ratio: 0.5}}
+        quarter: {width: {of: teacher, ratio: 0.25}}
+    model: "{student}"
+    set: {learning_rate: 0.01}
+    space: {learning_rate: [0.01, 0.001]}
+    compare_to: [teacher]
+comparisons: [[BPR quarter, BPR half]]
+"""
+
+
+def test_a_matrix_is_an_entry_per_combination_with_its_parts_merged_and_named(tmp_path):
+    (tmp_path / "m.yaml").write_text(MATRIX)
+    bench = load_benchmark(tmp_path / "m.yaml")
+    students = [(e.name, e.model, e.overrides, e.width) for e in bench.entries[1:]]
+    assert students == [
+        ("LightGCN half", "LightGCN", {"learning_rate": 0.01}, ("teacher", 0.5)),
+        ("LightGCN quarter", "LightGCN", {"learning_rate": 0.01}, ("teacher", 0.25)),
+        ("BPR half", "BPR", {"learning_rate": 0.01, "reg_weight": 0.1}, ("teacher", 0.5)),
+        ("BPR quarter", "BPR", {"learning_rate": 0.01, "reg_weight": 0.1}, ("teacher", 0.25)),
+    ]
+    assert all(e.space == {"learning_rate": [0.01, 0.001]} for e in bench.entries[1:])
+    # the file's pairs first, then each entry's compare_to, in entry order
+    assert bench.comparisons == [
+        ("BPR quarter", "BPR half"),
+        ("LightGCN half", "teacher"),
+        ("LightGCN quarter", "teacher"),
+        ("BPR half", "teacher"),
+        ("BPR quarter", "teacher"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("{LightGCN: {}, BPR: {set: {reg_weight: 0.1}}}", "[LightGCN, BPR]"),
+         r"models \(matrix\) student.*bad value"),
+        (('model: "{student}"', 'model: "{learner}"'), r"\{learner\} names no axis"),
+        (("compare_to: [teacher]", "compare_to: [tutor]"), "comparisons.*bad entry"),
+    ],
+)  # fmt: skip
+def test_a_bad_matrix_is_refused_with_the_axis_or_name(tmp_path, change, message):
+    (tmp_path / "bad.yaml").write_text(MATRIX.replace(*change))
+    with pytest.raises(DataError, match=message) as err:
+        load_benchmark(tmp_path / "bad.yaml")
+    assert "bad.yaml" in str(err.value)
+
+
 def test_all_pairs_and_the_combined_leaderboard(toy, tmp_path):
     from conftest import write_dataset
 
