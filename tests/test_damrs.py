@@ -7,13 +7,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 
 from recbole_mmkd.model.general.damrs import (
-    cosine_similarities,
     denoised_knn_graphs,
     feedback_weights,
+    label_distribution,
     neighbour_discrimination,
     pseudo_positives,
     session_graph,
@@ -77,11 +79,9 @@ def test_pseudo_positives_single_are_the_best_of_own_once_the_shared_are_zeroed(
 
 
 def test_neighbour_discrimination_on_three_directions():
-    items = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
-    similarities = cosine_similarities(items[:1], items)
-    loss = neighbour_discrimination(
-        similarities, torch.tensor([[0]]), torch.tensor([[1]]), temperature=1.0
-    )
+    items = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]])  # one view
+    # anchor item 0: its labels rank item 0 first (shared) and item 1 next (single)
+    loss = neighbour_discrimination(items[:, :1], items, n_pseudo_positives=1, temperature=1.0)
     e = math.e
     expected = -math.log(e / (e + 1 + 1 / e)) - math.log(1 / (1 + 1 / e))
     assert math.isclose(loss.item(), expected, rel_tol=1e-6)
@@ -117,25 +117,30 @@ def test_symmetric_kl_stays_finite_where_sigmoids_saturate():
     assert symmetric_binary_kl(big, -big).item() == 400.0  # (1 - 0) * 400 and (0 - 1) * -400
 
 
-def test_neighbour_discrimination_gradient_matches_autograd_of_its_formula():
+@pytest.mark.parametrize("block_elements", [2**26, 2 * 2 * 30])  # one block; 2-row blocks
+def test_neighbour_discrimination_matches_autograd_of_its_formula(block_elements):
     generator = torch.Generator().manual_seed(0)
-    anchors = torch.randn(6, 4, dtype=torch.float64, generator=generator, requires_grad=True)
-    items = torch.randn(30, 4, dtype=torch.float64, generator=generator, requires_grad=True)
-    shared = torch.randint(0, 30, (6, 3), generator=generator)
-    single = (shared + 1 + torch.randint(0, 5, (6, 3), generator=generator)) % 30
+    anchors = torch.randn(2, 6, 4, dtype=torch.float64, generator=generator, requires_grad=True)
+    items = torch.randn(2, 30, 4, dtype=torch.float64, generator=generator, requires_grad=True)
 
-    def formula(similarities: torch.Tensor) -> torch.Tensor:
-        scores = torch.exp(similarities / 0.2)
-        total = scores.sum(1)
-        p_shared = scores.gather(1, shared).sum(1)
-        p_single = scores.gather(1, single).sum(1)
-        return (-torch.log(p_shared / total + 1e-9)
-                - torch.log(p_single / (total - p_shared) + 1e-9)).mean()  # fmt: skip
+    def formula(anchors: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        similarities = F.normalize(anchors, dim=-1) @ F.normalize(items, dim=-1).transpose(1, 2)
+        labels = label_distribution(similarities.detach())
+        rows = []
+        for view, own in enumerate(labels):
+            shared, single = pseudo_positives(own, labels.sum(0), 3)
+            scores = torch.exp(similarities[view] / 0.2)
+            total = scores.sum(1)
+            p_shared = scores.gather(1, shared).sum(1)
+            p_single = scores.gather(1, single).sum(1)
+            rows.append(-torch.log(p_shared / total + 1e-9)
+                        - torch.log(p_single / (total - p_shared) + 1e-9))  # fmt: skip
+        return torch.stack(rows).mean()
 
     fused = neighbour_discrimination(
-        cosine_similarities(anchors, items), shared, single, temperature=0.2
+        anchors, items, n_pseudo_positives=3, temperature=0.2, block_elements=block_elements
     )
-    expected = formula(cosine_similarities(anchors, items))
+    expected = formula(anchors, items)
     assert torch.allclose(fused, expected, rtol=1e-12)
     for got, want in zip(torch.autograd.grad(fused, (anchors, items)),
                          torch.autograd.grad(expected, (anchors, items)), strict=True):  # fmt: skip

@@ -19,9 +19,14 @@ from recbole_mmkd.model.cooccurrence import top_cooccurring
 from recbole_mmkd.model.graph import lightgcn_layers, normalized_adjacency, normalized_pattern
 from recbole_mmkd.model.inplace import saved_once
 
+# elements of one row block of similarities (a modality's in the denoised graphs, every
+# view's in the neighbour discrimination): about 256 MB of float32, so a batch's rows are one
+# block on TikTok and hundreds of rows a block at 100,000 items
+BLOCK_ELEMENTS = 2**26
+
 
 def denoised_knn_graphs(
-    features: dict[str, torch.Tensor], k: int, *, chunk: int = 2048
+    features: dict[str, torch.Tensor], k: int, *, block_elements: int = BLOCK_ELEMENTS
 ) -> dict[str, torch.Tensor]:
     """DA-MRS's denoised item-item graphs, one per modality: a pair of items is a candidate
     edge only where its cosine similarity reaches the mean similarity (over all pairs of the
@@ -29,7 +34,8 @@ def denoised_knn_graphs(
     to its ``k`` most similar candidates (all of them where it has fewer; itself included, as
     its own similarity is the largest), each graph normalised by
     :func:`~recbole_mmkd.model.graph.normalized_pattern` (sparse CSR). Items with a zero feature
-    row (padding, missing modality) get no edges in any graph."""
+    row (padding, missing modality) get no edges in any graph. Computed in blocks of rows of
+    at most ``block_elements`` similarities a modality."""
     units = {m: F.normalize(x.float(), dim=1) for m, x in features.items()}
     valid = torch.stack([x.norm(dim=1) > 0 for x in features.values()]).all(0)
     means = {}
@@ -38,6 +44,7 @@ def denoised_knn_graphs(
         total = present.sum(0)
         means[m] = (total @ total) / max(len(present), 1) ** 2
     n = valid.shape[0]
+    chunk = max(1, block_elements // n)
     rows: dict[str, list[torch.Tensor]] = {m: [] for m in units}
     cols: dict[str, list[torch.Tensor]] = {m: [] for m in units}
     for start in range(0, n, chunk):
@@ -72,16 +79,10 @@ def session_graph(interactions: sp.coo_matrix, k: int, *, min_shared: int) -> to
     return normalized_pattern(rows, cols, n_items).to_sparse_csr()
 
 
-def cosine_similarities(anchors: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-    """``(anchors, items)`` cosine similarities: computed once a view and batch, read by
-    :func:`label_distribution` (without gradient) and :func:`neighbour_discrimination`."""
-    return F.normalize(anchors, dim=1) @ F.normalize(items, dim=1).T
-
-
 def label_distribution(similarities: torch.Tensor) -> torch.Tensor:
     """Softmax over all items of each anchor row's cosine similarities (DA-MRS's
     ``label_prediction``)."""
-    return torch.softmax(similarities, dim=1)
+    return torch.softmax(similarities, dim=-1)
 
 
 def pseudo_positives(
@@ -94,67 +95,119 @@ def pseudo_positives(
     the release's way (a row x items pass saved a view). The same items but where several tie
     at the n-th value, which the two ways take in another order (on a TikTok batch 21, 11 and
     2 of 2,786 rows, one count a view; ``bench/mmrec/step_check.py DAMRS``)."""
-    shared = torch.topk(total + own, n, dim=1).indices
-    candidates = torch.topk(own, min(2 * n, own.shape[1]), dim=1).indices
-    taken = (candidates.unsqueeze(2) == shared.unsqueeze(1)).any(2)
-    first = torch.argsort(taken.to(torch.int8), dim=1, stable=True)[:, :n]
-    return shared, candidates.gather(1, first)
+    shared = torch.topk(total + own, n, dim=-1).indices
+    candidates = torch.topk(own, min(2 * n, own.shape[-1]), dim=-1).indices
+    taken = (candidates.unsqueeze(-1) == shared.unsqueeze(-2)).any(-1)
+    first = torch.argsort(taken.to(torch.int8), dim=-1, stable=True)[..., :n]
+    return shared, candidates.gather(-1, first)
+
+
+def _block_terms(
+    anchors: torch.Tensor, items: torch.Tensor, n: int, temperature: float
+) -> tuple[torch.Tensor, ...]:
+    """One row block of every view: ``exp(cos / temperature)`` ``(V, rows, items)``, the
+    shared and single pseudo-positives ``(V, rows, n)`` (from the label distributions of
+    the same cosines, without gradient), and per row the sums T, P_s and P_1."""
+    similarities = anchors @ items.transpose(1, 2)
+    labels = label_distribution(similarities)
+    total = labels.sum(0)
+    shared, single = zip(*(pseudo_positives(own, total, n) for own in labels), strict=True)
+    del labels, total
+    scores = similarities.div_(temperature).exp_()
+    shared, single = torch.stack(shared), torch.stack(single)
+    sums = scores.sum(-1)
+    return (
+        scores,
+        shared,
+        single,
+        sums,
+        scores.gather(-1, shared).sum(-1),
+        scores.gather(-1, single).sum(-1),
+    )
 
 
 class _NeighbourDiscrimination(torch.autograd.Function):
-    """Per-row discrimination with its gradient written out: forward keeps one ``(rows,
-    items)`` buffer, the scores, which backward turns into the gradient in place (so it runs
-    once; a second backward through the same graph is refused)."""
+    """Every view's discrimination rows ``(V, rows)`` from the L2-normalised anchor and item
+    rows of each view, in blocks of ``block`` rows, the gradient written out. With one block
+    its ``(V, rows, items)`` scores are kept for backward, which turns them into the
+    gradient in place (so it runs once; a second backward through the same graph is
+    refused); with several, backward computes each block's scores again, so that no more
+    than one block's are held at a time."""
 
     @staticmethod
-    def forward(ctx, similarities, shared, single, temperature):
-        scores = torch.exp(similarities / temperature)
-        total = scores.sum(1)
-        p_shared = scores.gather(1, shared).sum(1)
-        p_single = scores.gather(1, single).sum(1)
-        rest = total - p_shared
-        ctx.save_for_backward(scores, shared, single, total, p_shared, p_single)
-        ctx.temperature = temperature
-        return -torch.log(p_shared / total + 1e-9) - torch.log(p_single / rest + 1e-9)
+    def forward(ctx, anchors, items, n, temperature, block):
+        rows, kept = [], []
+        saved = {k: [] for k in ("shared", "single", "sums", "p_shared", "p_single")}
+        for start in range(0, anchors.shape[1], block):
+            scores, *parts = _block_terms(anchors[:, start : start + block], items, n, temperature)
+            for key, part in zip(saved, parts, strict=True):
+                saved[key].append(part)
+            sums, p_shared, p_single = parts[2:]
+            rest = sums - p_shared
+            rows.append(-torch.log(p_shared / sums + 1e-9) - torch.log(p_single / rest + 1e-9))
+            kept.append(scores if block >= anchors.shape[1] else None)
+        parts = [torch.cat(saved[k], dim=1) for k in saved]
+        ctx.save_for_backward(anchors, items, *parts, *(k for k in kept if k is not None))
+        ctx.temperature, ctx.block = temperature, block
+        return torch.cat(rows, dim=1)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        scores, shared, single, total, p_shared, p_single = saved_once(
+        anchors, items, shared, single, sums, p_shared, p_single, *kept = saved_once(
             ctx, "neighbour_discrimination"
         )
-        rest = total - p_shared
+        tau, block = ctx.temperature, ctx.block
+        rest = sums - p_shared
         # d loss / d x and / d y of x = P_s / T and y = P_1 / (T - P_s), over the temperature
-        gx = -grad / (p_shared / total + 1e-9) / ctx.temperature
-        gy = -grad / (p_single / rest + 1e-9) / ctx.temperature
-        d_total = -gx * p_shared / total**2 - gy * p_single / rest**2
-        d_shared = gx / total + gy * p_single / rest**2
+        gx = -grad / (p_shared / sums + 1e-9) / tau
+        gy = -grad / (p_single / rest + 1e-9) / tau
+        d_sums = -gx * p_shared / sums**2 - gy * p_single / rest**2
+        d_shared = gx / sums + gy * p_single / rest**2
         d_single = gy / rest
-        at_shared = scores.gather(1, shared) * d_shared.unsqueeze(1)
-        at_single = scores.gather(1, single) * d_single.unsqueeze(1)
-        out = scores.mul_(d_total.unsqueeze(1))  # d/dS = exp(S / tau) / tau * d/dexp
-        out.scatter_add_(1, shared, at_shared)
-        out.scatter_add_(1, single, at_single)
-        return out, None, None, None
+        grad_anchors, grad_items = torch.empty_like(anchors), torch.zeros_like(items)
+        for start in range(0, anchors.shape[1], block):
+            part = slice(start, start + block)
+            a = anchors[:, part]
+            scores = kept[0] if kept else (a @ items.transpose(1, 2)).div_(tau).exp_()
+            at_shared = scores.gather(-1, shared[:, part]) * d_shared[:, part, None]
+            at_single = scores.gather(-1, single[:, part]) * d_single[:, part, None]
+            out = scores.mul_(d_sums[:, part, None])  # d/dS = exp(S / tau) / tau * d/dexp
+            out.scatter_add_(-1, shared[:, part], at_shared)
+            out.scatter_add_(-1, single[:, part], at_single)
+            torch.bmm(out, items, out=grad_anchors[:, part])
+            grad_items.baddbmm_(out.transpose(1, 2), a)
+        return grad_anchors, grad_items, None, None, None
 
 
 def neighbour_discrimination(
-    similarities: torch.Tensor,
-    shared: torch.Tensor,
-    single: torch.Tensor,
+    anchors: torch.Tensor,
+    items: torch.Tensor,
     *,
+    n_pseudo_positives: int,
     temperature: float,
+    block_elements: int = BLOCK_ELEMENTS,
 ) -> torch.Tensor:
-    r"""DA-MRS's neighbour discrimination over the anchors' cosine similarities to all items
-    (:func:`cosine_similarities`) at ``temperature``: :math:`-\log(P_s / T + \epsilon) -
-    \log(P_1 / (T - P_s) + \epsilon)`, :math:`P_s, P_1` the summed :math:`\exp(\cos / \tau)` of
-    the shared and single pseudo-positives (column indices), :math:`T` over all items,
-    :math:`\epsilon = 10^{-9}`; mean over the anchors. The gradient is written out
-    (:class:`_NeighbourDiscrimination`: a third of autograd's ``(anchors, items)`` passes);
-    runs outside autocast, in float32 at least."""
-    dtype = torch.promote_types(similarities.dtype, torch.float32)
-    with torch.autocast(similarities.device.type, enabled=False):
-        rows = _NeighbourDiscrimination.apply(similarities.to(dtype), shared, single, temperature)
+    r"""DA-MRS's neighbour discrimination of every view's anchors (``(V, rows, d)``: the
+    batch's items in each view) against all of that view's items (``(V, items, d)``):
+    per anchor and view, :math:`-\log(P_s / T + \epsilon) - \log(P_1 / (T - P_s) +
+    \epsilon)`, where :math:`P_s, P_1` are the summed :math:`\exp(\cos / \tau)` of the
+    view's shared and single pseudo-positives (:func:`pseudo_positives`, ranked on every
+    view's :func:`label_distribution` of the same cosines), :math:`T` that sum over all items,
+    :math:`\epsilon = 10^{-9}`; the mean over anchors and views. Computed in blocks of rows of
+    at most ``block_elements`` similarities over all views, the gradient written out
+    (:class:`_NeighbourDiscrimination`); runs outside autocast, in float32 at least."""
+    dtype = torch.promote_types(anchors.dtype, torch.float32)
+    views, n_items = items.shape[:2]
+    block = max(1, block_elements // (views * n_items))
+    with torch.autocast(anchors.device.type, enabled=False):
+        rows = _NeighbourDiscrimination.apply(
+            F.normalize(anchors.to(dtype), dim=-1),
+            F.normalize(items.to(dtype), dim=-1),
+            n_pseudo_positives,
+            temperature,
+            block,
+        )
     return rows.mean()
 
 
@@ -228,6 +281,13 @@ class DAMRS(MultimodalRecommender):
       infinite where a sigmoid saturates); the graphs' row counts carry no 1e-7 (rows without
       edges are zero). The neighbour discrimination's gradient is written out (the same
       gradient; float32 under autocast).
+    - Memory: the release computes each view's whole (batch items x items) similarities,
+      label distributions and exponentials at once. Here the discrimination, and the graph
+      construction, run in row blocks of at most 2^26 similarities (one block for a TikTok
+      batch; backward computes a block again when there are several): on a set of 100,000
+      items (``tests/test_scale.py``) building the model and a training step peak at 1.5 GB,
+      against 17 GB with whole matrices, and a TikTok step takes 0.93x the time
+      (``bench/bench_step_ab.py DAMRS``).
     - Left out as unused by the release: ``image_trs``/``text_trs``, ``reg_weight``,
       ``lambda_coeff``, ``cf_model``. The features are fixed, as they are in the release.
 
@@ -290,19 +350,12 @@ class DAMRS(MultimodalRecommender):
         batch_items = torch.unique(torch.cat([pos, neg]))
 
         candidates = item_views[:, 1:]  # every item but the padding item 0
-        similarities = [cosine_similarities(v[batch_items], c)
-                        for v, c in zip(item_views, candidates, strict=True)]  # fmt: skip
-        with torch.no_grad():
-            labels = [label_distribution(s.detach()) for s in similarities]
-            total = sum(labels[1:], labels[0])
-        discrimination = sum(
-            neighbour_discrimination(
-                s,
-                *pseudo_positives(own, total, self.n_pseudo_positives),
-                temperature=self.temperature,
-            )
-            for s, own in zip(similarities, labels, strict=True)
-        ) / len(labels)
+        discrimination = neighbour_discrimination(
+            item_views[:, batch_items],
+            candidates,
+            n_pseudo_positives=self.n_pseudo_positives,
+            temperature=self.temperature,
+        )
 
         mean_view = item_views.mean(0)
         batch_users = users[torch.unique(user)]
