@@ -7,8 +7,8 @@ stand-in features of the published shapes as ``bench_scale.py`` does: cost only)
 - the normalised user-item adjacency (``graph.normalized_adjacency``);
 - per modality, the kNN item graph (``graph.knn_graph``, k = 10) against its floor, the same
   row blocks' bare similarity products ``unit[block] @ unit.T`` (``n^2 d`` multiply-adds; an
-  exact cosine kNN in thousands of dimensions gets no cheaper in practice), both timed in one process, alternated over ``--rounds``
-  (medians), and the ratio of the two;
+  exact cosine kNN in thousands of dimensions gets no cheaper in practice), both timed in one
+  process, alternated over ``--rounds`` (medians), and the ratio of the two;
 - the same graph read back from the on-disk cache (``graph.cached_knn_graph`` in a fresh cache
   folder, its in-process memo cleared): what every run after the first pays;
 - each construction's resident-memory peak, in a fresh process of its own (a separate pass, so
