@@ -12,7 +12,7 @@ stand-in features of the published shapes as ``bench_scale.py`` does: cost only)
 - the same graph read back from the on-disk cache (``graph.cached_knn_graph`` in a fresh cache
   folder, its in-process memo cleared): what every run after the first pays;
 - each construction's resident-memory peak, in a fresh process of its own (a separate pass, so
-  the sampler never slows what is timed).
+  nothing measures memory beside what is timed).
 
   OMP_NUM_THREADS=1 .venv/bin/python bench/bench_graphs.py [--datasets baby clothing]
       [--rounds 3] [--data DIR] [--work /tmp/recbole-mmkd-scale]
@@ -86,7 +86,7 @@ def _cached_read(features: torch.Tensor) -> float:
 
 def _peak(folder: Path, name: str, what: str) -> float:
     """In a fresh process: peak resident-memory growth (MB) of one construction, the inputs
-    read before the sampling starts."""
+    read before the measurement starts."""
     inputs = _interactions(folder, name) if what == "adjacency" else _features(folder, name, what)
     build = graph.normalized_adjacency if what == "adjacency" else lambda x: graph.knn_graph(x, K)
     return _peak_during(lambda: build(inputs))[2]

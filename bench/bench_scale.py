@@ -13,8 +13,8 @@ teacher):
   training-epoch seconds over ``--epochs``, one full validation pass, each also as a ratio to
   LightGCN measured first in the same process;
 - pass 2, a fresh process per model: the resident-memory peak of the same work (load, one
-  epoch, one validation pass), sampled every millisecond, so that no model's allocations count
-  in another's and the sampler never slows what pass 1 times;
+  epoch, one validation pass), the kernel's high-water mark, so that no model's allocations
+  count in another's and nothing samples beside what pass 1 times;
 
 and, with two or more datasets, each model's growth of epoch time from the first to the last.
 

@@ -1,7 +1,7 @@
 """A set of 100,000 items (issue 20): every registered model builds, takes a training step
 and scores a batch of users without holding anything of size items x items, each in a fresh
-process whose resident memory is sampled and whose address space is capped. An items x items
-float32 matrix here is 40 GB, a boolean one 10 GB."""
+process whose resident-memory high-water mark is read and whose address space is capped. An
+items x items float32 matrix here is 40 GB, a boolean one 10 GB."""
 
 from __future__ import annotations
 
