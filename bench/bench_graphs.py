@@ -21,6 +21,7 @@ stand-in features of the published shapes as ``bench_scale.py`` does: cost only)
 from __future__ import annotations
 
 import argparse
+import inspect
 import multiprocessing
 import os
 import statistics
@@ -61,8 +62,9 @@ def _features(folder: Path, name: str, modality: str) -> torch.Tensor:
     return torch.from_numpy(np.load(folder / name / f"{name}.{modality}.npy"))
 
 
-def similarity_floor(features: torch.Tensor, *, chunk: int = 2048) -> None:
+def similarity_floor(features: torch.Tensor) -> None:
     """The products an exact cosine kNN must compute, in ``knn_graph``'s row blocks."""
+    chunk = inspect.signature(graph.knn_graph).parameters["chunk"].default
     unit = F.normalize(features, dim=1)
     for start in range(0, unit.shape[0], chunk):
         unit[start : start + chunk] @ unit.T

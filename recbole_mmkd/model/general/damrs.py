@@ -136,20 +136,17 @@ class _NeighbourDiscrimination(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, anchors, items, n, temperature, block):
-        rows, kept = [], []
-        saved = {k: [] for k in ("shared", "single", "sums", "p_shared", "p_single")}
+        blocks = []  # per block: shared, single, sums, p_shared, p_single
         for start in range(0, anchors.shape[1], block):
             scores, *parts = _block_terms(anchors[:, start : start + block], items, n, temperature)
-            for key, part in zip(saved, parts, strict=True):
-                saved[key].append(part)
-            sums, p_shared, p_single = parts[2:]
-            rest = sums - p_shared
-            rows.append(-torch.log(p_shared / sums + 1e-9) - torch.log(p_single / rest + 1e-9))
-            kept.append(scores if block >= anchors.shape[1] else None)
-        parts = [torch.cat(saved[k], dim=1) for k in saved]
-        ctx.save_for_backward(anchors, items, *parts, *(k for k in kept if k is not None))
+            blocks.append(parts)
+        parts = (torch.cat(p, dim=1) for p in zip(*blocks, strict=True))
+        shared, single, sums, p_shared, p_single = parts
+        kept = [scores] if len(blocks) == 1 else []
+        ctx.save_for_backward(anchors, items, shared, single, sums, p_shared, p_single, *kept)
         ctx.temperature, ctx.block = temperature, block
-        return torch.cat(rows, dim=1)
+        rest = sums - p_shared
+        return -torch.log(p_shared / sums + 1e-9) - torch.log(p_single / rest + 1e-9)
 
     @staticmethod
     @once_differentiable
